@@ -1,0 +1,66 @@
+"""Where scene3d_ros keeps files: package config, and the data directory for built artefacts.
+
+The data directory holds what `make setup` / the build commands produce (the CAD library, shape
+databases, generated datasets). It is ``$SCENE3D_DATA_DIR`` when set, else
+``$XDG_DATA_HOME/scene3d_ros`` (default ``~/.local/share/scene3d_ros``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+PACKAGE_NAME = "scene3d_ros"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def data_dir() -> Path:
+    """Root folder for built artefacts (created on demand by the writers, not here)."""
+    env = os.environ.get("SCENE3D_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / PACKAGE_NAME
+
+
+def default_cad_library_dir() -> Path:
+    """The CAD library built by ``build_cad_library`` (and ``make setup``)."""
+    return data_dir() / "cad_library"
+
+
+def config_dir() -> Path:
+    """The package's config/ folder: the source tree's, else the installed share/ folder."""
+    source = PACKAGE_DIR.parent / "config"
+    if source.is_dir():
+        return source
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory(PACKAGE_NAME)) / "config"
+    except Exception as exc:  # ament index missing or package not installed
+        raise FileNotFoundError(
+            f"cannot find the {PACKAGE_NAME} config/ folder next to {PACKAGE_DIR} nor in the ament index"
+        ) from exc
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Atomic text write (UTF-8); see :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))

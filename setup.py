@@ -1,0 +1,35 @@
+"""ament_python package scene3d_ros (also pip-installable for development: pip install -e .)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "scene3d_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="scene3d_ros developers",
+    maintainer_email="scene3d-ros@example.org",
+    description="Camera images to semantic 3D scenes: Mask R-CNN with pose and descriptor heads, "
+    "CAD model retrieval, vision_msgs detections and TF frames.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            f"build_cad_library = {PACKAGE}.cli.build_cad_library:main",
+            f"generate_data = {PACKAGE}.cli.generate_data:main",
+            f"demo = {PACKAGE}.cli.demo:main",
+            f"synthetic_camera = {PACKAGE}.ros.synthetic_camera:main",
+        ],
+    },
+)
