@@ -1,0 +1,100 @@
+"""Conversions between scene3d_ros values (numpy, geometry) and ROS messages.
+
+Frames: poses are in the camera optical frame (REP 103: x right, y down, z forward), metres.
+Quaternions in scene3d_ros are (w, x, y, z); geometry_msgs/Quaternion has named fields, so the
+order question ends here. No rclpy import: messages only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Pose, Quaternion, Transform, TransformStamped, Vector3
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+from vision_msgs.msg import BoundingBox3D, Detection3D, ObjectHypothesisWithPose
+
+from scene3d_ros.geometry import CameraIntrinsics, canonical_quaternion
+
+
+def header(stamp_ns: int, frame_id: str) -> Header:
+    """std_msgs/Header from a time in integer nanoseconds."""
+    return Header(stamp=Time(sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000)),
+                  frame_id=frame_id)
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds (the key used to join topics by stamp)."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def rgb8_image_msg(rgb: np.ndarray, msg_header: Header) -> Image:
+    """sensor_msgs/Image (rgb8, no row padding) from an HxWx3 uint8 array."""
+    rgb = np.ascontiguousarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 uint8 RGB array, got {rgb.dtype} {rgb.shape}")
+    height, width = rgb.shape[:2]
+    return Image(header=msg_header, height=height, width=width, encoding="rgb8", is_bigendian=0,
+                 step=width * 3, data=rgb.tobytes())
+
+
+def camera_info_msg(intrinsics: CameraIntrinsics, msg_header: Header) -> CameraInfo:
+    """sensor_msgs/CameraInfo for an undistorted pinhole camera (D = 0, R = I, P = [K | 0])."""
+    k = intrinsics.matrix
+    p = np.hstack([k, np.zeros((3, 1))])
+    return CameraInfo(header=msg_header, height=intrinsics.height, width=intrinsics.width,
+                      distortion_model="plumb_bob", d=[0.0] * 5, k=k.reshape(-1).tolist(),
+                      r=np.eye(3).reshape(-1).tolist(), p=p.reshape(-1).tolist())
+
+
+def intrinsics_from_camera_info(msg: CameraInfo) -> CameraIntrinsics:
+    """CameraIntrinsics from CameraInfo's K; ValueError naming the problem for NaN/zero/odd values."""
+    k = np.asarray(msg.k, dtype=np.float64)
+    if k.shape != (9,):
+        raise ValueError(f"camera_info K must have 9 entries, got {k.shape}")
+    if msg.width == 0 or msg.height == 0:
+        raise ValueError(f"camera_info image size must be positive, got {msg.width}x{msg.height}")
+    return CameraIntrinsics.from_matrix(k.reshape(3, 3), msg.width, msg.height)
+
+
+def pose_msg(quaternion_wxyz: Sequence[float], translation_m: Sequence[float]) -> Pose:
+    """geometry_msgs/Pose from a (w, x, y, z) quaternion (canonicalised, w >= 0) and metres."""
+    w, x, y, z = canonical_quaternion(np.asarray(quaternion_wxyz, dtype=np.float64))
+    tx, ty, tz = (float(v) for v in translation_m)
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = tx, ty, tz
+    pose.orientation = Quaternion(w=float(w), x=float(x), y=float(y), z=float(z))
+    return pose
+
+
+def quaternion_wxyz(msg: Quaternion) -> np.ndarray:
+    """(w, x, y, z) array from geometry_msgs/Quaternion."""
+    return np.array([msg.w, msg.x, msg.y, msg.z], dtype=np.float64)
+
+
+def detection3d_msg(msg_header: Header, class_id: str, score: float, quaternion: Sequence[float],
+                    translation_m: Sequence[float], size_m: Sequence[float], object_id: str = "") -> Detection3D:
+    """vision_msgs/Detection3D: one hypothesis (class_id, score, pose) and the oriented 3D box.
+
+    ``size_m`` is the box size along the object's own x (front), y (left), z (up) axes, metres;
+    the box is centred on the pose, whose orientation is the object's.
+    """
+    pose = pose_msg(quaternion, translation_m)
+    hypothesis = ObjectHypothesisWithPose()
+    hypothesis.hypothesis.class_id = class_id
+    hypothesis.hypothesis.score = float(score)
+    hypothesis.pose.pose = pose
+    sx, sy, sz = (float(v) for v in size_m)
+    return Detection3D(header=msg_header, results=[hypothesis],
+                       bbox=BoundingBox3D(center=pose, size=Vector3(x=sx, y=sy, z=sz)), id=object_id)
+
+
+def transform_stamped_msg(msg_header: Header, child_frame_id: str, quaternion: Sequence[float],
+                          translation_m: Sequence[float]) -> TransformStamped:
+    """TF transform of an object frame (child) in the image's frame (header.frame_id)."""
+    pose = pose_msg(quaternion, translation_m)
+    transform = Transform(translation=Vector3(x=pose.position.x, y=pose.position.y, z=pose.position.z),
+                          rotation=pose.orientation)
+    return TransformStamped(header=msg_header, child_frame_id=child_frame_id, transform=transform)
