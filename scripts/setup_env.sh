@@ -54,4 +54,6 @@ if ! "$V/bin/python" -c "import scene3d_ros" >/dev/null 2>&1; then
   log "pip install -e ."
   "$V/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
 fi
+# 5. the CAD library (deterministic; kept when it is already built and up to date)
+"$V/bin/python" -m scene3d_ros.cli.build_cad_library --quiet
 log "done: $V"

@@ -37,9 +37,10 @@ from scene3d_ros.ros.conversions import (
     transform_stamped_msg,
 )
 from scene3d_ros.ros.environment import default_to_localhost_discovery
+from scene3d_ros.world.annotations import AnnotatedScene, generate_annotated_scene
 from scene3d_ros.world.cad_library import CadLibrary
 from scene3d_ros.world.renderer import Renderer
-from scene3d_ros.world.scene_sampler import SceneConfig, sample_scene
+from scene3d_ros.world.scene_sampler import SceneConfig
 
 TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -97,20 +98,19 @@ class SyntheticCamera(Node):
                                  integer_range=[IntegerRange(from_value=1, to_value=100)]),
         }
 
-    def _render_next(self):
-        scene = sample_scene(self._rng, self._library, self._scene_config)
-        return scene, self._renderer.render(scene, self._library)
+    def _render_next(self) -> AnnotatedScene:
+        return generate_annotated_scene(self._rng, self._library, self._scene_config, self._renderer)
 
     def _publish_frame(self) -> None:
         if self._max_frames and self._sent >= self._max_frames:
             return
-        scene, rendered = self._next
+        frame = self._next
         msg_header = header(self.get_clock().now().nanoseconds, self._frame_id)
-        self._image_pub.publish(rgb8_image_msg(rendered.rgb, msg_header))
-        self._info_pub.publish(camera_info_msg(scene.intrinsics, msg_header))
+        self._image_pub.publish(rgb8_image_msg(frame.rendered.rgb, msg_header))
+        self._info_pub.publish(camera_info_msg(frame.scene.intrinsics, msg_header))
         detections = Detection3DArray(header=msg_header)
         transforms = TFMessage()
-        for k, obj in enumerate(rendered.objects):
+        for k, obj in enumerate(frame.annotations):
             model = self._library.get(obj.model_id)
             detections.detections.append(detection3d_msg(
                 msg_header, obj.category, 1.0, obj.quaternion, obj.translation, model.extents, obj.model_id))
