@@ -1,0 +1,69 @@
+"""``build_cad_library``: build (or check) the CAD library of procedural and shipped real meshes.
+
+    build_cad_library [--output DIR] [--seed N] [--force] [--quiet]
+
+Without ``--force`` an existing library that is valid and up to date (same generator version
+and seed, mesh files matching their sha256) is kept; otherwise the library is (re)built into a
+temporary sibling folder and renamed into place. Prints per-category model and sub-type counts
+and the library checksum. Exit code 0 on success, 1 on error (message on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from scene3d_ros import CATEGORIES
+from scene3d_ros.paths import default_cad_library_dir
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="build_cad_library",
+        description="Build (or check) the CAD library of procedural and shipped real meshes (metres, "
+        "canonical object frame: +x front, +y left, +z up).")
+    parser.add_argument("--output", default=None, metavar="DIR",
+                        help=f"library folder (default: {default_cad_library_dir()})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the procedural parameters (default: 0)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if an up-to-date library exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    from scene3d_ros.world.cad_library import CadLibraryError, build_cad_library, check_cad_library
+
+    start = time.perf_counter()
+    try:
+        library = None
+        if not args.force:
+            try:
+                library = check_cad_library(args.output, seed=args.seed)
+                print("the CAD library is up to date: kept (use --force to rebuild it)")
+            except CadLibraryError as exc:
+                print(f"building the CAD library: {str(exc).split('; run `build_cad_library')[0]}")
+        if library is None:
+            library = build_cad_library(args.output, seed=args.seed, progress=not args.quiet)
+    except (CadLibraryError, OSError, ValueError, ImportError) as exc:
+        print(f"build_cad_library: error: {exc}", file=sys.stderr)
+        return 1
+    elapsed = time.perf_counter() - start
+
+    print(f"CAD library at {library.root} "
+          f"(seed {library.seed}, generator version {library.generator_version})")
+    print(f"{'category':<12} {'models':>6} {'sub-types':>9}  sub-type names")
+    for category in CATEGORIES:
+        models = library.by_category(category)
+        subtypes = sorted({m.subtype for m in models})
+        print(f"{category:<12} {len(models):>6} {len(subtypes):>9}  {', '.join(subtypes)}")
+    print(f"{'total':<12} {len(library.models):>6}")
+    print(f"checksum {library.checksum}")
+    print(f"done in {elapsed:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
