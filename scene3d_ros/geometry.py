@@ -222,13 +222,13 @@ class CameraIntrinsics:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
 
     @classmethod
-    def from_matrix(cls, k: np.ndarray, width: int, height: int) -> "CameraIntrinsics":
+    def from_matrix(cls, k: np.ndarray, width: int, height: int) -> CameraIntrinsics:
         """From a 3x3 camera matrix K (pixels)."""
         k = np.asarray(k, dtype=np.float64).reshape(3, 3)
         return cls(float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]), int(width), int(height))
 
     @classmethod
-    def from_fov(cls, width: int, height: int, horizontal_fov_deg: float) -> "CameraIntrinsics":
+    def from_fov(cls, width: int, height: int, horizontal_fov_deg: float) -> CameraIntrinsics:
         """Square pixels, principal point at the image centre, given horizontal field of view."""
         f = 0.5 * width / np.tan(np.radians(horizontal_fov_deg) / 2.0)
         return cls(f, f, width / 2.0, height / 2.0, int(width), int(height))
@@ -252,7 +252,7 @@ class CameraIntrinsics:
         y = (uv[:, 1] - self.cy) / self.fy * z
         return np.stack([x, y, z], axis=1)
 
-    def scaled(self, scale_x: float, scale_y: float | None = None) -> "CameraIntrinsics":
+    def scaled(self, scale_x: float, scale_y: float | None = None) -> CameraIntrinsics:
         """Intrinsics of the same camera after resizing the image by the given factors."""
         scale_y = scale_x if scale_y is None else scale_y
         return CameraIntrinsics(

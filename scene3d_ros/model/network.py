@@ -201,6 +201,61 @@ class Scene3DNet(MaskRCNN):
             return {**detector_losses, **proposal_losses}
         return self.transform.postprocess(detections, image_list.image_sizes, original_image_sizes)
 
+    def predict_with_boxes(self, images: list[Tensor], boxes: Sequence[Tensor], labels: Sequence[Tensor],
+                           intrinsics: Sequence[Tensor] | None = None) -> list[dict[str, Tensor]]:
+        """Inference on given boxes instead of detections (the paper's "ground-truth boxes" setting).
+
+        ``boxes``: per image ``(N_i, 4)`` x0 y0 x1 y1 in pixels of the given image (positive width
+        and height); ``labels``: per image ``(N_i,)`` 1-based class ids (``classes[k - 1]``), which
+        select the per-class mask, rotation and translation outputs. ``intrinsics`` as in
+        :meth:`forward`. The boxes are resized into the network input like torchvision's transform
+        resizes targets, the mask and pose/descriptor heads run on them as if they were the final
+        detections (the same code path as :meth:`forward`), and the results are mapped back.
+
+        Returns one dict per image in the layout of :meth:`forward`, row ``j`` for box ``j``:
+        ``boxes`` (the given ones, after the resize round trip), ``labels`` (the given ones),
+        ``scores`` (all 1), ``masks``, ``quaternions``, ``allocentric_quaternions``,
+        ``translations`` (metres), ``descriptors`` (each only when its head exists).
+        """
+        if self.training:
+            raise RuntimeError("predict_with_boxes is inference only: call model.eval() first")
+        if not len(boxes) == len(labels) == len(images):
+            raise ValueError(f"got {len(boxes)} box sets and {len(labels)} label sets for {len(images)} images")
+        device = images[0].device if images else None
+        given: list[dict[str, Tensor]] = []
+        for i, (b, lab) in enumerate(zip(boxes, labels, strict=True)):
+            b = torch.as_tensor(b, dtype=torch.float32, device=device)
+            lab = torch.as_tensor(lab, dtype=torch.int64, device=device)
+            if b.dim() != 2 or b.shape[1] != 4 or lab.shape != (b.shape[0],):
+                raise ValueError(f"image {i}: boxes must be (N, 4) and labels (N,), got {tuple(b.shape)} and "
+                                 f"{tuple(lab.shape)}")
+            if ((lab < 1) | (lab >= self.num_classes)).any():
+                raise ValueError(f"image {i}: labels must be class ids in 1..{self.num_classes - 1}, "
+                                 f"got {lab.tolist()}")
+            if (b[:, 2:] <= b[:, :2]).any():
+                raise ValueError(f"image {i}: every box needs a positive width and height, got {b.tolist()}")
+            given.append({"boxes": b, "labels": lab})
+
+        intrinsics = self._inference_intrinsics(images, intrinsics)
+        original_image_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
+        image_list, resized, intrinsics = self.transform(images, given, intrinsics)
+        features = self.backbone(image_list.tensors)
+        heads, image_shapes = self.roi_heads, image_list.image_sizes
+        head_boxes = [t["boxes"] for t in resized]
+        head_labels = [t["labels"] for t in resized]
+        result = [{"boxes": b, "labels": lab, "scores": torch.ones_like(b[:, 0])}
+                  for b, lab in zip(head_boxes, head_labels, strict=True)]
+        # the tail of PoseRoIHeads.forward at inference, with the given boxes as the detections
+        if heads.has_mask():
+            heads._forward_mask(features, head_boxes, head_labels, None, image_shapes, None, result)
+        if heads.has_pose_trunk():
+            pose_features = heads.pose_head(heads.box_roi_pool(features, head_boxes, image_shapes))
+            if heads.has_rotation() or heads.has_translation():
+                heads._forward_pose(pose_features, head_boxes, head_labels, None, None, intrinsics, result)
+            if heads.has_descriptor():
+                heads._forward_descriptor(pose_features, head_boxes, None, None, result)
+        return self.transform.postprocess(result, image_shapes, original_image_sizes)
+
     def _prepare_targets(self, images: list[Tensor], targets: list[dict[str, Tensor]],
                          intrinsics: Sequence[Tensor] | None) -> list[dict[str, Tensor]]:
         """Shallow copies of ``targets`` with ``K`` filled from ``intrinsics`` where missing and
