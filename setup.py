@@ -29,6 +29,7 @@ setup(
             f"build_cad_library = {PACKAGE}.cli.build_cad_library:main",
             f"generate_data = {PACKAGE}.cli.generate_data:main",
             f"demo = {PACKAGE}.cli.demo:main",
+            f"evaluate = {PACKAGE}.cli.evaluate:main",
             f"synthetic_camera = {PACKAGE}.ros.synthetic_camera:main",
         ],
     },

@@ -88,7 +88,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_config: str | 
     parser.add_argument("--config", default=str(default_config) if default_config else None,
                         help="YAML config file" + (f" (default: {default_config})" if default_config else ""))
     parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override config entries, e.g. --set scene.image_size=[640,480]")
+                        help="override config entries (YAML values), e.g. --set section.key=value")
 
 
 T = typing.TypeVar("T")

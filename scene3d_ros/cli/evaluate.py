@@ -1,0 +1,313 @@
+"""``evaluate``: Pascal3D+-protocol evaluation of a checkpoint (MedErr, Acc_pi/6, AP, ...).
+
+    evaluate --checkpoint PATH --data DIR [--dataset synthetic|pascal3d] [--split val]
+             [--setting detected|gt_boxes|both] [--max-images N] [--device auto|cpu|cuda]
+             [--output DIR] [--config config/evaluate.yaml] [--set evaluate.batch_size=4 ...]
+
+Settings (see :mod:`scene3d_ros.evaluation`): ``detected`` runs the whole network and matches
+its detections to the ground truth; ``gt_boxes`` runs the mask and pose heads on the
+ground-truth boxes (the paper's Table 1, :meth:`Scene3DNet.predict_with_boxes`). Writes
+``<output>/evaluation_<setting>.md`` and ``.json`` per setting and ``<output>/evaluation.md``
+(checkpoint and its sha256, dataset and its seed, image count, device, wall time, then every
+table), and prints the latter.
+
+Data: ``synthetic`` reads a folder written by ``generate_data`` (``DIR/<split>`` when that holds
+a dataset, else ``DIR`` itself); ``pascal3d`` reads the Pascal3D+ release 1.1 folder with its
+``train``/``val`` split files. Exit codes: 0 done, 1 bad checkpoint / data / device, 2 bad
+command line or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from scene3d_ros import CATEGORIES
+from scene3d_ros.config import ConfigError, add_config_arguments, dataclass_from_dict, load_config
+from scene3d_ros.data.pascal3d import SOURCES, SPLITS, Pascal3DDataset
+from scene3d_ros.data.shards import MANIFEST_NAME, sha256_file
+from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+from scene3d_ros.evaluation import SETTINGS, Evaluator, to_markdown, write_report
+from scene3d_ros.model import CheckpointError, Scene3DNet, build_model_from_checkpoint
+from scene3d_ros.paths import atomic_write_text, config_dir
+
+DATASETS = ("synthetic", "pascal3d")
+GROUND_TRUTH_KEYS = ("boxes", "labels", "masks", "quaternions", "translations", "model_ids", "occluded",
+                     "truncated", "symmetries")
+"""The dataset target keys the :class:`Evaluator` reads (the others are left out)."""
+SETTING_TITLES = {"detected": "detected boxes", "gt_boxes": "ground-truth boxes"}
+
+
+class EvaluationInputError(RuntimeError):
+    """The data folder or device asked for is not usable; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The ``evaluate`` section of ``config/evaluate.yaml``.
+
+    ``batch_size``: images per forward pass; ``workers``: DataLoader processes (0 = main
+    process); ``iou_threshold``: box IoU for a detection to match (detected setting);
+    ``include_difficult``: keep ground-truth objects flagged difficult; ``pascal3d_sources``:
+    Pascal3D+ parts read; ``output``: default report folder.
+    """
+
+    batch_size: int = 2
+    workers: int = 2
+    iou_threshold: float = 0.5
+    include_difficult: bool = False
+    pascal3d_sources: tuple[str, ...] = ("pascal",)
+    output: str = "output/evaluate"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if not 0.0 < self.iou_threshold <= 1.0:
+            raise ValueError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
+        object.__setattr__(self, "pascal3d_sources", tuple(self.pascal3d_sources))
+        if not self.pascal3d_sources or any(s not in SOURCES for s in self.pascal3d_sources):
+            raise ValueError(f"pascal3d_sources must be a non-empty subset of {SOURCES}, got {self.pascal3d_sources}")
+
+
+def load_evaluate_config(path: str | Path | None, overrides: list[str] | None = None) -> EvaluateConfig:
+    """The ``evaluate`` section of ``path`` (None = dataclass defaults) with ``evaluate.x=value`` overrides."""
+    raw = load_config(path, overrides)
+    unknown = sorted(set(raw) - {"evaluate"})
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {unknown} in the evaluate config; expected only 'evaluate'")
+    return dataclass_from_dict(EvaluateConfig, raw.get("evaluate"), "evaluate")
+
+
+# --------------------------------------------------------------------------- inputs
+class _Pascal3DTorch(Dataset):
+    """Pascal3D+ records as (image, target) pairs (:meth:`Pascal3DDataset.to_torch`)."""
+
+    def __init__(self, records: Pascal3DDataset) -> None:
+        self.records = records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        return self.records.to_torch(index)
+
+
+def open_dataset(kind: str, data: Path, split: str, config: EvaluateConfig) -> tuple[Dataset, dict[str, Any]]:
+    """The (image, target) dataset and its description (``kind``, ``path``, ``split``, ``seed``).
+
+    Raises :class:`EvaluationInputError` naming the folder and how to create it.
+    """
+    if kind == "synthetic":
+        root = data / split if (data / split / MANIFEST_NAME).is_file() else data
+        if not (root / MANIFEST_NAME).is_file():
+            raise EvaluationInputError(
+                f"no synthetic dataset in {data} (no {MANIFEST_NAME} in it nor in {data / split}): create one "
+                f"with `generate_data --output {data / split} --set output.seed=1 output.num_scenes=200` "
+                "(use a seed other than the training set's)")
+        try:
+            dataset = SyntheticSceneDataset(root, include_difficult=config.include_difficult)
+        except (FileNotFoundError, RuntimeError) as exc:
+            raise EvaluationInputError(str(exc)) from exc
+        return dataset, {"kind": kind, "path": str(root.resolve()), "split": None, "seed": dataset.manifest.get("seed")}
+    if kind == "pascal3d":
+        if split not in SPLITS:
+            raise EvaluationInputError(f"Pascal3D+ splits are {SPLITS}, got {split!r}")
+        if not data.is_dir():
+            raise EvaluationInputError(f"Pascal3D+ folder not found: {data}; download PASCAL3D+_release1.1 "
+                                       "(and the VOC2012 ImageSets) and pass its folder with --data")
+        try:
+            records = Pascal3DDataset(data, split, sources=config.pascal3d_sources,
+                                      include_difficult=config.include_difficult)
+        except FileNotFoundError as exc:
+            raise EvaluationInputError(str(exc)) from exc
+        return _Pascal3DTorch(records), {"kind": kind, "path": str(records.root.resolve()), "split": split,
+                                         "seed": None}
+    raise ValueError(f"dataset must be one of {DATASETS}, got {kind!r}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` = the first CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise EvaluationInputError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    return torch.device(name)
+
+
+def device_description(device: torch.device) -> str:
+    """``cpu (N threads)`` or ``cuda:0 (<GPU name>)``."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[tuple, tuple]:
+    """A batch as (images, targets): detection images differ in size, so they are not stacked."""
+    return tuple(zip(*batch, strict=True))
+
+
+def ground_truth(target: dict[str, Any]) -> dict[str, Any]:
+    """What the :class:`Evaluator` reads of a dataset target (:data:`GROUND_TRUTH_KEYS` present in it)."""
+    return {key: target[key] for key in GROUND_TRUTH_KEYS if key in target}
+
+
+# --------------------------------------------------------------------------- evaluation
+def evaluate(model: Scene3DNet, dataset: Dataset, settings: Sequence[str], device: torch.device,
+             config: EvaluateConfig) -> tuple[dict[str, Evaluator], bool]:
+    """Run ``model`` over ``dataset`` once per setting and feed every image into that setting's
+    :class:`Evaluator`. Camera matrices ``K`` are taken from the targets when all have one.
+
+    Returns the evaluators and whether every target with objects carried ``symmetries`` (else the
+    rotation errors of symmetric objects are not symmetry-aware).
+    """
+    symmetry_aware = True
+    evaluators = {s: Evaluator(CATEGORIES, setting=s, iou_threshold=config.iou_threshold) for s in settings}
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False, num_workers=config.workers,
+                        collate_fn=_collate)
+    model.eval()
+    with torch.inference_mode(), tqdm(total=len(dataset), unit="img", desc="evaluate") as bar:
+        for images, targets in loader:
+            images = [image.to(device) for image in images]
+            intrinsics = [t["K"] for t in targets] if all("K" in t for t in targets) else None
+            symmetry_aware &= all("symmetries" in t for t in targets if len(t["labels"]))
+            for setting, evaluator in evaluators.items():
+                if setting == "detected":
+                    predictions = model(images, intrinsics=intrinsics)
+                else:
+                    predictions = model.predict_with_boxes(images, [t["boxes"] for t in targets],
+                                                           [t["labels"] for t in targets], intrinsics)
+                for prediction, target in zip(predictions, targets, strict=True):
+                    evaluator.add(prediction, ground_truth(target))
+            bar.update(len(images))
+    return evaluators, symmetry_aware
+
+
+# --------------------------------------------------------------------------- reports
+def _demote_headings(markdown: str) -> str:
+    return "\n".join("#" + line if line.startswith("#") else line for line in markdown.splitlines()) + "\n"
+
+
+def run_header(run: dict[str, Any]) -> str:
+    """Markdown bullet list of the run description (see :func:`main`)."""
+    data = run["dataset"]
+    split = f", split {data['split']}" if data["split"] else ""
+    seed = "n/a" if data["seed"] is None else str(data["seed"])
+    symmetry = ("yes" if run["symmetry_aware"] else
+                "no (the dataset's targets carry no `symmetries`: symmetric objects count their symmetric "
+                "equivalents as errors)")
+    lines = [
+        f"- checkpoint: `{run['checkpoint']}`",
+        f"- checkpoint sha256: `{run['checkpoint_sha256']}`",
+        f"- dataset: {data['kind']} `{data['path']}`{split}",
+        f"- dataset manifest seed: {seed}",
+        f"- images: {run['num_images']}; difficult objects {'included' if run['include_difficult'] else 'excluded'}",
+        f"- device: {run['device']}",
+        f"- wall time: {run['wall_time_s']:.1f} s",
+        f"- symmetry-aware rotation errors: {symmetry}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(summaries: dict[str, dict[str, Any]], run: dict[str, Any], output: Path) -> str:
+    """Write ``evaluation_<setting>.md/.json`` (the summary plus ``run``) and the combined
+    ``evaluation.md`` into ``output``; returns the combined Markdown."""
+    parts = [f"# Evaluation of {Path(run['checkpoint']).name}", "", run_header(run)]
+    for setting, summary in summaries.items():
+        title = f"Evaluation with {SETTING_TITLES[setting]}"
+        write_report({**summary, "run": run}, output, f"evaluation_{setting}", title)
+        parts.append(_demote_headings(to_markdown(summary, title)))
+    combined = "\n".join(parts)
+    atomic_write_text(output / "evaluation.md", combined)
+    return combined
+
+
+# --------------------------------------------------------------------------- entry point
+def _default_config_file() -> Path | None:
+    try:
+        path = config_dir() / "evaluate.yaml"
+    except FileNotFoundError:
+        return None
+    return path if path.is_file() else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file (save_checkpoint format)")
+    parser.add_argument("--data", required=True, type=Path,
+                        help="dataset folder: generate_data output (synthetic) or PASCAL3D+_release1.1 (pascal3d)")
+    parser.add_argument("--dataset", choices=DATASETS, default="synthetic", help="dataset kind (default synthetic)")
+    parser.add_argument("--split", default="val",
+                        help="split: DATA/<split> for synthetic when it exists, train|val for pascal3d (default val)")
+    parser.add_argument("--setting", choices=(*SETTINGS, "both"), default="both",
+                        help="detected, gt_boxes (heads run on the ground-truth boxes) or both (default)")
+    parser.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto = cuda when available (default)")
+    parser.add_argument("--output", type=Path, default=None, help="report folder (default: evaluate.output)")
+    add_config_arguments(parser, default_config=_default_config_file())
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.max_images is not None and args.max_images < 1:
+        parser.error("--max-images must be >= 1")
+    try:
+        config = load_evaluate_config(args.config, args.overrides)
+    except ConfigError as exc:
+        print(f"evaluate: {exc}", file=sys.stderr)
+        return 2
+    settings = SETTINGS if args.setting == "both" else (args.setting,)
+    output = args.output or Path(config.output)
+    start = time.perf_counter()
+    try:
+        device = resolve_device(args.device)
+        dataset, data_info = open_dataset(args.dataset, args.data, args.split, config)
+        model = build_model_from_checkpoint(args.checkpoint, device, expected_classes=CATEGORIES)
+    except CheckpointError as exc:
+        print(f"evaluate: {exc}\nevaluate: pass a checkpoint written by scene3d_ros.model.save_checkpoint "
+              "(the train command writes one)", file=sys.stderr)
+        return 1
+    except EvaluationInputError as exc:
+        print(f"evaluate: {exc}", file=sys.stderr)
+        return 1
+    if args.max_images is not None:
+        dataset = Subset(dataset, range(min(args.max_images, len(dataset))))
+    if len(dataset) == 0:
+        print(f"evaluate: the dataset in {data_info['path']} has no images", file=sys.stderr)
+        return 1
+
+    evaluators, symmetry_aware = evaluate(model, dataset, settings, device, config)
+    summaries = {setting: evaluator.summary() for setting, evaluator in evaluators.items()}
+    first = next(iter(evaluators.values()))
+    run = {
+        "checkpoint": str(args.checkpoint.resolve()),
+        "checkpoint_sha256": sha256_file(args.checkpoint),
+        "dataset": data_info,
+        "num_images": first.num_images,
+        "include_difficult": config.include_difficult,
+        "device": device_description(device),
+        "wall_time_s": time.perf_counter() - start,
+        "symmetry_aware": symmetry_aware,
+    }
+    markdown = write_reports(summaries, run, output)
+    print(markdown)
+    print(f"evaluate: reports written to {output}/ (evaluation.md, "
+          + ", ".join(f"evaluation_{s}.md/.json" for s in settings) + ")", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""The ``evaluate`` entry point and ``Scene3DNet.predict_with_boxes`` (the ground-truth-boxes setting)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_pascal3d import write_pascal3d_fixture
+
+from scene3d_ros import CATEGORIES
+from scene3d_ros.cli.evaluate import ground_truth, main
+from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset, sha256_file
+from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+from scene3d_ros.model import build_model, model_config_from_dict, save_checkpoint
+from scene3d_ros.world.scene_sampler import SceneConfig
+
+torch.set_num_threads(2)
+CONFIG = model_config_from_dict({
+    "detector": {"min_size": [128], "max_size": 160, "rpn_pre_nms_top_n_test": 100, "rpn_post_nms_top_n_test": 30,
+                 "box_detections_per_img": 5, "box_score_thresh": 0.0, "mask_head_layers": [32]},
+    "pose": {"trunk_fc_layers": [128]},
+    "descriptor": {"hidden": 64},
+    "depth_encoder": {"growth_rate": 8, "block_config": [2, 2], "num_init_features": 16, "view_size_px": 32},
+})
+K = torch.tensor([[150.0, 0.0, 64.0], [0.0, 150.0, 48.0], [0.0, 0.0, 1.0]])
+NUM_SCENES = 5
+SEED = 3  # these 5 scenes hold difficult and symmetric objects
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model(CONFIG, load_backbone_weights=False).eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    save_checkpoint(path, model, CONFIG, CATEGORIES, step=3)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A 5-scene 128 x 128 synthetic dataset in ``<root>/val``."""
+    root = tmp_path_factory.mktemp("data")
+    config = GenerateConfig(scene=SceneConfig(image_sizes=((128, 128),), num_objects_range=(1, 4)),
+                            output=OutputConfig(num_scenes=NUM_SCENES, scenes_per_shard=NUM_SCENES, seed=SEED))
+    generate_dataset(config, root / "val", workers=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(checkpoint, data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    code = main(["--checkpoint", str(checkpoint), "--data", str(data), "--setting", "both", "--device", "cpu",
+                 "--output", str(out), "--set", "evaluate.workers=0", "evaluate.batch_size=2"])
+    return code, out
+
+
+# --------------------------------------------------------------------------- predict_with_boxes
+def test_predict_with_boxes_gives_one_unit_pose_per_given_box(model):
+    images = [torch.rand(3, 96, 128), torch.rand(3, 128, 128), torch.rand(3, 128, 128)]
+    boxes = [torch.tensor([[10.0, 12.0, 60.0, 70.0], [70.0, 5.0, 127.0, 90.0], [0.0, 0.0, 128.0, 96.0]]),
+             torch.tensor([[30.5, 40.25, 31.5, 41.75]]), torch.zeros(0, 4)]
+    labels = [torch.tensor([1, 12, 5]), torch.tensor([3]), torch.zeros(0, dtype=torch.int64)]
+    with torch.inference_mode():
+        out = model.predict_with_boxes(images, boxes, labels, intrinsics=[K, K, K])
+    assert len(out) == 3
+    for det, image, given, lab in zip(out, images, boxes, labels, strict=True):
+        n = given.shape[0]
+        np.testing.assert_allclose(det["boxes"].numpy(), given.numpy(), atol=1e-3)  # resize round trip
+        assert det["labels"].tolist() == lab.tolist() and det["scores"].tolist() == [1.0] * n
+        assert det["masks"].shape == (n, 1, *image.shape[-2:])
+        assert det["quaternions"].shape == (n, 4) and det["allocentric_quaternions"].shape == (n, 4)
+        assert det["translations"].shape == (n, 3) and det["descriptors"].shape == (n, 500)
+        np.testing.assert_allclose(det["quaternions"].norm(dim=1).numpy(), 1.0, atol=1e-5)
+        assert torch.all(det["quaternions"][:, 0] >= 0) and torch.all(det["allocentric_quaternions"][:, 0] >= 0)
+        assert torch.isfinite(det["translations"]).all() and torch.all(det["translations"][:, 2] > 0)
+
+
+def test_predict_with_boxes_on_the_detections_reproduces_the_forward_pass(model):
+    """Same heads, same code path: fed the detector's own boxes and labels, the outputs match."""
+    image = torch.rand(3, 96, 128)  # resized by 4/3 into the network input
+    with torch.inference_mode():
+        detected = model([image], intrinsics=[K])[0]
+        again = model.predict_with_boxes([image], [detected["boxes"]], [detected["labels"]], [K])[0]
+    assert detected["boxes"].shape[0] > 0
+    for key in ("boxes", "quaternions", "allocentric_quaternions", "translations", "descriptors", "masks"):
+        np.testing.assert_allclose(again[key].numpy(), detected[key].numpy(), atol=1e-3, err_msg=key)
+
+
+def test_predict_with_boxes_rejects_bad_input(model):
+    image = torch.rand(3, 128, 128)
+    box = torch.tensor([[10.0, 10.0, 50.0, 50.0]])
+    with pytest.raises(ValueError, match="box sets"):
+        model.predict_with_boxes([image], [box, box], [torch.tensor([1])])
+    with pytest.raises(ValueError, match="class ids"):
+        model.predict_with_boxes([image], [box], [torch.tensor([0])])
+    with pytest.raises(ValueError, match="positive width"):
+        model.predict_with_boxes([image], [torch.tensor([[10.0, 10.0, 10.0, 50.0]])], [torch.tensor([1])])
+    model.train()
+    try:
+        with pytest.raises(RuntimeError, match="eval"):
+            model.predict_with_boxes([image], [box], [torch.tensor([1])])
+    finally:
+        model.eval()
+
+
+# --------------------------------------------------------------------------- the CLI
+def test_reports_for_both_settings(report, checkpoint, data, capsys):
+    code, out = report
+    assert code == 0
+    dataset = SyntheticSceneDataset(data / "val", include_difficult=False)
+    num_objects = sum(len(dataset[i][1]["labels"]) for i in range(len(dataset)))
+    with_difficult = SyntheticSceneDataset(data / "val", include_difficult=True)
+    assert 0 < num_objects < sum(len(with_difficult[i][1]["labels"]) for i in range(NUM_SCENES))  # config default
+    assert any(s != "none" for i in range(NUM_SCENES) for s in dataset[i][1]["symmetries"])
+    assert set(ground_truth(dataset[0][1])) == {"boxes", "labels", "masks", "quaternions", "translations",
+                                                "model_ids", "occluded", "truncated", "symmetries"}
+    for setting in ("detected", "gt_boxes"):
+        summary = json.loads((out / f"evaluation_{setting}.json").read_text())
+        assert {"setting", "categories", "num_images", "subsets", "detection", "run"} <= set(summary)
+        assert summary["setting"] == setting and summary["categories"] == list(CATEGORIES)
+        assert summary["num_images"] == NUM_SCENES
+        assert set(summary["subsets"]["all"]["per_category"]) == set(CATEGORIES)
+        assert summary["subsets"]["all"]["gt_objects"] == num_objects
+        run = summary["run"]
+        assert run["checkpoint_sha256"] == sha256_file(checkpoint)
+        assert run["dataset"]["seed"] == SEED and run["dataset"]["path"] == str((data / "val").resolve())
+        assert run["symmetry_aware"] is True and run["include_difficult"] is False
+        header = next(line for line in (out / f"evaluation_{setting}.md").read_text().splitlines()
+                      if line.startswith("| metric |"))
+        assert header.split("|")[2:-1] == [f" {c} " for c in CATEGORIES] + [" mean "]  # 12 categories + mean
+    gt_boxes = json.loads((out / "evaluation_gt_boxes.json").read_text())
+    all_objects = gt_boxes["subsets"]["all"]
+    assert all_objects["matched"] == num_objects  # every ground-truth object got a prediction
+    assert sum(row["gt_objects"] for row in all_objects["per_category"].values()) == num_objects
+    assert all_objects["mean"]["med_rot_err_deg"] is not None and all_objects["mean"]["top1"] is None
+    assert gt_boxes["detection"] is None
+    detected = json.loads((out / "evaluation_detected.json").read_text())
+    assert detected["detection"]["mean"]["box_ap"] is not None
+    combined = (out / "evaluation.md").read_text()
+    for needle in (str(checkpoint.resolve()), sha256_file(checkpoint), f"dataset manifest seed: {SEED}",
+                   f"images: {NUM_SCENES}", "device: cpu", "wall time:", "symmetry-aware rotation errors: yes", "## Evaluation with detected boxes",
+                   "## Evaluation with ground-truth boxes"):
+        assert needle in combined
+
+
+def test_max_images_and_single_setting(checkpoint, data, tmp_path, capsys):
+    code = main(["--checkpoint", str(checkpoint), "--data", str(data / "val"), "--setting", "gt_boxes",
+                 "--max-images", "2", "--device", "cpu", "--output", str(tmp_path), "--set", "evaluate.workers=0"])
+    assert code == 0
+    assert json.loads((tmp_path / "evaluation_gt_boxes.json").read_text())["num_images"] == 2
+    assert not (tmp_path / "evaluation_detected.json").exists()
+    assert "| metric | aeroplane |" in capsys.readouterr().out  # the table goes to stdout
+
+
+def test_pascal3d_layout_without_masks_translations_or_intrinsics(checkpoint, tmp_path):
+    root = write_pascal3d_fixture(tmp_path)  # val: 2 usable images, 3 non-difficult objects (pascal + imagenet)
+    out = tmp_path / "out"
+    code = main(["--checkpoint", str(checkpoint), "--data", str(root.parent), "--dataset", "pascal3d", "--split", "val",
+                 "--device", "cpu", "--output", str(out), "--set", "evaluate.workers=0",
+                 "evaluate.pascal3d_sources=[pascal,imagenet]"])
+    assert code == 0
+    gt_boxes = json.loads((out / "evaluation_gt_boxes.json").read_text())
+    assert gt_boxes["num_images"] == 2 and gt_boxes["subsets"]["all"]["gt_objects"] == 3
+    assert gt_boxes["subsets"]["all"]["mean"]["med_rot_err_deg"] is not None
+    assert gt_boxes["subsets"]["all"]["mean"]["med_trans_err_m"] is None  # Pascal3D+ has no metric translation
+    assert gt_boxes["run"]["dataset"] == {"kind": "pascal3d", "path": str(root.resolve()), "split": "val", "seed": None}
+    detected = json.loads((out / "evaluation_detected.json").read_text())
+    assert detected["detection"]["mask_ap_available"] is False and detected["detection"]["mean"]["box_ap"] is not None
+    assert "dataset manifest seed: n/a" in (out / "evaluation.md").read_text()
+
+
+def test_bad_checkpoint_exits_1_with_a_clear_message(data, tmp_path, capsys):
+    missing = tmp_path / "nope.pt"
+    assert main(["--checkpoint", str(missing), "--data", str(data), "--output", str(tmp_path)]) == 1
+    assert f"checkpoint not found: {missing}" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    assert main(["--checkpoint", str(corrupt), "--data", str(data), "--output", str(tmp_path)]) == 1
+    assert "cannot read checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "evaluation.md").exists()
+
+
+def test_missing_data_dir_exits_1_and_says_how_to_create_it(checkpoint, tmp_path, capsys):
+    missing = tmp_path / "no_data"
+    assert main(["--checkpoint", str(checkpoint), "--data", str(missing), "--output", str(tmp_path)]) == 1
+    assert "generate_data --output" in capsys.readouterr().err
+    assert main(["--checkpoint", str(checkpoint), "--data", str(missing), "--dataset", "pascal3d",
+                 "--output", str(tmp_path)]) == 1
+    assert "Pascal3D+ folder not found" in capsys.readouterr().err
+
+
+def test_bad_config_override_exits_2(checkpoint, data, tmp_path, capsys):
+    assert main(["--checkpoint", str(checkpoint), "--data", str(data), "--set", "evaluate.batch_sise=4"]) == 2
+    assert "batch_sise" in capsys.readouterr().err
