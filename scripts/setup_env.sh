@@ -49,10 +49,14 @@ for pkg in vision_msgs tf2_msgs; do
   fi
 done
 
-# 4. the package itself (editable, so tests and entry points use the working tree)
-if ! "$V/bin/python" -c "import scene3d_ros" >/dev/null 2>&1; then
+# 4. the package itself (editable, so tests and entry points use the working tree); re-run when
+#    setup.py/setup.cfg change (new console scripts)
+pkg_stamp="$V/.scene3d_package_sha"
+pkg_want=$(cat "$ROOT/setup.py" "$ROOT/setup.cfg" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$pkg_want" ] || ! "$V/bin/python" -c "import scene3d_ros" >/dev/null 2>&1; then
   log "pip install -e ."
-  "$V/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
+  "$V/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" 2>&1 | grep -v -i warning || true
+  echo "$pkg_want" > "$pkg_stamp"
 fi
 # 5. the CAD library (deterministic; kept when it is already built and up to date)
 "$V/bin/python" -m scene3d_ros.cli.build_cad_library --quiet
