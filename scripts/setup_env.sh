@@ -55,7 +55,8 @@ pkg_stamp="$V/.scene3d_package_sha"
 pkg_want=$(cat "$ROOT/setup.py" "$ROOT/setup.cfg" | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$pkg_want" ] || ! "$V/bin/python" -c "import scene3d_ros" >/dev/null 2>&1; then
   log "pip install -e ."
-  "$V/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" 2>&1 | grep -v -i warning || true
+  "$V/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" > "$V/.scene3d_pip_e.log" 2>&1 \
+    || { cat "$V/.scene3d_pip_e.log"; exit 1; }
   echo "$pkg_want" > "$pkg_stamp"
 fi
 # 5. the CAD library (deterministic; kept when it is already built and up to date)
