@@ -15,7 +15,7 @@ from scene3d_ros.model import (
     model_config_from_dict,
     save_checkpoint,
 )
-from scene3d_ros.model.checkpoint import CHECKPOINT_FORMAT, restore_rng_state
+from scene3d_ros.model.checkpoint import CHECKPOINT_FORMAT, export_checkpoint, restore_rng_state
 
 torch.set_num_threads(2)
 CONFIG = model_config_from_dict({
@@ -61,6 +61,19 @@ def test_round_trip_restores_identical_outputs(model, saved):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert restored.roi_heads.descriptor_head.tail is restored.depth_encoder.tail
+
+
+def test_exported_half_precision_checkpoint_is_smaller_and_close(model, saved, tmp_path):
+    exported = export_checkpoint(saved, tmp_path / "shipped.pt", extra={"card": "test"})
+    assert exported.stat().st_size < 0.6 * saved.stat().st_size
+    checkpoint = load_checkpoint(exported)
+    assert checkpoint["optimizer"] is None and checkpoint["extra"]["card"] == "test"
+    assert all(v.dtype != torch.float32 for v in checkpoint["model"].values())
+    restored = build_model_from_checkpoint(exported)
+    assert all(p.dtype == torch.float32 for p in restored.parameters())
+    for (name, a), b in zip(model.state_dict().items(), restored.state_dict().values(), strict=True):
+        if a.is_floating_point():
+            torch.testing.assert_close(b, a, atol=2e-3 * (1 + float(a.abs().max())), rtol=1e-2, msg=name)
 
 
 def test_checkpoint_holds_resumable_state(saved):
@@ -125,7 +138,7 @@ def test_mismatched_classes_and_config_are_rejected(saved):
     with pytest.raises(CheckpointError, match="classes"):
         build_model_from_checkpoint(saved, expected_classes=list(CATEGORIES[::-1]))
     other = model_config_from_dict({"detector": {"min_size": [128], "max_size": 160}})
-    with pytest.raises(CheckpointError, match=r"pose.trunk_fc_layers: checkpoint \[128\] vs expected \[1024, 1024\]"):
+    with pytest.raises(CheckpointError, match=r"pose.trunk_fc_layers: checkpoint \[128\] vs expected \[512, 512\]"):
         load_checkpoint(saved, expected_config=other)
 
 

@@ -197,3 +197,24 @@ def build_model_from_checkpoint(path: str | Path, device: str | torch.device = "
     except RuntimeError as exc:
         raise CheckpointError(f"the weights in {path} do not fit the model its config describes: {exc}") from exc
     return model.to(device).eval()
+
+
+def export_checkpoint(source: str | Path, destination: str | Path, dtype: torch.dtype = torch.float16,
+                      extra: dict[str, Any] | None = None) -> Path:
+    """Write an inference-only copy of ``source``: floating-point weights cast to ``dtype``
+    (half by default, halving the file), no optimizer/scheduler/RNG state; ``extra`` (plain data,
+    e.g. a model card summary) is merged into the stored ``extra``.
+
+    :func:`build_model_from_checkpoint` loads it into a float32 model (``load_state_dict``
+    casts), so a shipped model costs half the disk and nothing at run time.
+    """
+    checkpoint = load_checkpoint(source)
+    _check_plain(extra, "extra")
+    weights = {name: (value.to(dtype) if value.is_floating_point() else value)
+               for name, value in checkpoint["model"].items()}
+    payload = {**checkpoint, "model": weights, "optimizer": None, "scheduler": None, "rng": None,
+               "extra": {**(checkpoint.get("extra") or {}), **(extra or {}), "exported_dtype": str(dtype)}}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(destination, buffer.getvalue())
+    return Path(destination)

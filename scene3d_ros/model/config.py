@@ -84,10 +84,14 @@ class DetectorConfig:
     box_detections_per_img: int = 20
     box_score_thresh: float = 0.05
     box_nms_thresh: float = 0.5
+    box_head_fc_layers: tuple[int, ...] = (512, 512)
     mask: bool = True
     mask_head_layers: tuple[int, ...] = (256, 256, 256, 256)
 
     def __post_init__(self) -> None:
+        if not self.box_head_fc_layers:
+            raise ValueError("detector.box_head_fc_layers needs at least one layer")
+        object.__setattr__(self, "box_head_fc_layers", tuple(int(c) for c in self.box_head_fc_layers))
         if not self.min_size or any(int(s) <= 0 for s in self.min_size):
             raise ValueError(f"detector.min_size must be positive sizes, got {self.min_size}")
         object.__setattr__(self, "min_size", tuple(int(s) for s in self.min_size))
@@ -108,7 +112,7 @@ class PoseHeadConfig:
     """
 
     trunk_conv_layers: tuple[int, ...] = ()
-    trunk_fc_layers: tuple[int, ...] = (1024, 1024)
+    trunk_fc_layers: tuple[int, ...] = (512, 512)
     rotation: bool = True
     translation: bool = True
     class_agnostic_rotation: bool = False
@@ -132,7 +136,7 @@ class DescriptorConfig:
 
     enabled: bool = True
     dim: int = 500
-    hidden: int = 1024
+    hidden: int = 512
     l2_normalize: bool = False
 
 

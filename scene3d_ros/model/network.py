@@ -54,7 +54,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 BOX_ROI_SIZE = 7
 MASK_ROI_SIZE = 14
-BOX_REPRESENTATION_SIZE = 1024
 
 
 class IntrinsicsTransform(GeneralizedRCNNTransform):
@@ -123,7 +122,8 @@ class Scene3DNet(MaskRCNN):
             rpn_post_nms_top_n_test=det.rpn_post_nms_top_n_test,
             rpn_batch_size_per_image=det.rpn_batch_size_per_image,
             box_roi_pool=MultiScaleRoIAlign(names, BOX_ROI_SIZE, sampling_ratio=2),
-            box_predictor=FastRCNNPredictor(BOX_REPRESENTATION_SIZE, num_classes),
+            box_head=FastRCNNConvFCHead((channels, BOX_ROI_SIZE, BOX_ROI_SIZE), [], list(det.box_head_fc_layers)),
+            box_predictor=FastRCNNPredictor(det.box_head_fc_layers[-1], num_classes),
             box_score_thresh=det.box_score_thresh, box_nms_thresh=det.box_nms_thresh,
             box_detections_per_img=det.box_detections_per_img,
             box_batch_size_per_image=det.box_batch_size_per_image, box_positive_fraction=det.box_positive_fraction,
