@@ -29,19 +29,32 @@ def default_cad_library_dir() -> Path:
     return data_dir() / "cad_library"
 
 
-def config_dir() -> Path:
-    """The package's config/ folder: the source tree's, else the installed share/ folder."""
-    source = PACKAGE_DIR.parent / "config"
+def _share_subdir(name: str) -> Path:
+    """``name``/ of the source tree when running from it, else of the installed share/ folder."""
+    source = PACKAGE_DIR.parent / name
     if source.is_dir():
         return source
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        return Path(get_package_share_directory(PACKAGE_NAME)) / "config"
+        return Path(get_package_share_directory(PACKAGE_NAME)) / name
     except Exception as exc:  # ament index missing or package not installed
         raise FileNotFoundError(
-            f"cannot find the {PACKAGE_NAME} config/ folder next to {PACKAGE_DIR} nor in the ament index"
+            f"cannot find the {PACKAGE_NAME} {name}/ folder next to {PACKAGE_DIR} nor in the ament index"
         ) from exc
+
+
+def config_dir() -> Path:
+    """The package's config/ folder (YAML configs, the Fast DDS profile)."""
+    return _share_subdir("config")
+
+
+DEFAULT_MODEL_FILE = "scene3d_default.pt"
+
+
+def default_model_path() -> Path:
+    """The shipped default network (models/scene3d_default.pt; see models/MODEL_CARD.md)."""
+    return _share_subdir("models") / DEFAULT_MODEL_FILE
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

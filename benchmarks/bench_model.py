@@ -1,0 +1,161 @@
+"""Network speed on this machine: inference per image at 256x256 and 640x480, and a training step.
+
+    .venv/bin/python benchmarks/bench_model.py [--checkpoint PATH] [--threads 2] [--reps 10]
+
+Inference: ``Scene3DNet`` in eval mode on rendered synthetic scenes (one image per call, with its
+intrinsics), median over ``--reps`` calls after 2 warm-up calls, per image size. The default
+checkpoint is the shipped model (models/scene3d_default.pt) when present, else a freshly built
+default model (ImageNet backbone, untrained heads: every image then yields the maximum number of
+detections, the worst case for the heads). Training step: forward + backward + AdamW step on
+batches of 4 images at 256x256 with their triplet depth views (data loading excluded), median
+over ``--reps`` steps after 2 warm-up steps. CUDA numbers are added when a GPU is present.
+Writes benchmarks/results/model_speed.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import RESULTS, machine, wait_until_quiet
+
+from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
+from scene3d_ros.model import build_model, build_model_from_checkpoint
+from scene3d_ros.paths import default_model_path
+from scene3d_ros.training import TrainConfig, TripletViewDataset, _to_device, build_optimizer, collate_scenes
+from scene3d_ros.world.annotations import generate_annotated_scene
+from scene3d_ros.world.cad_library import ensure_cad_library
+from scene3d_ros.world.renderer import Renderer
+from scene3d_ros.world.scene_sampler import SceneConfig
+
+SIZES = ((256, 256), (640, 480))
+
+
+def _median_ms(fn, reps: int, warmup: int = 2) -> tuple[float, list[float]]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(1e3 * (time.perf_counter() - start))
+    return statistics.median(times), times
+
+
+def _time_inference(model, images: list[torch.Tensor], ks: list[torch.Tensor], reps: int) -> dict:
+    calls = {"n": 0, "detections": []}
+
+    def call() -> None:
+        i = calls["n"] % len(images)
+        calls["n"] += 1
+        with torch.inference_mode():
+            result = model([images[i]], intrinsics=[ks[i]])[0]
+        calls["detections"].append(len(result["boxes"]))
+
+    median, times = _median_ms(call, reps)
+    return {"median_ms": round(median, 1), "min_ms": round(min(times), 1), "fps": round(1e3 / median, 2),
+            "mean_detections": round(float(np.mean(calls["detections"])), 1)}
+
+
+def bench_inference(model, library, device: torch.device, reps: int) -> dict[str, dict]:
+    renderer = Renderer()
+    out = {}
+    for width, height in SIZES:
+        rng = np.random.default_rng(7)
+        frames = [generate_annotated_scene(rng, library, SceneConfig(image_sizes=((width, height),)), renderer)
+                  for _ in range(4)]
+        images = [torch.from_numpy(f.rendered.rgb).permute(2, 0, 1).float().div(255).to(device) for f in frames]
+        ks = [torch.tensor(f.scene.intrinsics.matrix, dtype=torch.float32, device=device) for f in frames]
+        out[f"{width}x{height}"] = entry = _time_inference(model, images, ks, reps)
+        print(f"  inference {width}x{height} on {device}: {entry['median_ms']} ms (median of {reps})", flush=True)
+    return out
+
+
+def bench_train_step(library, device: torch.device, reps: int, tmp: Path) -> dict:
+    config = TrainConfig()
+    model = build_model().to(device).train()
+    data_dir = tmp / "data"
+    generate_dataset(GenerateConfig(scene=SceneConfig(image_sizes=((256, 256),)),
+                                    output=OutputConfig(num_scenes=16, scenes_per_shard=8, seed=3),
+                                    cad_library=str(library.root)), data_dir, workers=1, progress=None)
+    from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+
+    dataset = TripletViewDataset(SyntheticSceneDataset(data_dir), library.root,
+                                 model.config.depth_encoder.view_size_px,
+                                 config.data.same_category_negative_probability, seed=0)
+    batches = [collate_scenes([dataset[4 * b + i] for i in range(4)]) for b in range(4)]
+    optimizer = build_optimizer(model, config.optim)
+    counter = {"i": 0}
+
+    def step():
+        images, targets = _to_device(*batches[counter["i"] % len(batches)], device)
+        counter["i"] += 1
+        losses = model(images, targets)
+        optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        optimizer.step()
+
+    median, times = _median_ms(step, reps)
+    print(f"  train step (batch 4, 256x256) on {device}: {median:.0f} ms", flush=True)
+    return {"median_ms": round(median, 1), "min_ms": round(min(times), 1), "batch": 4,
+            "images_per_s": round(4e3 / median, 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=None, help="model to time (default: the shipped model)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--max-wait", type=float, default=120.0, help="seconds to wait for idle cores first")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    library = ensure_cad_library(progress=False)
+    checkpoint = args.checkpoint or (default_model_path() if default_model_path().exists() else None)
+    busy = wait_until_quiet(0.15, args.max_wait)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    result = {"machine": machine(), "threads": args.threads, "reps": args.reps, "cores_busy_before": round(busy, 2),
+              "checkpoint": str(checkpoint) if checkpoint else "freshly built default model (untrained heads)",
+              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "devices": {}}
+    for device in devices:
+        name = torch.cuda.get_device_name(0) if device.type == "cuda" else result["machine"]["cpu"]
+        model = (build_model_from_checkpoint(checkpoint, device) if checkpoint
+                 else build_model().to(device).eval())
+        entry = {"name": name, "inference": bench_inference(model, library, device, args.reps)}
+        with tempfile.TemporaryDirectory(prefix="bench_model_") as tmp:
+            entry["train_step"] = bench_train_step(library, device, args.reps, Path(tmp))
+        result["devices"][device.type] = entry
+    if args.no_write:
+        print(json.dumps(result, indent=1))
+        return 0
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "model_speed.json").write_text(json.dumps(result, indent=1) + "\n")
+    lines = ["# Network speed", "",
+             f"Machine: {result['machine']['nproc']} cores, {result['machine']['cpu']}; torch {torch.__version__}, "
+             f"{args.threads} CPU threads. Command: `benchmarks/bench_model.py` ({result['date']}); "
+             f"median of {args.reps} runs after 2 warm-ups; cores busy before: {busy:.0%}.",
+             f"Model: {result['checkpoint']}.", "",
+             "| device | inference 256x256 (ms) | inference 640x480 (ms) | FPS 640x480 | detections/image "
+             "(256 / 640) | train step, batch 4 @ 256 (ms) |", "|---|---|---|---|---|---|"]
+    for entry in result["devices"].values():
+        a, b = entry["inference"]["256x256"], entry["inference"]["640x480"]
+        lines.append(f"| {entry['name']} | {a['median_ms']} | {b['median_ms']} | {b['fps']} | "
+                     f"{a['mean_detections']} / {b['mean_detections']} | {entry['train_step']['median_ms']} |")
+    lines += ["", "The network resizes every input so its shorter side is the last `detector.min_size` "
+              "(320 px) and the longer side at most `max_size`; a 640x480 image runs at 427x320.", ""]
+    (RESULTS / "model_speed.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""train: a short run writes its files and learns, --resume continues exactly, bad inputs fail clearly.
+
+Runs the real entry point in-process on a tiny model (MobileNetV2-FPN at 128 px with few
+proposals, a small depth encoder, 32 px views) and a tiny generated dataset (8 scenes, 128x128).
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from scene3d_ros.cli.train import main
+from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
+from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+from scene3d_ros.model.checkpoint import build_model_from_checkpoint, load_checkpoint
+from scene3d_ros.model.rotations import egocentric_to_allocentric, quaternion_to_matrix
+from scene3d_ros.training import (
+    OptimConfig,
+    ResumableSampler,
+    TripletViewDataset,
+    load_train_config,
+    lr_factor,
+)
+from scene3d_ros.world.cad_library import ensure_cad_library
+from scene3d_ros.world.depth_views import object_depth_view
+from scene3d_ros.world.scene_sampler import SceneConfig
+
+TINY_MODEL = {
+    "detector": {"min_size": [128], "max_size": 160, "rpn_pre_nms_top_n_train": 200, "rpn_post_nms_top_n_train": 60,
+                 "rpn_pre_nms_top_n_test": 100, "rpn_post_nms_top_n_test": 30, "rpn_batch_size_per_image": 64,
+                 "box_batch_size_per_image": 32, "box_detections_per_img": 5, "box_head_fc_layers": [128],
+                 "mask_head_layers": [32]},
+    "pose": {"trunk_fc_layers": [128]},
+    "descriptor": {"hidden": 64, "dim": 64},
+    "depth_encoder": {"growth_rate": 8, "block_config": [2, 2], "num_init_features": 16, "view_size_px": 32},
+}
+STEPS = 20
+RESUME_AT = 10  # 8 scenes / batch 2 = 4 batches per epoch: step 10 is in the middle of epoch 2
+
+
+@pytest.fixture(scope="module")
+def library():
+    return ensure_cad_library()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, library):
+    root = tmp_path_factory.mktemp("data")
+    config = GenerateConfig(scene=SceneConfig(image_sizes=((128, 128),), num_objects_range=(1, 3)),
+                            output=OutputConfig(num_scenes=8, scenes_per_shard=8, seed=0))
+    generate_dataset(config, root, workers=1)
+    return root
+
+
+def write_config(path, dataset, **run):
+    config = {
+        "model": TINY_MODEL,
+        "data": {"train": str(dataset), "val": str(dataset), "batch_size": 2, "num_workers": 1},
+        "optim": {"optimizer": "adamw", "lr": 3e-4, "warmup_steps": 2, "max_steps": STEPS, "grad_clip": 10.0},
+        "run": {"checkpoint_every": RESUME_AT, "keep_checkpoints": 2, "log_every": 1, "eval_every": STEPS,
+                "eval_batches": 1, "deterministic": True, "num_threads": 1, "progress": False, **run},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def read_csv(path):
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, dataset):
+    """STEPS steps in one go."""
+    tmp = tmp_path_factory.mktemp("straight")
+    config = write_config(tmp / "train.yaml", dataset)
+    assert main(["--config", str(config), "--output", str(tmp / "run")]) == 0
+    return tmp / "run", config
+
+
+# --------------------------------------------------------------------------- the run
+def test_short_run_writes_its_files_and_the_loss_goes_down(straight_run):
+    run, _ = straight_run
+    checkpoint = load_checkpoint(run / "last.pt")
+    assert checkpoint["step"] == STEPS and checkpoint["optimizer"] is not None
+    assert checkpoint["extra"]["epoch"] == STEPS // 4 and checkpoint["extra"]["batch_in_epoch"] == 0
+    assert sorted(p.name for p in run.glob("step_*.pt")) == ["step_000010.pt", "step_000020.pt"]
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert build_model_from_checkpoint(run / "last.pt").config.depth_encoder.view_size_px == 32
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["depth_encoder"]["view_size_px"] == 32
+
+    rows = read_csv(run / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == list(range(1, STEPS + 1))
+    for key in ("lr", "loss_classifier", "loss_mask", "loss_rotation", "loss_translation", "loss_descriptor",
+                "total", "seconds_per_step", "images_per_s"):
+        assert key in rows[0], key
+    assert float(rows[0]["lr"]) < float(rows[2]["lr"])  # warm-up
+    totals = [float(r["total"]) for r in rows]
+    first, last = np.mean(totals[:5]), np.mean(totals[-5:])
+    assert last < 0.75 * first, f"the loss did not go down: {first:.3f} -> {last:.3f}"
+    val = read_csv(run / "val_metrics.csv")
+    assert [int(r["step"]) for r in val] == [STEPS] and float(val[0]["total"]) > 0
+
+
+def test_resume_continues_exactly(straight_run, tmp_path):
+    reference, config = straight_run
+    run = tmp_path / "run"
+    assert main(["--config", str(config), "--output", str(run), "--set", f"run.stop_at_step={RESUME_AT}"]) == 0
+    stopped = load_checkpoint(run / "last.pt")
+    assert stopped["step"] == RESUME_AT
+    assert (stopped["extra"]["epoch"], stopped["extra"]["batch_in_epoch"]) == (2, 2)
+    with (run / "metrics.csv").open("a") as f:  # rows logged after the last checkpoint, before a crash
+        f.write(f"{RESUME_AT + 1},2,0.1,1,1,1,1,1,1,1,1,9,1,1\n")
+
+    assert main(["--config", str(config), "--output", str(run), "--resume"]) == 0
+    straight, resumed = load_checkpoint(reference / "last.pt"), load_checkpoint(run / "last.pt")
+    assert resumed["step"] == STEPS
+    for key, value in straight["model"].items():
+        torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=1e-6, msg=key)
+    rows, reference_rows = read_csv(run / "metrics.csv"), read_csv(reference / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == list(range(1, STEPS + 1))
+    for row, expected in zip(rows, reference_rows, strict=True):
+        assert row["total"] == expected["total"] and row["lr"] == expected["lr"]
+
+
+# --------------------------------------------------------------------------- bad input
+def test_corrupt_checkpoint_on_resume_exits_1_with_a_clear_message(straight_run, tmp_path, capsys):
+    reference, config = straight_run
+    run = tmp_path / "run"
+    run.mkdir()
+    data = (reference / "last.pt").read_bytes()
+    (run / "last.pt").write_bytes(data[: len(data) // 3])
+    assert main(["--config", str(config), "--output", str(run), "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read checkpoint" in err and str(run / "last.pt") in err and "Traceback" not in err
+
+
+def test_missing_dataset_names_the_folder_and_how_to_generate_it(straight_run, tmp_path, capsys):
+    _, config = straight_run
+    missing = tmp_path / "nowhere"
+    assert main(["--config", str(config), "--output", str(tmp_path / "run"), "--set", f"data.train={missing}"]) == 1
+    err = capsys.readouterr().err
+    assert str(missing) in err and f"generate_data --output {missing}" in err
+
+
+def test_existing_run_needs_resume_and_bad_config_is_rejected(straight_run, capsys):
+    reference, config = straight_run
+    assert main(["--config", str(config), "--output", str(reference)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["--config", str(config), "--set", "optim.lr_typo=1"]) == 2
+    assert "lr_typo" in capsys.readouterr().err
+
+
+def test_default_config_loads():
+    config, model_config = load_train_config()
+    assert config.optim.max_steps > 0 and model_config.descriptor.enabled
+
+
+# --------------------------------------------------------------------------- pieces
+def test_triplet_views_are_the_allocentric_views_of_own_and_other_models(dataset, library):
+    scenes = SyntheticSceneDataset(dataset)
+    views = TripletViewDataset(scenes, library.root, 32, same_category_probability=1.0, seed=3)
+    _, target = views[(0, 1)]
+    n = len(target["model_ids"])
+    assert target["positive_views"].shape == target["negative_views"].shape == (n, 1, 32, 32)
+    record = scenes.load_scene(1)["meta"]["objects"]
+    assert target["symmetries"] == [o["symmetry"] for o in record]
+    rotations = quaternion_to_matrix(egocentric_to_allocentric(target["quaternions"].double(),
+                                                               target["translations"].double())).numpy()
+    for i, (own, other) in enumerate(zip(target["model_ids"], target["negative_model_ids"], strict=True)):
+        assert other != own and library.get(other).category == library.get(own).category
+        np.testing.assert_allclose(target["positive_views"][i, 0].numpy(),
+                                   object_depth_view(library.mesh(own), rotations[i], 32), atol=1e-6)
+        np.testing.assert_allclose(target["negative_views"][i, 0].numpy(),
+                                   object_depth_view(library.mesh(other), rotations[i], 32), atol=1e-6)
+    # seeded by (epoch, index) only
+    assert views[(0, 1)][1]["negative_model_ids"] == target["negative_model_ids"]
+    anywhere = TripletViewDataset(scenes, library.root, 32, same_category_probability=0.0, seed=3)
+    negatives = [anywhere[(epoch, 1)][1]["negative_model_ids"] for epoch in range(6)]
+    assert len({tuple(ids) for ids in negatives}) > 1
+
+
+def test_sampler_resumes_mid_epoch_and_splits_between_ranks(dataset):
+    scenes = SyntheticSceneDataset(dataset)
+    full = ResumableSampler(scenes, seed=5)
+    full.set_position(3)
+    keys = list(full)
+    assert sorted(i for _, i in keys) == list(range(8)) and {e for e, _ in keys} == {3}
+    tail = ResumableSampler(scenes, seed=5)
+    tail.set_position(3, start=6)
+    assert list(tail) == keys[6:] and len(tail) == 2
+    ranks = [ResumableSampler(scenes, num_replicas=2, rank=r, seed=5) for r in (0, 1)]
+    for r in ranks:
+        r.set_position(3)
+    assert sorted(i for r in ranks for _, i in r) == list(range(8))
+
+
+def test_learning_rate_schedule_hand_values():
+    cosine = OptimConfig(warmup_steps=10, warmup_factor=0.1, schedule="cosine", min_lr_factor=0.0, max_steps=110)
+    assert lr_factor(0, cosine) == pytest.approx(0.1)
+    assert lr_factor(5, cosine) == pytest.approx(0.55)
+    assert lr_factor(10, cosine) == pytest.approx(1.0)
+    assert lr_factor(60, cosine) == pytest.approx(0.5)
+    assert lr_factor(110, cosine) == pytest.approx(0.0, abs=1e-12)
+    step = OptimConfig(warmup_steps=0, schedule="step", step_milestones=(20, 40), step_gamma=0.1)
+    assert [lr_factor(s, step) for s in (0, 19, 20, 40)] == pytest.approx([1.0, 1.0, 0.1, 0.01])
+
+
+def test_copied_run_folder_resumes_from_an_explicit_checkpoint(straight_run, tmp_path):
+    """``--resume PATH`` starts from any checkpoint, e.g. an older step file."""
+    reference, config = straight_run
+    shutil.copy(reference / "step_000010.pt", tmp_path / "older.pt")
+    run = tmp_path / "run"
+    assert main(["--config", str(config), "--output", str(run), "--resume", str(tmp_path / "older.pt"),
+                 "--set", f"run.stop_at_step={RESUME_AT + 1}", "data.num_workers=0"]) == 0
+    assert load_checkpoint(run / "last.pt")["step"] == RESUME_AT + 1
+    assert [int(r["step"]) for r in read_csv(run / "metrics.csv")] == [RESUME_AT + 1]

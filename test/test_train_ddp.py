@@ -1,0 +1,85 @@
+"""train under torchrun: two CPU processes (gloo on 127.0.0.1) end with identical weights, and only
+rank 0 writes the run's files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
+from scene3d_ros.model.checkpoint import load_checkpoint
+from scene3d_ros.world.cad_library import ensure_cad_library
+from scene3d_ros.world.scene_sampler import SceneConfig
+
+STEPS = 3
+TINY_MODEL = {
+    "detector": {"min_size": [128], "max_size": 160, "rpn_pre_nms_top_n_train": 200, "rpn_post_nms_top_n_train": 60,
+                 "rpn_pre_nms_top_n_test": 100, "rpn_post_nms_top_n_test": 30, "rpn_batch_size_per_image": 64,
+                 "box_batch_size_per_image": 32, "box_detections_per_img": 5, "box_head_fc_layers": [128],
+                 "mask_head_layers": [32]},
+    "pose": {"trunk_fc_layers": [128]},
+    "descriptor": {"hidden": 64, "dim": 64},
+    "depth_encoder": {"growth_rate": 8, "block_config": [2, 2], "num_init_features": 16, "view_size_px": 32},
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    ensure_cad_library()
+    tmp = tmp_path_factory.mktemp("ddp")
+    config = GenerateConfig(scene=SceneConfig(image_sizes=((128, 128),), num_objects_range=(1, 3)),
+                            output=OutputConfig(num_scenes=8, scenes_per_shard=8, seed=0))
+    generate_dataset(config, tmp / "data", workers=1)
+    train_config = {
+        "model": TINY_MODEL,
+        "data": {"train": str(tmp / "data"), "batch_size": 1, "num_workers": 0},
+        "optim": {"optimizer": "sgd", "lr": 0.01, "warmup_steps": 1, "max_steps": STEPS},
+        "run": {"checkpoint_every": STEPS, "log_every": 1, "eval_every": 0, "deterministic": True,
+                "num_threads": 1, "progress": False, "debug_dump": True},
+    }
+    (tmp / "train.yaml").write_text(yaml.safe_dump(train_config))
+    output = tmp / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr", "127.0.0.1",
+               "--master_port", str(free_port()), "-m", "scene3d_ros.cli.train",
+               "--config", str(tmp / "train.yaml"), "--output", str(output)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, f"torchrun failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+    return output
+
+
+def test_both_ranks_end_with_the_same_weights(ddp_run):
+    dumps = [json.loads((ddp_run / f"debug_rank{r}.json").read_text()) for r in (0, 1)]
+    assert [d["world_size"] for d in dumps] == [2, 2] and [d["step"] for d in dumps] == [STEPS, STEPS]
+    assert dumps[0]["parameter_sha256"] == dumps[1]["parameter_sha256"]
+    rank1 = torch.load(ddp_run / "debug_rank1_state.pt", weights_only=True)
+    checkpoint = load_checkpoint(ddp_run / "last.pt")
+    assert checkpoint["step"] == STEPS and checkpoint["extra"]["world_size"] == 2
+    assert len(checkpoint["extra"]["rng_per_rank"]) == 2
+    for key, value in checkpoint["model"].items():
+        assert torch.equal(rank1[key], value), key
+
+
+def test_only_rank_0_writes_the_run_files(ddp_run):
+    dumps = [json.loads((ddp_run / f"debug_rank{r}.json").read_text()) for r in (0, 1)]
+    assert dumps[1]["files_written"] == []
+    assert {"last.pt", "metrics.csv", "curves.png", "config.yaml", f"step_{STEPS:06d}.pt"} <= set(dumps[0]["files_written"])
+    with (ddp_run / "metrics.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == list(range(1, STEPS + 1))
+    # two processes with one image each: two images per step
+    assert float(rows[-1]["images_per_s"]) * float(rows[-1]["seconds_per_step"]) == pytest.approx(2.0, rel=1e-3)
