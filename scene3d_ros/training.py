@@ -76,6 +76,7 @@ from scene3d_ros.model.checkpoint import (
     save_checkpoint,
 )
 from scene3d_ros.model.config import ModelConfig, load_model_config, model_config_from_dict
+from scene3d_ros.model.device import resolve_device
 from scene3d_ros.model.network import Scene3DNet, build_model
 from scene3d_ros.model.rotations import egocentric_to_allocentric, quaternion_to_matrix
 from scene3d_ros.paths import atomic_write_bytes, atomic_write_text, config_dir
@@ -541,15 +542,6 @@ def distributed_info_from_env() -> DistributedInfo:
                            local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", str(world))))
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto``: ``cuda:<local_rank>`` when CUDA is available, else the CPU."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("run.device is cuda but torch sees no CUDA device; use run.device=auto or cpu")
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank)
-
-
 def default_num_threads(processes_on_machine: int = 1) -> int:
     """Usable CPU cores divided among the training processes on this machine (at least 1)."""
     try:
@@ -846,7 +838,10 @@ def train(config: TrainConfig, model_config: ModelConfig, output: str | Path | N
     if config.optim.warmup_steps > config.optim.max_steps:
         LOGGER.warning("optim.warmup_steps (%d) exceeds optim.max_steps (%d): the learning rate never reaches "
                        "optim.lr", config.optim.warmup_steps, config.optim.max_steps)
-    device = resolve_device(run.device, info.local_rank)
+    try:
+        device = resolve_device(run.device, info.local_rank)
+    except ValueError as exc:
+        raise ConfigError(f"run.device: {exc}") from exc
     root = Path(output or run.output).expanduser()
     resume_path: Path | None = None
     if resume:
@@ -1076,6 +1071,6 @@ __all__ = [
     "RunOutput", "TrainConfig", "TrainResult", "TripletViewDataset", "build_optimizer", "build_scheduler",
     "build_train_dataset", "check_dataset_dir", "collate_scenes", "default_train_config_path",
     "distributed_info_from_env", "load_train_config", "lr_factor", "plot_curves", "resolve_cad_library",
-    "resolve_device", "resolve_model_config", "train", "train_config_from_dict", "train_config_to_dict",
+    "resolve_model_config", "train", "train_config_from_dict", "train_config_to_dict",
     "validation_losses",
 ]

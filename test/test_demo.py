@@ -10,7 +10,8 @@ from scene3d_ros.cli.demo import main
 
 def test_demo_writes_pictures_and_ground_truth(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["--output", str(out), "--num-scenes", "2", "--seed", "5", "--set", "scene.image_sizes=[[160,120]]"]) == 0
+    assert main(["--output", str(out), "--num-scenes", "2", "--seed", "5", "--no-model",
+                 "--set", "scene.image_sizes=[[160,120]]"]) == 0
     assert "wrote 2 scenes" in capsys.readouterr().out
     for i in range(2):
         rgb = np.asarray(Image.open(out / f"scene_{i:03d}_rgb.png"))

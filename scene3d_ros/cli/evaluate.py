@@ -38,6 +38,7 @@ from scene3d_ros.data.shards import MANIFEST_NAME, sha256_file
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.evaluation import SETTINGS, Evaluator, to_markdown, write_report
 from scene3d_ros.model import CheckpointError, Scene3DNet, build_model_from_checkpoint
+from scene3d_ros.model.device import device_description, resolve_device
 from scene3d_ros.paths import atomic_write_text, config_dir
 
 DATASETS = ("synthetic", "pascal3d")
@@ -134,22 +135,6 @@ def open_dataset(kind: str, data: Path, split: str, config: EvaluateConfig) -> t
         return _Pascal3DTorch(records), {"kind": kind, "path": str(records.root.resolve()), "split": split,
                                          "seed": None}
     raise ValueError(f"dataset must be one of {DATASETS}, got {kind!r}")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` = the first CUDA device when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise EvaluationInputError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
-    return torch.device(name)
-
-
-def device_description(device: torch.device) -> str:
-    """``cpu (N threads)`` or ``cuda:0 (<GPU name>)``."""
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def _collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[tuple, tuple]:
@@ -273,7 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or Path(config.output)
     start = time.perf_counter()
     try:
-        device = resolve_device(args.device)
+        try:
+            device = resolve_device(args.device)
+        except ValueError as exc:
+            raise EvaluationInputError(f"--device: {exc}") from exc
         dataset, data_info = open_dataset(args.dataset, args.data, args.split, config)
         model = build_model_from_checkpoint(args.checkpoint, device, expected_classes=CATEGORIES)
     except CheckpointError as exc:

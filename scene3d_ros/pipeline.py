@@ -1,0 +1,92 @@
+"""The ROS-free perception pipeline: an RGB image and its intrinsics -> posed, classified objects.
+
+The nodes, the demo and the benchmarks call this. Poses are in the camera optical frame (x right,
+y down, z forward), metres; quaternions (w, x, y, z) with w >= 0. CAD model retrieval joins in a
+later stage (``DetectedObject.model_id`` stays None until then).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scene3d_ros.geometry import CameraIntrinsics, canonical_quaternion
+from scene3d_ros.model import build_model_from_checkpoint
+from scene3d_ros.model.device import resolve_device
+from scene3d_ros.paths import default_model_path
+from scene3d_ros.world.cad_library import CadLibrary
+
+
+@dataclass
+class DetectedObject:
+    """One object in one image.
+
+    ``box`` x0 y0 x1 y1 in pixels (edges); ``mask`` HxW bool; ``quaternion`` object -> optical
+    frame; ``translation`` of the object's bounding-box centre, metres; ``size`` the 3D box size
+    along the object's own x (front), y (left), z (up) axes, metres; ``descriptor`` the 500-D
+    object descriptor; ``allocentric_quaternion`` the rotation relative to the viewing ray (what
+    the retrieval search compares with its depth views).
+    """
+
+    category: str
+    label: int
+    score: float
+    box: np.ndarray
+    mask: np.ndarray | None
+    quaternion: np.ndarray
+    translation: np.ndarray
+    size: np.ndarray
+    descriptor: np.ndarray | None = None
+    allocentric_quaternion: np.ndarray | None = None
+    model_id: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Pipeline:
+    """Runs network 1 on single images. Thread-compatible, not thread-safe: one caller at a time."""
+
+    def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", score_threshold: float = 0.5,
+                 library: CadLibrary | None = None) -> None:
+        self.checkpoint = Path(checkpoint) if checkpoint else default_model_path()
+        self.device = resolve_device(device)
+        self.model = build_model_from_checkpoint(self.checkpoint, self.device)
+        self.classes = self.model.classes
+        self.score_threshold = float(score_threshold)
+        self._category_sizes = self._median_sizes(library or CadLibrary.load())
+
+    @staticmethod
+    def _median_sizes(library: CadLibrary) -> dict[str, np.ndarray]:
+        """Per-category median model extents (metres): the 3D box size before retrieval."""
+        return {c: np.median([m.extents for m in library.by_category(c)], axis=0) for c in library.categories}
+
+    def __call__(self, rgb: np.ndarray, intrinsics: CameraIntrinsics) -> list[DetectedObject]:
+        """Objects in ``rgb`` (HxWx3 uint8) seen with ``intrinsics``, by descending score."""
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+        if (rgb.shape[1], rgb.shape[0]) != (intrinsics.width, intrinsics.height):
+            raise ValueError(f"image is {rgb.shape[1]}x{rgb.shape[0]} but the intrinsics are for "
+                             f"{intrinsics.width}x{intrinsics.height}")
+        image = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1).float().div_(255.0)
+        k = torch.as_tensor(intrinsics.matrix, dtype=torch.float32, device=self.device)
+        with torch.inference_mode():
+            result = self.model([image], intrinsics=[k])[0]
+        keep = result["scores"] >= self.score_threshold
+        result = {key: value[keep].cpu().numpy() for key, value in result.items() if torch.is_tensor(value)}
+        objects = []
+        for i in range(len(result["scores"])):
+            category = self.classes[int(result["labels"][i]) - 1]
+            objects.append(DetectedObject(
+                category=category, label=int(result["labels"][i]), score=float(result["scores"][i]),
+                box=result["boxes"][i].astype(np.float64),
+                mask=(result["masks"][i, 0] >= 0.5) if "masks" in result else None,
+                quaternion=canonical_quaternion(result["quaternions"][i].astype(np.float64)),
+                translation=result["translations"][i].astype(np.float64),
+                size=self._category_sizes.get(category, np.ones(3)).astype(np.float64),
+                descriptor=result["descriptors"][i] if "descriptors" in result else None,
+                allocentric_quaternion=(result["allocentric_quaternions"][i].astype(np.float64)
+                                        if "allocentric_quaternions" in result else None),
+            ))
+        return objects
