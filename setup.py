@@ -31,6 +31,7 @@ setup(
             f"generate_data = {PACKAGE}.cli.generate_data:main",
             f"demo = {PACKAGE}.cli.demo:main",
             f"evaluate = {PACKAGE}.cli.evaluate:main",
+            f"export_model = {PACKAGE}.cli.export_model:main",
             f"train = {PACKAGE}.cli.train:main",
             f"synthetic_camera = {PACKAGE}.ros.synthetic_camera:main",
         ],

@@ -157,3 +157,13 @@ def test_weights_that_do_not_fit_the_config_are_rejected(saved, tmp_path):
     torch.save(checkpoint, path)
     with pytest.raises(CheckpointError, match="do not fit"):
         build_model_from_checkpoint(path)
+
+
+def test_export_model_cli(saved, tmp_path, capsys):
+    from scene3d_ros.cli.export_model import main
+
+    assert main([str(saved), str(tmp_path / "m.pt")]) == 0
+    assert "float16 weights" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "m.pt")["optimizer"] is None
+    assert main([str(tmp_path / "missing.pt"), str(tmp_path / "n.pt")]) == 1
+    assert "not found" in capsys.readouterr().err and not (tmp_path / "n.pt").exists()
