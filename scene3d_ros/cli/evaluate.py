@@ -39,7 +39,7 @@ from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.evaluation import SETTINGS, Evaluator, to_markdown, write_report
 from scene3d_ros.model import CheckpointError, Scene3DNet, build_model_from_checkpoint
 from scene3d_ros.model.device import device_description, resolve_device
-from scene3d_ros.paths import atomic_write_text, config_dir
+from scene3d_ros.paths import atomic_write_text, config_dir, default_model_path
 
 DATASETS = ("synthetic", "pascal3d")
 GROUND_TRUTH_KEYS = ("boxes", "labels", "masks", "quaternions", "translations", "model_ids", "occluded",
@@ -228,7 +228,8 @@ def _default_config_file() -> Path | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file (save_checkpoint format)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="checkpoint file (save_checkpoint format; default: the shipped model)")
     parser.add_argument("--data", required=True, type=Path,
                         help="dataset folder: generate_data output (synthetic) or PASCAL3D+_release1.1 (pascal3d)")
     parser.add_argument("--dataset", choices=DATASETS, default="synthetic", help="dataset kind (default synthetic)")
@@ -247,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.checkpoint is None:
+        args.checkpoint = default_model_path()
     if args.max_images is not None and args.max_images < 1:
         parser.error("--max-images must be >= 1")
     try:
