@@ -53,6 +53,7 @@ from scene3d_ros.retrieval.search import (
     RetrievalResult,
     angle_from_cos_half,
     cos_half_angles,
+    cos_half_threshold,
     effective_angles,
     faiss_module,
     query_rotations,
@@ -287,11 +288,14 @@ class ShapeDatabase:
         the predicted rotation are searched; when none is, the window is doubled (up to 180)
         and the result reports ``widened_to_deg``. ``max_distance``: beyond this squared L2
         distance the result is the cuboid fallback, as it is for a category without models.
-        ``backend``: ``"torch"`` (CPU or CUDA, ``device``: default the descriptors' device) or
-        ``"faiss"`` (exact ``IndexFlatL2``, CPU); both give the same results.
+        ``backend``: ``"torch"`` (on ``device``: CPU by default, or CUDA; the database is copied
+        there once and cached) or ``"faiss"`` (exact ``IndexFlatL2`` built on first use, CPU); both
+        give the same results.
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if not (math.isfinite(max_angle_deg) and max_angle_deg > 0.0):
+            raise ValueError(f"max_angle_deg must be > 0 degrees, got {max_angle_deg}")
         queries = torch.as_tensor(np.asarray(descriptors) if not isinstance(descriptors, Tensor) else descriptors)
         if queries.dim() != 2 or queries.shape[1] != self.dim:
             raise ValueError(f"descriptors must be (N, {self.dim}), got {tuple(queries.shape)}")
@@ -339,8 +343,9 @@ class ShapeDatabase:
             flat.add(np.ascontiguousarray(t["descriptors"].numpy(), dtype=np.float32))
             self._faiss_index = flat
         n, v = queries.shape[0], len(self)
-        # the widening rule needs the best pose match per query (cheap: V x 4 per query)
         windows = torch.full((n,), float("nan"))
+        allowed: list[np.ndarray] = []
+        cos_half: list[Tensor] = []
         step = max(1, (1 << 24) // max(v, 1))
         for start in range(0, n, step):
             sl = slice(start, min(n, start + step))
@@ -349,17 +354,11 @@ class ShapeDatabase:
             best = torch.where(cat_ok, c, torch.tensor(-float("inf"))).amax(dim=1) if v else \
                 torch.full((c.shape[0],), -float("inf"))
             windows[sl] = effective_angles(best, max_angle_deg)
-
-        def cos_half_of(i: int, ids: np.ndarray) -> np.ndarray:
-            idx = torch.from_numpy(ids)
-            return cos_half_angles(qq[i:i + 1], qr[i:i + 1], t["view_q"][idx], t["view_r"][idx],
-                                   t["continuous"][idx])[0].numpy()
-
-        index, dist = search_faiss(self._faiss_index, queries.numpy(), windows.numpy(), cos_half_of, qc.numpy(),
-                                   t["view_cat"].numpy())
-        chosen_c = torch.zeros(n)
-        for i in np.nonzero(index >= 0)[0]:
-            chosen_c[i] = float(cos_half_of(int(i), index[i:i + 1])[0])
+            mask = (c >= cos_half_threshold(windows[sl])[:, None]) & cat_ok
+            allowed.extend(torch.nonzero(row).flatten().numpy() for row in mask)
+            cos_half.extend(c)
+        index, dist = search_faiss(self._faiss_index, queries.numpy(), allowed)
+        chosen_c = torch.tensor([float(cos_half[i][index[i]]) if index[i] >= 0 else 0.0 for i in range(n)])
         return index, dist, windows.numpy(), chosen_c
 
     def _results(self, index: np.ndarray, dist: np.ndarray, window: np.ndarray, chosen_c: Tensor,

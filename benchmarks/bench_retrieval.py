@@ -1,0 +1,121 @@
+"""Pose-prior retrieval speed and memory: torch vs FAISS backends on random shape databases.
+
+    .venv/bin/python benchmarks/bench_retrieval.py [--quick] [--threads 2] [--max-wait 120]
+
+Databases of 1k, 10k, 100k and 1M views (``--quick``: 1k and 10k) with random D=500 float32
+descriptors, random unit view quaternions (allocentric, w >= 0) and 100 models of 12 categories
+(none symmetric). Queries: random descriptors and rotations, no category, ``max_angle_deg=30``
+(the pose prior keeps ~0.75 % of the views). Per backend and size: latency per query for one
+batched call (``--batch`` queries) and for single-query calls (median over ``--reps``), first
+call (index build, device copies) excluded; database size (MiB) and the process peak RSS.
+Target of the issue: <= 2 ms per pose-restricted query at 100k views on CPU. Writes
+benchmarks/results/retrieval.md and .json (``--quick``: retrieval_quick.md/.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+from common import RESULTS, machine, wait_until_quiet
+
+from scene3d_ros import CATEGORIES
+from scene3d_ros.model.rotations import canonicalize_quaternion
+from scene3d_ros.retrieval import ShapeDatabase
+
+SIZES = (1_000, 10_000, 100_000, 1_000_000)
+QUICK_SIZES = (1_000, 10_000)
+DIM = 500
+MODELS = 100
+MAX_ANGLE_DEG = 30.0
+
+
+def random_database(views: int, dim: int = DIM, seed: int = 0) -> ShapeDatabase:
+    """A database of random descriptors/rotations (allocentric quaternions, w >= 0)."""
+    generator = torch.Generator().manual_seed(seed)
+    descriptors = torch.randn(views, dim, generator=generator)
+    quaternions = canonicalize_quaternion(torch.randn(views, 4, generator=generator))
+    model_index = torch.randint(0, MODELS, (views,), generator=generator)
+    model_ids = [f"model_{i:03d}" for i in range(MODELS)]
+    categories = [CATEGORIES[i % len(CATEGORIES)] for i in range(MODELS)]
+    return ShapeDatabase(descriptors, model_index, quaternions, model_ids, categories, ["none"] * MODELS,
+                         library_checksum="random", checkpoint_sha256="random")
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_size(views: int, backend: str, batch: int, reps: int) -> dict:
+    db = random_database(views)
+    generator = torch.Generator().manual_seed(1)
+    queries = torch.randn(batch, DIM, generator=generator)
+    rotations = canonicalize_quaternion(torch.randn(batch, 4, generator=generator))
+    db.search(queries[:1], rotations[:1], max_angle_deg=MAX_ANGLE_DEG, backend=backend)  # warm-up, index build
+    start = time.perf_counter()
+    results = db.search(queries, rotations, max_angle_deg=MAX_ANGLE_DEG, backend=backend)
+    batched_ms = 1e3 * (time.perf_counter() - start) / batch
+    singles = []
+    for i in range(min(reps, batch)):
+        start = time.perf_counter()
+        db.search(queries[i:i + 1], rotations[i:i + 1], max_angle_deg=MAX_ANGLE_DEG, backend=backend)
+        singles.append(1e3 * (time.perf_counter() - start))
+    db_mib = (db.descriptors.nbytes + db.view_quaternions.nbytes + db.model_index.nbytes) / 2**20
+    return {"views": views, "backend": backend, "batch": batch, "batched_ms_per_query": batched_ms,
+            "single_ms_per_query": statistics.median(singles), "database_mib": db_mib,
+            "peak_rss_mib": _peak_rss_mib(),
+            "widened": sum(r.widened_to_deg is not None for r in results)}
+
+
+def to_markdown(rows: list[dict], info: dict) -> str:
+    lines = ["# Pose-prior retrieval speed", "",
+             f"- machine: {info['machine']['cpu']} ({info['machine']['nproc']} cores), torch threads "
+             f"{info['threads']}, busy share of the cores before the run {info['busy_before']:.0%}",
+             f"- D={DIM} float32 random descriptors, random rotations, max_angle {MAX_ANGLE_DEG} deg, no category",
+             "- target: <= 2 ms per pose-restricted query at 100k views on CPU", "",
+             "| views | backend | batch | ms/query (batched) | ms/query (single) | DB MiB | peak RSS MiB |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['views']:,} | {r['backend']} | {r['batch']} | {r['batched_ms_per_query']:.3f} | "
+                     f"{r['single_ms_per_query']:.3f} | {r['database_mib']:.1f} | {r['peak_rss_mib']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1k and 10k views only")
+    parser.add_argument("--threads", type=int, default=2, help="torch and FAISS threads")
+    parser.add_argument("--batch", type=int, default=256, help="queries per batched call")
+    parser.add_argument("--reps", type=int, default=20, help="single-query calls per measurement")
+    parser.add_argument("--backends", nargs="+", default=["torch", "faiss"], choices=["torch", "faiss"])
+    parser.add_argument("--max-wait", type=float, default=120.0, help="seconds to wait for idle cores")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if "faiss" in args.backends:
+        import faiss
+
+        faiss.omp_set_num_threads(args.threads)
+    busy = wait_until_quiet(0.25, args.max_wait)
+    rows = []
+    for views in QUICK_SIZES if args.quick else SIZES:
+        for backend in args.backends:
+            batch = args.batch if views <= 100_000 else max(1, args.batch // 4)
+            row = bench_size(views, backend, batch, args.reps)
+            print(f"{views:>9,} {backend:<6} batched {row['batched_ms_per_query']:8.3f} ms/query, "
+                  f"single {row['single_ms_per_query']:8.3f} ms, DB {row['database_mib']:.1f} MiB, "
+                  f"peak RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
+            rows.append(row)
+    info = {"machine": machine(), "threads": args.threads, "busy_before": busy, "quick": args.quick}
+    name = "retrieval_quick" if args.quick else "retrieval"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps({"info": info, "rows": rows}, indent=1) + "\n")
+    (RESULTS / f"{name}.md").write_text(to_markdown(rows, info))
+    print(f"written to {RESULTS / name}.md/.json")
+
+
+if __name__ == "__main__":
+    main()
