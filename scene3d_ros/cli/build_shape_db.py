@@ -22,7 +22,7 @@ import torch
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.config import ConfigError, add_config_arguments, dataclass_from_dict, load_config
-from scene3d_ros.paths import config_dir
+from scene3d_ros.paths import config_dir, default_model_path
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,8 @@ def _default_config_file() -> Path | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="build_shape_db", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, type=Path,
-                        help="checkpoint whose network 2 embeds the views (save_checkpoint format)")
+    parser.add_argument("--checkpoint", type=Path, default=default_model_path(),
+                        help="checkpoint whose network 2 embeds the views (default: the shipped model)")
     parser.add_argument("--output", type=Path, default=None,
                         help="database file (default: shape_db.output, else $SCENE3D_DATA_DIR/shape_db/shape_db.pt)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
