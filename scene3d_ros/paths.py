@@ -31,9 +31,9 @@ def default_cad_library_dir() -> Path:
 
 def _share_subdir(name: str) -> Path:
     """``name``/ of the source tree when running from it, else of the installed share/ folder."""
-    source = PACKAGE_DIR.parent / name
-    if source.is_dir():
-        return source
+    source_tree = PACKAGE_DIR.parent
+    if (source_tree / "package.xml").is_file() and (source_tree / "setup.py").is_file():
+        return source_tree / name  # running from the source tree (editable install, tests)
     try:
         from ament_index_python.packages import get_package_share_directory
 
