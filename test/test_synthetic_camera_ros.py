@@ -78,3 +78,14 @@ def test_synthetic_camera_publishes_consistent_frames(ros_node, tmp_path):
             margin = max(info.width, info.height)  # centres may lie off-image only for truncated objects
             assert -margin < u < info.width + margin and -margin < v < info.height + margin
             assert min(det.bbox.size.x, det.bbox.size.y, det.bbox.size.z) > 0
+
+
+def test_bad_library_parameter_exits_cleanly_with_a_message(tmp_path):
+    camera = NodeProcess("scene3d_ros.ros.synthetic_camera", tmp_path, ["-p", f"cad_library:={tmp_path / 'nowhere'}"])
+    try:
+        camera.process.wait(60)
+    finally:
+        camera.stop()
+    assert camera.process.returncode == 1
+    log = camera.log()
+    assert "cannot start" in log and "nowhere" in log and "Traceback" not in log

@@ -27,7 +27,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection3DArray
 
-from scene3d_ros.config import dataclass_from_dict, load_config
+from scene3d_ros.config import ConfigError, dataclass_from_dict, load_config
 from scene3d_ros.paths import config_dir
 from scene3d_ros.ros.conversions import (
     camera_info_msg,
@@ -38,7 +38,7 @@ from scene3d_ros.ros.conversions import (
 )
 from scene3d_ros.ros.environment import default_to_localhost_discovery
 from scene3d_ros.world.annotations import AnnotatedScene, generate_annotated_scene
-from scene3d_ros.world.cad_library import CadLibrary
+from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 from scene3d_ros.world.renderer import Renderer
 from scene3d_ros.world.scene_sampler import SceneConfig
 
@@ -132,6 +132,9 @@ def main(args: list[str] | None = None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except (CadLibraryError, ConfigError) as exc:  # bad parameters or library: say what, exit cleanly
+        rclpy.logging.get_logger("synthetic_camera").fatal(f"cannot start: {exc}")
+        return 1
     finally:
         if node is not None:
             node.destroy_node()
