@@ -30,6 +30,57 @@ def stamp_to_ns(stamp: Time) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
+class ImageConversionError(ValueError):
+    """A sensor_msgs/Image that cannot be turned into an RGB array; the message says why."""
+
+
+# encoding -> (channels, bytes per channel, channel order as it should be read for RGB)
+IMAGE_ENCODINGS: dict[str, tuple[int, int, tuple[int, ...]]] = {
+    "rgb8": (3, 1, (0, 1, 2)),
+    "bgr8": (3, 1, (2, 1, 0)),
+    "rgba8": (4, 1, (0, 1, 2)),
+    "bgra8": (4, 1, (2, 1, 0)),
+    "mono8": (1, 1, (0, 0, 0)),
+    "8UC1": (1, 1, (0, 0, 0)),
+    "mono16": (1, 2, (0, 0, 0)),
+    "16UC1": (1, 2, (0, 0, 0)),
+}
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+def image_msg_to_rgb(msg: Image, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """HxWx3 uint8 RGB copy of a sensor_msgs/Image, honouring ``step`` (row padding) and endianness.
+
+    Supported encodings: rgb8, bgr8, rgba8, bgra8 (alpha dropped), mono8/8UC1 (grey replicated)
+    and mono16/16UC1 (the high byte: value >> 8). Anything else, or a header inconsistent with the
+    data (zero or huge size, ``step`` shorter than a row, ``len(data) != step * height``), raises
+    :class:`ImageConversionError` naming the problem.
+    """
+    encoding = msg.encoding
+    if encoding not in IMAGE_ENCODINGS:
+        raise ImageConversionError(f"unsupported image encoding {encoding!r}; supported: {sorted(IMAGE_ENCODINGS)}")
+    channels, depth, order = IMAGE_ENCODINGS[encoding]
+    width, height, step = int(msg.width), int(msg.height), int(msg.step)
+    if width == 0 or height == 0:
+        raise ImageConversionError(f"empty image: {width}x{height}")
+    if width * height > max_pixels:
+        raise ImageConversionError(f"image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels")
+    row_bytes = width * channels * depth
+    if step < row_bytes:
+        raise ImageConversionError(f"step {step} is shorter than a row of {width} {encoding} pixels ({row_bytes} bytes)")
+    data = np.frombuffer(msg.data, dtype=np.uint8) if not isinstance(msg.data, np.ndarray) else msg.data.view(np.uint8)
+    if data.size != step * height:
+        raise ImageConversionError(f"data holds {data.size} bytes but step * height = {step} * {height} = "
+                                   f"{step * height}")
+    rows = data.reshape(height, step)[:, :row_bytes]
+    if depth == 2:
+        dtype = np.dtype(">u2" if msg.is_bigendian else "<u2")
+        pixels = (rows.copy().view(dtype).reshape(height, width, channels) >> 8).astype(np.uint8)
+    else:
+        pixels = rows.reshape(height, width, channels)
+    return np.ascontiguousarray(pixels[:, :, list(order)])
+
+
 def rgb8_image_msg(rgb: np.ndarray, msg_header: Header) -> Image:
     """sensor_msgs/Image (rgb8, no row padding) from an HxWx3 uint8 array."""
     rgb = np.ascontiguousarray(rgb)
