@@ -49,12 +49,15 @@ class Pipeline:
     """Runs network 1 on single images. Thread-compatible, not thread-safe: one caller at a time."""
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", score_threshold: float = 0.5,
-                 library: CadLibrary | None = None) -> None:
+                 library: CadLibrary | None = None, max_detections: int = 100, input_size: int | None = None) -> None:
         self.checkpoint = Path(checkpoint) if checkpoint else default_model_path()
         self.device = resolve_device(device)
         self.model = build_model_from_checkpoint(self.checkpoint, self.device)
+        if input_size is not None:  # the shorter side the network resizes every image to, pixels
+            self.model.transform.min_size = (int(input_size),)
         self.classes = self.model.classes
         self.score_threshold = float(score_threshold)
+        self.max_detections = int(max_detections)
         self._category_sizes = self._median_sizes(library or CadLibrary.load())
 
     @staticmethod
@@ -73,7 +76,7 @@ class Pipeline:
         k = torch.as_tensor(intrinsics.matrix, dtype=torch.float32, device=self.device)
         with torch.inference_mode():
             result = self.model([image], intrinsics=[k])[0]
-        keep = result["scores"] >= self.score_threshold
+        keep = torch.nonzero(result["scores"] >= self.score_threshold).flatten()[: self.max_detections]
         result = {key: value[keep].cpu().numpy() for key, value in result.items() if torch.is_tensor(value)}
         objects = []
         for i in range(len(result["scores"])):
@@ -90,3 +93,13 @@ class Pipeline:
                                         if "allocentric_quaternions" in result else None),
             ))
         return objects
+
+    def warm_up(self, width: int = 320, height: int = 240) -> None:
+        """One inference on a blank image, so the first real frame is not slowed by lazy set-up."""
+        self(np.zeros((height, width, 3), np.uint8), CameraIntrinsics.from_fov(width, height, 60.0))
+
+    def close(self) -> None:
+        """Release the network (and the GPU memory it held)."""
+        self.model = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()

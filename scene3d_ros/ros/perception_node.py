@@ -1,0 +1,263 @@
+"""perception_node: camera images in, posed and classified objects out.
+
+Subscribes ``image`` (sensor_msgs/Image) and ``camera_info``; publishes, each with the input
+image's header (stamp and frame_id):
+  detections_2d   vision_msgs/Detection2DArray (box, class_id = category, score)
+  detections_3d   vision_msgs/Detection3DArray (pose in the optical frame, metres; bbox.size =
+                  the 3D box along the object's x front / y left / z up axes)
+  descriptors     sensor_msgs/Image 32FC1, one row per detection in the same order
+  debug_image     sensor_msgs/Image rgb8 (masks, boxes, pose axes), rendered only while subscribed
+  /tf             one frame ``<tf_prefix><category>_<k>`` per object under the image's frame_id
+
+Image callbacks only hand the message to a keep-latest slot; one inference thread takes the
+newest frame (a frame is never processed twice; frames arriving during inference replace each
+other and count as dropped). Bad input (encodings, sizes, intrinsics) is logged, throttled, and
+the node keeps serving.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from tf2_msgs.msg import TFMessage
+from vision_msgs.msg import Detection2D, Detection2DArray, Detection3DArray, ObjectHypothesisWithPose
+
+from scene3d_ros.frame_queue import LatestFrameQueue
+from scene3d_ros.geometry import CameraIntrinsics
+from scene3d_ros.model import CheckpointError
+from scene3d_ros.pipeline import DetectedObject, Pipeline
+from scene3d_ros.ros.conversions import (
+    ImageConversionError,
+    detection3d_msg,
+    image_msg_to_rgb,
+    intrinsics_from_camera_info,
+    rgb8_image_msg,
+    transform_stamped_msg,
+)
+from scene3d_ros.ros.environment import default_to_localhost_discovery
+from scene3d_ros.visualization import draw_detections, overlay_instances
+from scene3d_ros.world.cad_library import CadLibraryError
+
+TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+THROTTLE_S = 5.0
+
+
+def detection2d_msg(msg_header, obj: DetectedObject, object_id: str) -> Detection2D:
+    """vision_msgs/Detection2D: the box (centre and size, pixels) and one hypothesis."""
+    x0, y0, x1, y1 = (float(v) for v in obj.box)
+    det = Detection2D(header=msg_header, id=object_id)
+    det.bbox.center.position.x, det.bbox.center.position.y = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    det.bbox.size_x, det.bbox.size_y = x1 - x0, y1 - y0
+    hypothesis = ObjectHypothesisWithPose()
+    hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = obj.category, float(obj.score)
+    det.results.append(hypothesis)
+    return det
+
+
+def descriptors_msg(msg_header, objects: list[DetectedObject], dim: int) -> Image:
+    """sensor_msgs/Image 32FC1 holding one descriptor per row, in detection order."""
+    rows = np.array([o.descriptor for o in objects], dtype="<f4").reshape(len(objects), dim)
+    return Image(header=msg_header, height=len(objects), width=dim, encoding="32FC1", is_bigendian=0,
+                 step=4 * dim, data=rows.tobytes())
+
+
+class PerceptionNode(Node):
+    """Thin adapter: parameters -> Pipeline -> messages."""
+
+    def __init__(self) -> None:
+        super().__init__("perception_node")
+        p = self._declare_parameters()
+        self._tf_prefix = p["tf_prefix"]
+        self._default_hfov = p["default_hfov_deg"]
+        self._publish_tf = p["publish_tf"]
+        self._pipeline = Pipeline(p["model_path"] or None, p["device"], p["score_threshold"],
+                                  max_detections=p["max_detections"], input_size=p["input_size"] or None)
+        self._pipeline.warm_up()
+        self._descriptor_dim = int(self._pipeline.model.config.descriptor.dim)
+        self.add_on_set_parameters_callback(self._on_parameters)
+
+        reliability = (ReliabilityPolicy.RELIABLE if p["image_reliability"] == "reliable"
+                       else ReliabilityPolicy.BEST_EFFORT)
+        input_qos = QoSProfile(depth=p["qos_depth"], reliability=reliability)
+        output_qos = QoSProfile(depth=p["qos_depth"], reliability=ReliabilityPolicy.RELIABLE)
+        self._pub_2d = self.create_publisher(Detection2DArray, "detections_2d", output_qos)
+        self._pub_3d = self.create_publisher(Detection3DArray, "detections_3d", output_qos)
+        self._pub_desc = self.create_publisher(Image, "descriptors", output_qos)
+        self._pub_debug = self.create_publisher(Image, "debug_image", output_qos)
+        self._pub_tf = self.create_publisher(TFMessage, "/tf", TF_QOS)
+        self._camera_info: CameraInfo | None = None
+        self._last_errors: dict[str, float] = {}
+        self._frames: LatestFrameQueue = LatestFrameQueue()
+        self._processed = 0
+        self.debug_images_rendered = 0
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, input_qos)
+        self.create_subscription(Image, "image", self._frames.put, input_qos)
+        self._running = True
+        self._worker = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"serving {self._pipeline.checkpoint} on {self._pipeline.device}; image QoS "
+                               f"{p['image_reliability']}, depth {p['qos_depth']}")
+
+    # ----------------------------------------------------------------------- parameters
+    def _declare_parameters(self) -> dict:
+        def declare(name, default, description, **kw):
+            return self.declare_parameter(name, default, ParameterDescriptor(description=description, **kw)).value
+
+        unit = [FloatingPointRange(from_value=0.0, to_value=1.0)]
+        return {
+            "model_path": declare("model_path", "", "Network checkpoint (empty: the shipped default model).",
+                                  read_only=True),
+            "device": declare("device", "auto", "auto (CUDA when available) | cpu | cuda.", read_only=True),
+            "score_threshold": declare("score_threshold", 0.5, "Minimum detection score (changeable at run time).",
+                                       floating_point_range=unit),
+            "max_detections": declare("max_detections", 20, "At most this many objects per image (run time).",
+                                      integer_range=[IntegerRange(from_value=1, to_value=100)]),
+            "input_size": declare("input_size", 0, "Shorter image side the network runs at, pixels (0: model default).",
+                                  integer_range=[IntegerRange(from_value=0, to_value=1600)], read_only=True),
+            "image_reliability": declare("image_reliability", "best_effort",
+                                         "QoS reliability of the image/camera_info subscriptions: best_effort "
+                                         "(matches every publisher) | reliable.", read_only=True),
+            "qos_depth": declare("qos_depth", 2, "QoS history depth of subscriptions and publishers.",
+                                 integer_range=[IntegerRange(from_value=1, to_value=100)], read_only=True),
+            "default_hfov_deg": declare("default_hfov_deg", 60.0, "Horizontal field of view assumed while no valid "
+                                        "camera_info has arrived (degrees; a throttled warning says so).",
+                                        floating_point_range=[FloatingPointRange(from_value=1.0, to_value=179.0)]),
+            "publish_tf": declare("publish_tf", True, "Publish one TF frame per object on /tf."),
+            "tf_prefix": declare("tf_prefix", "", "Prefix of the object TF frame names."),
+        }
+
+    def _on_parameters(self, params) -> SetParametersResult:
+        for param in params:
+            if param.name == "score_threshold":
+                self._pipeline.score_threshold = float(param.value)
+            elif param.name == "max_detections":
+                self._pipeline.max_detections = int(param.value)
+            elif param.name == "default_hfov_deg":
+                self._default_hfov = float(param.value)
+            elif param.name == "publish_tf":
+                self._publish_tf = bool(param.value)
+            elif param.name == "tf_prefix":
+                self._tf_prefix = str(param.value)
+        return SetParametersResult(successful=True)
+
+    # ----------------------------------------------------------------------- input
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _intrinsics(self, width: int, height: int) -> CameraIntrinsics:
+        info = self._camera_info
+        if info is None:
+            self.get_logger().warn(f"no camera_info received yet: assuming a {self._default_hfov:.0f} deg horizontal "
+                                   "field of view (translations will be wrong)", throttle_duration_sec=THROTTLE_S)
+            return CameraIntrinsics.from_fov(width, height, self._default_hfov)
+        intrinsics = intrinsics_from_camera_info(info)  # ValueError on NaN/zero K
+        if (intrinsics.width, intrinsics.height) != (width, height):
+            # the same camera delivering a resized image: scale K with the image
+            intrinsics = intrinsics.scaled(width / intrinsics.width, height / intrinsics.height)
+        return intrinsics
+
+    def _throttled_error(self, text: str) -> None:
+        """Log ``text`` as an error at most once per THROTTLE_S seconds per distinct message, so one
+        bad input does not flood the log and different problems never hide each other."""
+        now = time.monotonic()
+        if now - self._last_errors.get(text, -1e9) >= THROTTLE_S:
+            self._last_errors[text] = now
+            self.get_logger().error(text)
+
+    # ----------------------------------------------------------------------- inference thread
+    def _inference_loop(self) -> None:
+        while self._running:
+            msg = self._frames.get(timeout=0.2)
+            if msg is None:
+                continue
+            try:
+                rgb = image_msg_to_rgb(msg)
+                intrinsics = self._intrinsics(rgb.shape[1], rgb.shape[0])
+                objects = self._pipeline(rgb, intrinsics)
+            except ImageConversionError as exc:
+                self._throttled_error(f"dropping image: {exc}")
+                continue
+            except ValueError as exc:
+                self._throttled_error(f"dropping image: bad camera_info: {exc}")
+                continue
+            if not self._running:
+                break
+            try:
+                self._publish(msg.header, rgb, intrinsics, objects)
+            except Exception as exc:  # the context may shut down under us while stopping
+                if not self._running:
+                    break
+                self.get_logger().error(f"publishing failed: {exc}", throttle_duration_sec=THROTTLE_S)
+                continue
+            self._processed += 1
+
+    def _publish(self, msg_header, rgb: np.ndarray, intrinsics: CameraIntrinsics,
+                 objects: list[DetectedObject]) -> None:
+        names = [f"{o.category}_{k}" for k, o in enumerate(objects)]
+        self._pub_2d.publish(Detection2DArray(header=msg_header, detections=[
+            detection2d_msg(msg_header, o, name) for o, name in zip(objects, names, strict=True)]))
+        self._pub_3d.publish(Detection3DArray(header=msg_header, detections=[
+            detection3d_msg(msg_header, o.category, o.score, o.quaternion, o.translation, o.size, name)
+            for o, name in zip(objects, names, strict=True)]))
+        self._pub_desc.publish(descriptors_msg(msg_header, objects, self._descriptor_dim))
+        if self._publish_tf and objects:
+            self._pub_tf.publish(TFMessage(transforms=[
+                transform_stamped_msg(msg_header, self._tf_prefix + name, o.quaternion, o.translation)
+                for o, name in zip(objects, names, strict=True)]))
+        if self._pub_debug.get_subscription_count() > 0:
+            self._pub_debug.publish(rgb8_image_msg(self._debug_image(rgb, intrinsics, objects), msg_header))
+            self.debug_images_rendered += 1
+
+    @staticmethod
+    def _debug_image(rgb: np.ndarray, intrinsics: CameraIntrinsics, objects: list[DetectedObject]) -> np.ndarray:
+        instance = np.full(rgb.shape[:2], -1, np.int32)
+        for k in reversed(range(len(objects))):
+            if objects[k].mask is not None:
+                instance[objects[k].mask] = k
+        return draw_detections(overlay_instances(rgb, instance), [o.box for o in objects],
+                               [f"{o.category} {o.score:.2f}" for o in objects], [o.quaternion for o in objects],
+                               [o.translation for o in objects], intrinsics, [0.5 * float(max(o.size)) for o in objects])
+
+    def destroy_node(self) -> None:
+        self._running = False
+        self._frames.close()
+        self._worker.join(timeout=10.0)
+        stats = self._frames.stats
+        self.get_logger().info(f"processed {self._processed} frames; received {stats.offered}, dropped "
+                               f"{stats.dropped}; debug images rendered {self.debug_images_rendered}")
+        self._pipeline.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    default_to_localhost_discovery()
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = None
+    code = 0
+    try:
+        node = PerceptionNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (CheckpointError, CadLibraryError, ValueError) as exc:  # bad model/library/parameters
+        rclpy.logging.get_logger("perception_node").fatal(f"cannot start: {exc}")
+        code = 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""perception_node over real DDS, in its own process, with a tiny untrained network.
+
+synthetic camera -> perception node -> this process: outputs copy the image header, descriptor
+rows match detections, one TF frame per object; bad images are rejected with a specific error
+and the next good frame is still processed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ros_harness import NodeProcess, ros_test_node, spin_until
+from sensor_msgs.msg import CameraInfo, Image
+from tf2_msgs.msg import TFMessage
+from tiny_model import TINY_MODEL
+from vision_msgs.msg import Detection2DArray, Detection3DArray
+
+from scene3d_ros import CATEGORIES
+from scene3d_ros.geometry import CameraIntrinsics
+from scene3d_ros.model import build_model, model_config_from_dict, save_checkpoint
+from scene3d_ros.ros.conversions import camera_info_msg, header, rgb8_image_msg, stamp_to_ns
+from scene3d_ros.ros.perception_node import TF_QOS
+
+FRAME = "cam_optical"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    config = model_config_from_dict({**TINY_MODEL, "detector": {**TINY_MODEL["detector"], "box_score_thresh": 0.0}})
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("perception") / "tiny.pt"
+    save_checkpoint(path, build_model(config, load_backbone_weights=False), config, CATEGORIES, rng_state=False)
+    return path
+
+
+def _perception(tmp_path, checkpoint, *extra):
+    return NodeProcess("scene3d_ros.ros.perception_node", tmp_path, [
+        "-p", f"model_path:={checkpoint}", "-p", "device:=cpu", "-p", "score_threshold:=0.0", *extra])
+
+
+def _collect(node):
+    got = {"2d": {}, "3d": {}, "desc": {}, "tf": {}}
+    node.create_subscription(Detection2DArray, "detections_2d", lambda m: got["2d"].__setitem__(stamp_to_ns(m.header.stamp), m), 10)
+    node.create_subscription(Detection3DArray, "detections_3d", lambda m: got["3d"].__setitem__(stamp_to_ns(m.header.stamp), m), 10)
+    node.create_subscription(Image, "descriptors", lambda m: got["desc"].__setitem__(stamp_to_ns(m.header.stamp), m), 10)
+
+    def on_tf(msg):
+        for t in msg.transforms:
+            got["tf"].setdefault(stamp_to_ns(t.header.stamp), []).append(t)
+
+    node.create_subscription(TFMessage, "/tf", on_tf, TF_QOS)
+    return got
+
+
+def test_camera_to_perception_outputs_share_the_image_header(checkpoint, tmp_path):
+    with ros_test_node("perception_listener") as node:
+        images = {}
+        node.create_subscription(Image, "image", lambda m: images.__setitem__(stamp_to_ns(m.header.stamp), m), 10)
+        got = _collect(node)
+        camera = NodeProcess("scene3d_ros.ros.synthetic_camera", tmp_path, [
+            "-p", "rate_hz:=5.0", "-p", f"frame_id:={FRAME}", "-p", "width:=160", "-p", "height:=120"])
+        perception = _perception(tmp_path, checkpoint)
+        try:
+            def ours(stamp):  # the perception node's frames, not the camera's ground truth
+                return [t for t in got["tf"].get(stamp, []) if not t.child_frame_id.startswith("gt_")]
+
+            def complete():
+                return [s for s in got["3d"] if s in got["2d"] and s in got["desc"] and s in images and ours(s)]
+
+            assert spin_until(node, lambda: len(complete()) >= 2, 120.0, [camera, perception]), (
+                {k: len(v) for k, v in got.items()}, perception.log()[-3000:])
+        finally:
+            camera.stop()
+            assert perception.stop() in (0, -2), perception.log()[-3000:]
+        for stamp in complete():
+            d3, d2, desc = got["3d"][stamp], got["2d"][stamp], got["desc"][stamp]
+            assert d3.header.frame_id == d2.header.frame_id == desc.header.frame_id == FRAME
+            n = len(d3.detections)
+            assert n >= 1 and len(d2.detections) == n
+            assert desc.encoding == "32FC1" and desc.height == n and desc.width == TINY_MODEL["descriptor"]["dim"]
+            rows = np.frombuffer(bytes(desc.data), dtype="<f4").reshape(n, -1)
+            assert np.all(np.isfinite(rows))
+            assert sorted(t.child_frame_id for t in ours(stamp)) == sorted(d.id for d in d3.detections)
+            assert all(t.header.frame_id == FRAME for t in ours(stamp))
+            for det in d3.detections:
+                q = det.results[0].pose.pose.orientation
+                assert q.w >= 0 and det.results[0].hypothesis.class_id in CATEGORIES
+                assert det.results[0].pose.pose.position.z > 0
+        assert "processed" in perception.log() and "Traceback" not in perception.log()
+
+
+def test_bad_images_are_rejected_and_the_next_good_frame_is_processed(checkpoint, tmp_path):
+    with ros_test_node("perception_feeder") as node:
+        got = _collect(node)
+        image_pub = node.create_publisher(Image, "image", 10)
+        info_pub = node.create_publisher(CameraInfo, "camera_info", 10)
+        perception = _perception(tmp_path, checkpoint, "-p", "image_reliability:=reliable")
+        try:
+            assert spin_until(node, lambda: image_pub.get_subscription_count() > 0, 90.0, [perception])
+            assert spin_until(node, lambda: "serving" in perception.log(), 90.0, [perception])
+            rgb = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
+            bad = rgb8_image_msg(rgb, header(1_000, FRAME))
+            bad.encoding = "yuv422"
+            padded = rgb8_image_msg(rgb, header(2_000, FRAME))
+            padded.step = 3 * 160 + 1  # inconsistent with the data length
+            nan_info = camera_info_msg(CameraIntrinsics.from_fov(160, 120, 60), header(3_000, FRAME))
+            nan_info.k[0] = float("nan")
+            for msg in (bad, padded):
+                image_pub.publish(msg)
+                spin_until(node, lambda: False, 0.5)
+            info_pub.publish(nan_info)
+            spin_until(node, lambda: False, 0.5)
+            image_pub.publish(rgb8_image_msg(rgb, header(4_000, FRAME)))  # rejected: NaN intrinsics
+            spin_until(node, lambda: False, 1.0)
+            info_pub.publish(camera_info_msg(CameraIntrinsics.from_fov(160, 120, 60), header(5_000, FRAME)))
+            spin_until(node, lambda: False, 0.5)
+            good = rgb8_image_msg(rgb, header(6_000, FRAME))
+            for _ in range(60):  # best effort on the node's side: resend until it is answered
+                image_pub.publish(good)
+                if spin_until(node, lambda: 6_000 in got["3d"], 1.0, [perception]):
+                    break
+        finally:
+            code = perception.stop()
+        log = perception.log()
+        assert code in (0, -2), log[-3000:]
+        assert "unsupported image encoding 'yuv422'" in log
+        assert "data holds" in log
+        assert "bad camera_info" in log
+        assert not {1_000, 2_000, 4_000} & set(got["3d"])
+        assert 6_000 in got["3d"] and "Traceback" not in log
