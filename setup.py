@@ -35,6 +35,7 @@ setup(
             f"export_model = {PACKAGE}.cli.export_model:main",
             f"train = {PACKAGE}.cli.train:main",
             f"perception_node = {PACKAGE}.ros.perception_node:main",
+            f"retrieval_node = {PACKAGE}.ros.retrieval_node:main",
             f"synthetic_camera = {PACKAGE}.ros.synthetic_camera:main",
         ],
     },

@@ -1,0 +1,170 @@
+"""retrieval_node: replaces detected objects by CAD models from the shape database.
+
+Joins ``detections_3d`` (vision_msgs/Detection3DArray) and ``descriptors`` (sensor_msgs/Image
+32FC1, one row per detection, same order) by header stamp in a bounded cache, searches the shape
+database with each object's descriptor, category and rotation (the pose prior: only depth views
+within ``max_angle_deg`` of the predicted allocentric rotation), and publishes with the input header:
+
+  objects   vision_msgs/Detection3DArray: the input detections, bbox.size = the retrieved model's
+            extents (or the input size for cuboids), and ``id`` = a JSON object
+            {"name": "<category>_<k>", "model_id": "<id>" | null, "mesh_uri": "file://..." | null,
+             "fallback": null | "cuboid", "distance": <squared L2>} (machine-readable)
+  markers   visualization_msgs/MarkerArray: DELETEALL first, then per object a MESH_RESOURCE
+            marker (file:// URI into the CAD library) or a CUBE of the box size, and a text label
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import OrderedDict
+
+import numpy as np
+import rclpy
+import torch
+from geometry_msgs.msg import Point
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import ColorRGBA
+from vision_msgs.msg import Detection3DArray
+from visualization_msgs.msg import Marker, MarkerArray
+
+from scene3d_ros.model.rotations import egocentric_to_allocentric
+from scene3d_ros.retrieval import FALLBACK_CUBOID, ShapeDatabase, ShapeDatabaseError, default_shape_db_path
+from scene3d_ros.ros.conversions import quaternion_wxyz, stamp_to_ns
+from scene3d_ros.ros.environment import default_to_localhost_discovery
+from scene3d_ros.visualization import instance_colour
+from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
+
+
+def parse_descriptors(msg: Image, rows: int) -> np.ndarray:
+    """(rows, D) float32 from a 32FC1 image; ValueError naming the mismatch."""
+    if msg.encoding != "32FC1":
+        raise ValueError(f"descriptors must be 32FC1, got {msg.encoding!r}")
+    if msg.height != rows:
+        raise ValueError(f"descriptors hold {msg.height} rows for {rows} detections")
+    if msg.step != 4 * msg.width or len(msg.data) != msg.step * msg.height:
+        raise ValueError(f"descriptor image of {msg.width}x{msg.height} has step {msg.step} and {len(msg.data)} bytes")
+    dtype = ">f4" if msg.is_bigendian else "<f4"
+    return np.frombuffer(bytes(msg.data), dtype=dtype).reshape(rows, msg.width).astype(np.float32)
+
+
+class RetrievalNode(Node):
+    """Thin adapter: stamp join -> ShapeDatabase.search -> messages."""
+
+    def __init__(self) -> None:
+        super().__init__("retrieval_node")
+
+        def declare(name, default, description, **kw):
+            return self.declare_parameter(name, default, ParameterDescriptor(description=description, **kw)).value
+
+        db_path = declare("shape_db", "", "Shape database file (empty: the default built by build_shape_db).",
+                          read_only=True)
+        library_path = declare("cad_library", "", "CAD library folder (empty: the default library).", read_only=True)
+        self._max_angle = declare("max_angle_deg", 30.0, "Pose prior: only views this close to the predicted "
+                                  "rotation (degrees; widened when none is).",
+                                  floating_point_range=[FloatingPointRange(from_value=1.0, to_value=180.0)])
+        max_distance = declare("max_distance", 0.0, "Cuboid fallback when the best descriptor distance exceeds "
+                               "this (0: never).", floating_point_range=[FloatingPointRange(from_value=0.0,
+                                                                                               to_value=1e9)])
+        self._max_distance = max_distance or None
+        self._cache_size = declare("cache_size", 30, "Frames kept while waiting for the other topic.",
+                                   integer_range=[IntegerRange(from_value=1, to_value=1000)])
+        qos_depth = declare("qos_depth", 10, "QoS history depth.", integer_range=[IntegerRange(from_value=1,
+                                                                                               to_value=100)])
+        self._library = CadLibrary.load(library_path or None)
+        self._db = ShapeDatabase.load(db_path or default_shape_db_path(),
+                                      expected_library_checksum=self._library.checksum)
+        qos = QoSProfile(depth=qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        self._pending: OrderedDict[tuple[int, str], dict] = OrderedDict()
+        self.create_subscription(Detection3DArray, "detections_3d", lambda m: self._on_message("detections", m), qos)
+        self.create_subscription(Image, "descriptors", lambda m: self._on_message("descriptors", m), qos)
+        self._pub_objects = self.create_publisher(Detection3DArray, "objects", qos)
+        self._pub_markers = self.create_publisher(MarkerArray, "markers", qos)
+        self.get_logger().info(f"retrieving from {len(self._db)} views of {len(self._db.model_ids)} models")
+
+    def _on_message(self, kind: str, msg) -> None:
+        key = (stamp_to_ns(msg.header.stamp), msg.header.frame_id)
+        entry = self._pending.setdefault(key, {})
+        entry[kind] = msg
+        if len(entry) == 2:
+            del self._pending[key]
+            try:
+                self._retrieve(entry["detections"], entry["descriptors"])
+            except ValueError as exc:
+                self.get_logger().error(f"skipping frame {key[0]}: {exc}", throttle_duration_sec=5.0)
+        while len(self._pending) > self._cache_size:  # bounded: forget the oldest unmatched frame
+            self._pending.popitem(last=False)
+
+    def _retrieve(self, detections: Detection3DArray, descriptors: Image) -> None:
+        dets = detections.detections
+        results = []
+        if dets:
+            rows = parse_descriptors(descriptors, len(dets))
+            q = torch.tensor(np.array([quaternion_wxyz(d.results[0].pose.pose.orientation) for d in dets]))
+            t = torch.tensor([[d.results[0].pose.pose.position.x, d.results[0].pose.pose.position.y,
+                               d.results[0].pose.pose.position.z] for d in dets], dtype=torch.float64)
+            allocentric = egocentric_to_allocentric(q, t).float()
+            categories = [d.results[0].hypothesis.class_id for d in dets]
+            results = self._db.search(rows, allocentric, categories, max_angle_deg=self._max_angle,
+                                      max_distance=self._max_distance)
+        out = Detection3DArray(header=detections.header)
+        markers = MarkerArray(markers=[Marker(header=detections.header, action=Marker.DELETEALL)])
+        for k, (det, result) in enumerate(zip(dets, results, strict=True)):
+            name = det.id or f"{det.results[0].hypothesis.class_id}_{k}"
+            model_id = result.model_id if result.fallback != FALLBACK_CUBOID else None
+            uri = self._library.mesh_uri(model_id) if model_id else None
+            if model_id:
+                det.bbox.size.x, det.bbox.size.y, det.bbox.size.z = (float(v) for v in self._library.get(model_id).extents)
+            det.id = json.dumps({"name": name, "model_id": model_id, "mesh_uri": uri, "fallback": result.fallback,
+                                 "distance": float(result.distance)})
+            out.detections.append(det)
+            markers.markers.extend(self._markers(detections.header, k, det, model_id, uri, name))
+        self._pub_objects.publish(out)
+        self._pub_markers.publish(markers)
+
+    @staticmethod
+    def _markers(msg_header, k: int, det, model_id: str | None, uri: str | None, name: str) -> list[Marker]:
+        r, g, b = (c / 255.0 for c in instance_colour(k))
+        body = Marker(header=msg_header, ns="scene3d_objects", id=k, action=Marker.ADD,
+                      pose=det.results[0].pose.pose, color=ColorRGBA(r=r, g=g, b=b, a=0.8))
+        if model_id:
+            body.type, body.mesh_resource = Marker.MESH_RESOURCE, uri
+            body.scale.x = body.scale.y = body.scale.z = 1.0
+        else:
+            body.type = Marker.CUBE
+            body.scale.x, body.scale.y, body.scale.z = det.bbox.size.x, det.bbox.size.y, det.bbox.size.z
+        label = Marker(header=msg_header, ns="scene3d_labels", id=k, action=Marker.ADD, type=Marker.TEXT_VIEW_FACING,
+                       text=f"{name}: {model_id or 'cuboid'}", color=ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0))
+        centre = det.results[0].pose.pose.position
+        label.pose.position = Point(x=centre.x, y=centre.y - 0.6 * det.bbox.size.z, z=centre.z)  # above (y down)
+        label.pose.orientation.w = 1.0
+        label.scale.z = max(0.05, 0.15 * det.bbox.size.z)
+        return [body, label]
+
+
+def main(args: list[str] | None = None) -> int:
+    default_to_localhost_discovery()
+    rclpy.init(args=args if args is not None else sys.argv)
+    node, code = None, 0
+    try:
+        node = RetrievalNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ShapeDatabaseError, CadLibraryError) as exc:
+        rclpy.logging.get_logger("retrieval_node").fatal(f"cannot start: {exc}")
+        code = 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

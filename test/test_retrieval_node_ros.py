@@ -1,0 +1,100 @@
+"""retrieval_node over real DDS: stamp join, pose-restricted retrieval, objects and RViz markers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ros_harness import NodeProcess, ros_test_node, spin_until
+from sensor_msgs.msg import Image
+from tiny_model import TINY_MODEL
+from vision_msgs.msg import Detection3DArray
+from visualization_msgs.msg import Marker, MarkerArray
+
+from scene3d_ros import CATEGORIES
+from scene3d_ros.cli.build_shape_db import main as build_shape_db_main
+from scene3d_ros.model import build_model, model_config_from_dict, save_checkpoint
+from scene3d_ros.retrieval import ShapeDatabase
+from scene3d_ros.ros.conversions import detection3d_msg, header, stamp_to_ns
+from scene3d_ros.world.cad_library import ensure_cad_library
+
+MODELS = ["car_sedan_01", "car_van_01", "chair_swivel_01"]
+FRAME = "cam_optical"
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    root = tmp_path_factory.mktemp("retrieval_node")
+    torch.manual_seed(0)
+    config = model_config_from_dict(TINY_MODEL)
+    checkpoint = root / "tiny.pt"
+    save_checkpoint(checkpoint, build_model(config, load_backbone_weights=False), config, CATEGORIES, rng_state=False)
+    library = ensure_cad_library(progress=False)
+    output = root / "shape_db.pt"
+    assert build_shape_db_main([
+        "--checkpoint", str(checkpoint), "--output", str(output), "--device", "cpu", "--quiet", "--set",
+        "shape_db.grid.azimuths=4", "shape_db.grid.elevations=2", "shape_db.grid.inplanes=1",
+        f"shape_db.models=[{','.join(MODELS)}]", f"shape_db.cad_library={library.root}"]) == 0
+    return output, library
+
+
+def _descriptor_image(stamp_ns: int, rows: np.ndarray) -> Image:
+    rows = np.ascontiguousarray(rows, dtype="<f4")
+    return Image(header=header(stamp_ns, FRAME), height=rows.shape[0], width=rows.shape[1], encoding="32FC1",
+                 step=4 * rows.shape[1], data=rows.tobytes())
+
+
+def test_retrieval_node_publishes_models_cuboids_and_markers(database, tmp_path):
+    db_path, library = database
+    db = ShapeDatabase.load(db_path)
+    view = 5  # a stored view: its own descriptor and rotation must retrieve its model
+    expected_model = db.model_ids[int(db.model_index[view])]
+    q_view = db.view_quaternions[view].double().numpy()
+    with ros_test_node("retrieval_feeder") as node:
+        got = {"objects": {}, "markers": {}}
+        node.create_subscription(Detection3DArray, "objects", lambda m: got["objects"].__setitem__(stamp_to_ns(m.header.stamp), m), 10)
+        node.create_subscription(MarkerArray, "markers", lambda m: got["markers"].__setitem__(stamp_to_ns(m.markers[0].header.stamp), m), 10)
+        det_pub = node.create_publisher(Detection3DArray, "detections_3d", 10)
+        desc_pub = node.create_publisher(Image, "descriptors", 10)
+        retrieval = NodeProcess("scene3d_ros.ros.retrieval_node", tmp_path, ["-p", f"shape_db:={db_path}"])
+        try:
+            assert spin_until(node, lambda: det_pub.get_subscription_count() > 0 and desc_pub.get_subscription_count() > 0,
+                              60.0, [retrieval])
+            stamp = 7_000_000
+            h = header(stamp, FRAME)
+            # on the optical axis the allocentric rotation equals the egocentric one
+            detections = Detection3DArray(header=h, detections=[
+                detection3d_msg(h, "car", 0.9, q_view, [0.0, 0.0, 8.0], [4.0, 1.8, 1.5], "car_0"),
+                detection3d_msg(h, "aeroplane", 0.8, [1.0, 0, 0, 0], [1.0, 0.0, 30.0], [30.0, 28.0, 9.0], "aeroplane_1")])
+            rows = np.stack([db.descriptors[view].float().numpy(), np.zeros(db.dim, np.float32)])
+            bad_stamp = 6_000_000  # one descriptor row for two detections: rejected, the node keeps serving
+            bad_header = header(bad_stamp, FRAME)
+            desc_pub.publish(_descriptor_image(bad_stamp, rows[:1]))
+            det_pub.publish(Detection3DArray(header=bad_header, detections=detections.detections))
+            desc_pub.publish(_descriptor_image(stamp, rows))  # descriptors first: the join must wait
+            spin_until(node, lambda: False, 0.3)
+            det_pub.publish(detections)
+            assert spin_until(node, lambda: stamp in got["objects"] and stamp in got["markers"], 30.0, [retrieval]), \
+                retrieval.log()[-3000:]
+        finally:
+            code = retrieval.stop()
+    log = retrieval.log()
+    assert code in (0, -2), log[-3000:]
+    assert "hold 1 rows for 2 detections" in log and bad_stamp not in got["objects"]
+    objects = got["objects"][stamp]
+    assert objects.header.frame_id == FRAME and len(objects.detections) == 2
+    car, plane = (json.loads(d.id) for d in objects.detections)
+    assert car["name"] == "car_0" and car["model_id"] == expected_model and car["distance"] < 1e-6
+    assert Path(car["mesh_uri"].removeprefix("file://")).is_file()
+    np.testing.assert_allclose([objects.detections[0].bbox.size.x, objects.detections[0].bbox.size.y,
+                                objects.detections[0].bbox.size.z], library.get(expected_model).extents, rtol=1e-6)
+    assert plane["model_id"] is None and plane["fallback"] == "cuboid"
+    markers = got["markers"][stamp].markers
+    assert markers[0].action == Marker.DELETEALL
+    bodies = [m for m in markers[1:] if m.ns == "scene3d_objects"]
+    assert [m.type for m in bodies] == [Marker.MESH_RESOURCE, Marker.CUBE]
+    assert bodies[0].mesh_resource == car["mesh_uri"] and bodies[1].scale.x == pytest.approx(30.0)
+    assert all(m.header.frame_id == FRAME for m in markers)
