@@ -29,6 +29,7 @@ setup(
         "console_scripts": [
             f"build_cad_library = {PACKAGE}.cli.build_cad_library:main",
             f"build_shape_db = {PACKAGE}.cli.build_shape_db:main",
+            f"bringup = {PACKAGE}.cli.bringup:main",
             f"generate_data = {PACKAGE}.cli.generate_data:main",
             f"demo = {PACKAGE}.cli.demo:main",
             f"evaluate = {PACKAGE}.cli.evaluate:main",

@@ -7,16 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from ros_harness import NodeProcess, ros_test_node, spin_until
 from sensor_msgs.msg import Image
-from tiny_model import TINY_MODEL
+from tiny_model import build_tiny_shape_db, save_tiny_checkpoint
 from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import Marker, MarkerArray
 
-from scene3d_ros import CATEGORIES
-from scene3d_ros.cli.build_shape_db import main as build_shape_db_main
-from scene3d_ros.model import build_model, model_config_from_dict, save_checkpoint
 from scene3d_ros.retrieval import ShapeDatabase
 from scene3d_ros.ros.conversions import detection3d_msg, header, stamp_to_ns
 from scene3d_ros.world.cad_library import ensure_cad_library
@@ -28,17 +24,8 @@ FRAME = "cam_optical"
 @pytest.fixture(scope="module")
 def database(tmp_path_factory):
     root = tmp_path_factory.mktemp("retrieval_node")
-    torch.manual_seed(0)
-    config = model_config_from_dict(TINY_MODEL)
-    checkpoint = root / "tiny.pt"
-    save_checkpoint(checkpoint, build_model(config, load_backbone_weights=False), config, CATEGORIES, rng_state=False)
-    library = ensure_cad_library(progress=False)
-    output = root / "shape_db.pt"
-    assert build_shape_db_main([
-        "--checkpoint", str(checkpoint), "--output", str(output), "--device", "cpu", "--quiet", "--set",
-        "shape_db.grid.azimuths=4", "shape_db.grid.elevations=2", "shape_db.grid.inplanes=1",
-        f"shape_db.models=[{','.join(MODELS)}]", f"shape_db.cad_library={library.root}"]) == 0
-    return output, library
+    checkpoint = save_tiny_checkpoint(root / "tiny.pt", score_threshold=None)
+    return build_tiny_shape_db(root / "shape_db.pt", checkpoint, MODELS), ensure_cad_library(progress=False)
 
 
 def _descriptor_image(stamp_ns: int, rows: np.ndarray) -> Image:

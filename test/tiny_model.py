@@ -9,3 +9,36 @@ TINY_MODEL = {
     "descriptor": {"hidden": 64, "dim": 64},
     "depth_encoder": {"growth_rate": 8, "block_config": [2, 2], "num_init_features": 16, "view_size_px": 32},
 }
+
+
+def save_tiny_checkpoint(path, score_threshold: float | None = 0.0):
+    """A randomly initialised tiny network saved as a checkpoint at ``path`` (returned).
+
+    ``score_threshold`` 0 keeps every detection, so an untrained network still produces output.
+    """
+    import torch
+
+    from scene3d_ros import CATEGORIES
+    from scene3d_ros.model import build_model, model_config_from_dict, save_checkpoint
+
+    detector = dict(TINY_MODEL["detector"])
+    if score_threshold is not None:
+        detector["box_score_thresh"] = score_threshold
+    config = model_config_from_dict({**TINY_MODEL, "detector": detector})
+    torch.manual_seed(0)
+    save_checkpoint(path, build_model(config, load_backbone_weights=False), config, CATEGORIES, rng_state=False)
+    return path
+
+
+def build_tiny_shape_db(output, checkpoint, models, azimuths: int = 4, elevations: int = 2, inplanes: int = 1):
+    """A shape database of ``models`` embedded by ``checkpoint``'s network 2 (returns ``output``)."""
+    from scene3d_ros.cli.build_shape_db import main as build_shape_db_main
+    from scene3d_ros.world.cad_library import ensure_cad_library
+
+    library = ensure_cad_library(progress=False)
+    assert build_shape_db_main([
+        "--checkpoint", str(checkpoint), "--output", str(output), "--device", "cpu", "--quiet", "--set",
+        f"shape_db.grid.azimuths={azimuths}", f"shape_db.grid.elevations={elevations}",
+        f"shape_db.grid.inplanes={inplanes}", f"shape_db.models=[{','.join(models)}]",
+        f"shape_db.cad_library={library.root}"]) == 0
+    return output
