@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from ros_harness import NodeProcess, ros_test_node, spin_until
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
-from tiny_model import TINY_MODEL
+from tiny_model import TINY_MODEL, save_tiny_checkpoint
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.geometry import CameraIntrinsics
-from scene3d_ros.model import build_model, model_config_from_dict, save_checkpoint
 from scene3d_ros.ros.conversions import camera_info_msg, header, rgb8_image_msg, stamp_to_ns
 from scene3d_ros.ros.perception_node import TF_QOS
 
@@ -27,11 +25,7 @@ FRAME = "cam_optical"
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    config = model_config_from_dict({**TINY_MODEL, "detector": {**TINY_MODEL["detector"], "box_score_thresh": 0.0}})
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("perception") / "tiny.pt"
-    save_checkpoint(path, build_model(config, load_backbone_weights=False), config, CATEGORIES, rng_state=False)
-    return path
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("perception") / "tiny.pt")
 
 
 def _perception(tmp_path, checkpoint, *extra):

@@ -7,12 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from tiny_model import TINY_MODEL
+from tiny_model import TINY_MODEL, save_tiny_checkpoint
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.cli.demo import main as demo_main
 from scene3d_ros.geometry import CameraIntrinsics
-from scene3d_ros.model import build_model, model_config_from_dict, save_checkpoint
 from scene3d_ros.pipeline import Pipeline
 from scene3d_ros.world.annotations import generate_annotated_scene
 from scene3d_ros.world.cad_library import ensure_cad_library
@@ -24,11 +23,7 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    config = model_config_from_dict({**TINY_MODEL, "detector": {**TINY_MODEL["detector"], "box_score_thresh": 0.0}})
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("pipeline") / "tiny.pt"
-    save_checkpoint(path, build_model(config, load_backbone_weights=False), config, CATEGORIES, rng_state=False)
-    return path
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("pipeline") / "tiny.pt")
 
 
 @pytest.fixture(scope="module")

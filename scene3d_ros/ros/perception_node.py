@@ -22,9 +22,7 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -43,7 +41,7 @@ from scene3d_ros.ros.conversions import (
     rgb8_image_msg,
     transform_stamped_msg,
 )
-from scene3d_ros.ros.environment import default_to_localhost_discovery
+from scene3d_ros.ros.node_main import run_node
 from scene3d_ros.visualization import draw_detections, overlay_instances
 from scene3d_ros.world.cad_library import CadLibraryError
 
@@ -239,24 +237,7 @@ class PerceptionNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    default_to_localhost_discovery()
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = None
-    code = 0
-    try:
-        node = PerceptionNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (CheckpointError, CadLibraryError, ValueError) as exc:  # bad model/library/parameters
-        rclpy.logging.get_logger("perception_node").fatal(f"cannot start: {exc}")
-        code = 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return code
+    return run_node(PerceptionNode, "perception_node", (CheckpointError, CadLibraryError, ValueError), args)
 
 
 if __name__ == "__main__":

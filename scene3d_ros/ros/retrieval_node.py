@@ -20,11 +20,9 @@ import sys
 from collections import OrderedDict
 
 import numpy as np
-import rclpy
 import torch
 from geometry_msgs.msg import Point
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -35,7 +33,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from scene3d_ros.model.rotations import egocentric_to_allocentric
 from scene3d_ros.retrieval import FALLBACK_CUBOID, ShapeDatabase, ShapeDatabaseError, default_shape_db_path
 from scene3d_ros.ros.conversions import quaternion_wxyz, stamp_to_ns
-from scene3d_ros.ros.environment import default_to_localhost_discovery
+from scene3d_ros.ros.node_main import run_node
 from scene3d_ros.visualization import instance_colour
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 
@@ -147,23 +145,7 @@ class RetrievalNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    default_to_localhost_discovery()
-    rclpy.init(args=args if args is not None else sys.argv)
-    node, code = None, 0
-    try:
-        node = RetrievalNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ShapeDatabaseError, CadLibraryError) as exc:
-        rclpy.logging.get_logger("retrieval_node").fatal(f"cannot start: {exc}")
-        code = 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return code
+    return run_node(RetrievalNode, "retrieval_node", (ShapeDatabaseError, CadLibraryError), args)
 
 
 if __name__ == "__main__":

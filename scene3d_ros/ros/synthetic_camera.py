@@ -18,9 +18,7 @@ import sys
 from dataclasses import replace
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -36,7 +34,7 @@ from scene3d_ros.ros.conversions import (
     rgb8_image_msg,
     transform_stamped_msg,
 )
-from scene3d_ros.ros.environment import default_to_localhost_discovery
+from scene3d_ros.ros.node_main import run_node
 from scene3d_ros.world.annotations import AnnotatedScene, generate_annotated_scene
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 from scene3d_ros.world.renderer import Renderer
@@ -124,23 +122,7 @@ class SyntheticCamera(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    default_to_localhost_discovery()
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = None
-    try:
-        node = SyntheticCamera()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (CadLibraryError, ConfigError) as exc:  # bad parameters or library: say what, exit cleanly
-        rclpy.logging.get_logger("synthetic_camera").fatal(f"cannot start: {exc}")
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(SyntheticCamera, "synthetic_camera", (CadLibraryError, ConfigError), args)
 
 
 if __name__ == "__main__":
