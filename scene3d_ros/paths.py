@@ -49,6 +49,16 @@ def config_dir() -> Path:
     return _share_subdir("config")
 
 
+def packaged_config_file(name: str) -> Path | None:
+    """``config/<name>`` of the package when it exists (the default ``--config`` of the entry
+    points), else None."""
+    try:
+        path = config_dir() / name
+    except FileNotFoundError:
+        return None
+    return path if path.is_file() else None
+
+
 DEFAULT_MODEL_FILE = "scene3d_default.pt"
 
 

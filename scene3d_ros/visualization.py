@@ -7,12 +7,16 @@ green = +y (left), blue = +z (up), projected with the camera intrinsics.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw
 
 from scene3d_ros.geometry import CameraIntrinsics, quaternion_to_matrix
+
+if TYPE_CHECKING:
+    from scene3d_ros.pipeline import DetectedObject
 
 _PALETTE = (np.array(colormaps["tab20"].colors) * 255).astype(np.uint8)
 
@@ -78,6 +82,18 @@ def draw_detections(rgb: np.ndarray, boxes: Sequence[Sequence[float]], labels: S
         for axis, axis_colour in enumerate(((255, 40, 40), (40, 220, 40), (60, 90, 255))):
             draw.line([tuple(uv[0]), tuple(uv[axis + 1])], fill=axis_colour, width=2)
     return np.asarray(image)
+
+
+def draw_objects(rgb: np.ndarray, objects: Sequence[DetectedObject], intrinsics: CameraIntrinsics) -> np.ndarray:
+    """The pipeline's objects over ``rgb``: masks (highest score on top), boxes with category and
+    score, and object axes half the object's largest size long."""
+    instance = np.full(rgb.shape[:2], -1, np.int32)
+    for k in reversed(range(len(objects))):
+        if objects[k].mask is not None:
+            instance[objects[k].mask] = k
+    return draw_detections(overlay_instances(rgb, instance), [o.box for o in objects],
+                           [f"{o.category} {o.score:.2f}" for o in objects], [o.quaternion for o in objects],
+                           [o.translation for o in objects], intrinsics, [0.5 * float(max(o.size)) for o in objects])
 
 
 def side_by_side(images: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:

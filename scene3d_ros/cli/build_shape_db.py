@@ -22,7 +22,7 @@ import torch
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.config import ConfigError, add_config_arguments, dataclass_from_dict, load_config
-from scene3d_ros.paths import config_dir, default_model_path
+from scene3d_ros.paths import default_model_path, packaged_config_file
 
 
 @dataclass(frozen=True)
@@ -64,14 +64,6 @@ def load_shape_db_config(path: str | Path | None, overrides: list[str] | None = 
     return config, grid
 
 
-def _default_config_file() -> Path | None:
-    try:
-        path = config_dir() / "shape_db.yaml"
-    except FileNotFoundError:
-        return None
-    return path if path.is_file() else None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="build_shape_db", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=default_model_path(),
@@ -81,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto = cuda when available (default)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_arguments(parser, default_config=_default_config_file())
+    add_config_arguments(parser, default_config=packaged_config_file("shape_db.yaml"))
     return parser
 
 

@@ -26,13 +26,13 @@ from tqdm import tqdm
 from scene3d_ros.config import ConfigError, add_config_arguments, dataclass_from_dict, load_config
 from scene3d_ros.evaluation import match_detections, rotation_errors_deg, translation_errors
 from scene3d_ros.model import CheckpointError
-from scene3d_ros.paths import atomic_write_bytes, atomic_write_text, config_dir, default_model_path
+from scene3d_ros.paths import atomic_write_bytes, atomic_write_text, default_model_path, packaged_config_file
 from scene3d_ros.pipeline import DetectedObject, Pipeline
 from scene3d_ros.visualization import (
     colourise_depth,
     colourise_instances,
     draw_detections,
-    overlay_instances,
+    draw_objects,
     side_by_side,
 )
 from scene3d_ros.world.annotations import generate_annotated_scene
@@ -47,17 +47,6 @@ def _png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _prediction_view(rgb: np.ndarray, objects: list[DetectedObject], intrinsics) -> np.ndarray:
-    instance = np.full(rgb.shape[:2], -1, np.int32)
-    for k in reversed(range(len(objects))):  # highest score drawn last = on top
-        if objects[k].mask is not None:
-            instance[objects[k].mask] = k
-    return draw_detections(
-        overlay_instances(rgb, instance), [o.box for o in objects], [f"{o.category} {o.score:.2f}" for o in objects],
-        [o.quaternion for o in objects], [o.translation for o in objects], intrinsics,
-        [0.5 * float(max(o.size)) for o in objects])
 
 
 def _errors(objects: list[DetectedObject], annotations) -> dict:
@@ -99,6 +88,8 @@ def run_demo(output: Path, num_scenes: int, seed: int, scene_config: SceneConfig
             [a.quaternion for a in annotations], [a.translation for a in annotations], intrinsics,
             [0.5 * max(library.get(a.model_id).extents) for a in annotations])
         stem = output / f"scene_{i:03d}"
+        instances_view = colourise_instances(frame.rendered.instance)
+        depth_view = colourise_depth(frame.rendered.depth)
         panels = [rgb, boxes_view]
         scene_summary = {"scene": i, "objects": [a.category for a in annotations]}
         if pipeline is not None:
@@ -107,17 +98,17 @@ def run_demo(output: Path, num_scenes: int, seed: int, scene_config: SceneConfig
             scene_summary["inference_ms"] = round(1e3 * (time.perf_counter() - t0), 1)
             scene_summary["detections"] = [o.category for o in objects]
             scene_summary.update(_errors(objects, annotations))
-            panels.append(_prediction_view(rgb, objects, intrinsics))
+            panels.append(draw_objects(rgb, objects, intrinsics))
             atomic_write_text(f"{stem}_predictions.json", json.dumps([
                 {"category": o.category, "score": round(o.score, 4), "box": o.box.round(1).tolist(),
                  "quaternion": o.quaternion.round(6).tolist(), "translation": o.translation.round(4).tolist(),
                  "size": o.size.round(3).tolist()} for o in objects], indent=1))
         else:
-            panels.append(colourise_instances(frame.rendered.instance))
-        panels.append(colourise_depth(frame.rendered.depth))
+            panels.append(instances_view)
+        panels.append(depth_view)
         atomic_write_bytes(f"{stem}_rgb.png", _png(rgb))
-        atomic_write_bytes(f"{stem}_instances.png", _png(colourise_instances(frame.rendered.instance)))
-        atomic_write_bytes(f"{stem}_depth.png", _png(colourise_depth(frame.rendered.depth)))
+        atomic_write_bytes(f"{stem}_instances.png", _png(instances_view))
+        atomic_write_bytes(f"{stem}_depth.png", _png(depth_view))
         atomic_write_bytes(f"{stem}_overview.png", _png(side_by_side(panels)))
         record = {"intrinsics": intrinsics.matrix.tolist(), "width": intrinsics.width, "height": intrinsics.height,
                   "frame": "camera optical frame (x right, y down, z forward), metres",
@@ -131,7 +122,7 @@ def run_demo(output: Path, num_scenes: int, seed: int, scene_config: SceneConfig
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n\n")[0])
-    add_config_arguments(parser, config_dir() / "generate_data.yaml")
+    add_config_arguments(parser, packaged_config_file("generate_data.yaml"))
     parser.add_argument("--output", type=Path, default=Path("output/demo"), help="output folder (default output/demo)")
     parser.add_argument("--num-scenes", type=int, default=4, help="scenes to render (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

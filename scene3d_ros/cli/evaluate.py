@@ -39,7 +39,7 @@ from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.evaluation import SETTINGS, Evaluator, to_markdown, write_report
 from scene3d_ros.model import CheckpointError, Scene3DNet, build_model_from_checkpoint
 from scene3d_ros.model.device import device_description, resolve_device
-from scene3d_ros.paths import atomic_write_text, config_dir, default_model_path
+from scene3d_ros.paths import atomic_write_text, default_model_path, packaged_config_file
 
 DATASETS = ("synthetic", "pascal3d")
 GROUND_TRUTH_KEYS = ("boxes", "labels", "masks", "quaternions", "translations", "model_ids", "occluded",
@@ -218,14 +218,6 @@ def write_reports(summaries: dict[str, dict[str, Any]], run: dict[str, Any], out
 
 
 # --------------------------------------------------------------------------- entry point
-def _default_config_file() -> Path | None:
-    try:
-        path = config_dir() / "evaluate.yaml"
-    except FileNotFoundError:
-        return None
-    return path if path.is_file() else None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=None,
@@ -241,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto = cuda when available (default)")
     parser.add_argument("--output", type=Path, default=None, help="report folder (default: evaluate.output)")
-    add_config_arguments(parser, default_config=_default_config_file())
+    add_config_arguments(parser, default_config=packaged_config_file("evaluate.yaml"))
     return parser
 
 

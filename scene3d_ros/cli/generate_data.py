@@ -24,20 +24,12 @@ from scene3d_ros.data.shards import (
     default_output_dir,
     generate_dataset,
 )
-from scene3d_ros.paths import config_dir
-
-
-def _default_config_file():
-    try:
-        path = config_dir() / "generate_data.yaml"
-    except FileNotFoundError:
-        return None
-    return path if path.is_file() else None
+from scene3d_ros.paths import packaged_config_file
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="generate_data", description=__doc__.split("\n\n")[0])
-    add_config_arguments(parser, default_config=_default_config_file())
+    add_config_arguments(parser, default_config=packaged_config_file("generate_data.yaml"))
     parser.add_argument("--output", default=None,
                         help=f"dataset folder (default: output.directory, else {default_output_dir()})")
     parser.add_argument("--workers", type=int, default=None,

@@ -19,21 +19,14 @@ import sys
 
 from scene3d_ros.config import ConfigError, add_config_arguments
 from scene3d_ros.model.checkpoint import CheckpointError
-from scene3d_ros.training import DataError, default_train_config_path, load_train_config, train
+from scene3d_ros.paths import packaged_config_file
+from scene3d_ros.training import DataError, load_train_config, train
 from scene3d_ros.world.cad_library import CadLibraryError
-
-
-def _default_config_file() -> str | None:
-    try:
-        path = default_train_config_path()
-    except FileNotFoundError:
-        return None
-    return str(path) if path.is_file() else None
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="train", description=__doc__.split("\n\n")[0])
-    add_config_arguments(parser, default_config=_default_config_file())
+    add_config_arguments(parser, default_config=packaged_config_file("train.yaml"))
     parser.add_argument("--output", default=None, help="run folder (default: run.output of the config)")
     parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                         help="continue the run in --output from its last.pt, or from CHECKPOINT")

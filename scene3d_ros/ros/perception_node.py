@@ -42,7 +42,7 @@ from scene3d_ros.ros.conversions import (
     transform_stamped_msg,
 )
 from scene3d_ros.ros.node_main import run_node
-from scene3d_ros.visualization import draw_detections, overlay_instances
+from scene3d_ros.visualization import draw_objects
 from scene3d_ros.world.cad_library import CadLibraryError
 
 TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -212,18 +212,8 @@ class PerceptionNode(Node):
                 transform_stamped_msg(msg_header, self._tf_prefix + name, o.quaternion, o.translation)
                 for o, name in zip(objects, names, strict=True)]))
         if self._pub_debug.get_subscription_count() > 0:
-            self._pub_debug.publish(rgb8_image_msg(self._debug_image(rgb, intrinsics, objects), msg_header))
+            self._pub_debug.publish(rgb8_image_msg(draw_objects(rgb, objects, intrinsics), msg_header))
             self.debug_images_rendered += 1
-
-    @staticmethod
-    def _debug_image(rgb: np.ndarray, intrinsics: CameraIntrinsics, objects: list[DetectedObject]) -> np.ndarray:
-        instance = np.full(rgb.shape[:2], -1, np.int32)
-        for k in reversed(range(len(objects))):
-            if objects[k].mask is not None:
-                instance[objects[k].mask] = k
-        return draw_detections(overlay_instances(rgb, instance), [o.box for o in objects],
-                               [f"{o.category} {o.score:.2f}" for o in objects], [o.quaternion for o in objects],
-                               [o.translation for o in objects], intrinsics, [0.5 * float(max(o.size)) for o in objects])
 
     def destroy_node(self) -> None:
         self._running = False
