@@ -9,7 +9,8 @@ PYTEST_FLAGS ?= -q -p no:dash -p no:cacheprovider
 
 setup: $(VENV)/.scene3d_setup_done
 
-$(VENV)/.scene3d_setup_done: requirements/lock.txt scripts/setup_env.sh $(wildcard interfaces/*/msg/*.msg) setup.py
+$(VENV)/.scene3d_setup_done: requirements/lock.txt scripts/setup_env.sh $(wildcard interfaces/*/msg/*.msg) setup.py \
+		models/scene3d_default.pt
 	bash scripts/setup_env.sh $(VENV)
 	touch $@
 

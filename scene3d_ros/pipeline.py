@@ -1,8 +1,9 @@
 """The ROS-free perception pipeline: an RGB image and its intrinsics -> posed, classified objects.
 
 The nodes, the demo and the benchmarks call this. Poses are in the camera optical frame (x right,
-y down, z forward), metres; quaternions (w, x, y, z) with w >= 0. CAD model retrieval joins in a
-later stage (``DetectedObject.model_id`` stays None until then).
+y down, z forward), metres; quaternions (w, x, y, z) with w >= 0. Given a shape database, each
+object also gets its retrieved CAD model (or the cuboid fallback), searched with the object's
+descriptor, category and allocentric rotation as in the retrieval node.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from scene3d_ros.geometry import CameraIntrinsics, canonical_quaternion
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.model.device import resolve_device
 from scene3d_ros.paths import default_model_path
+from scene3d_ros.retrieval import ShapeDatabase
 from scene3d_ros.world.cad_library import CadLibrary
 
 
@@ -28,7 +30,10 @@ class DetectedObject:
     frame; ``translation`` of the object's bounding-box centre, metres; ``size`` the 3D box size
     along the object's own x (front), y (left), z (up) axes, metres; ``descriptor`` the 500-D
     object descriptor; ``allocentric_quaternion`` the rotation relative to the viewing ray (what
-    the retrieval search compares with its depth views).
+    the retrieval search compares with its depth views). With retrieval: ``model_id`` the
+    retrieved CAD model (``None`` for the cuboid fallback: ``fallback == "cuboid"``; ``size`` is
+    then the category's median size, else the model's extents) and ``retrieval_distance`` the
+    squared descriptor distance to the chosen view.
     """
 
     category: str
@@ -42,14 +47,23 @@ class DetectedObject:
     descriptor: np.ndarray | None = None
     allocentric_quaternion: np.ndarray | None = None
     model_id: str | None = None
+    fallback: str | None = None
+    retrieval_distance: float | None = None
     extra: dict = field(default_factory=dict)
 
 
 class Pipeline:
-    """Runs network 1 on single images. Thread-compatible, not thread-safe: one caller at a time."""
+    """Runs network 1 on single images (and the shape retrieval when given a database).
+    Thread-compatible, not thread-safe: one caller at a time.
+
+    ``shape_db``: retrieve a CAD model per object (pose prior ``max_angle_deg`` degrees; cuboid
+    fallback beyond the squared descriptor distance ``max_distance``, ``None`` = never).
+    """
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", score_threshold: float = 0.5,
-                 library: CadLibrary | None = None, max_detections: int = 100, input_size: int | None = None) -> None:
+                 library: CadLibrary | None = None, max_detections: int = 100, input_size: int | None = None,
+                 shape_db: ShapeDatabase | None = None, max_angle_deg: float = 30.0,
+                 max_distance: float | None = None) -> None:
         self.checkpoint = Path(checkpoint) if checkpoint else default_model_path()
         self.device = resolve_device(device)
         self.model = build_model_from_checkpoint(self.checkpoint, self.device)
@@ -58,7 +72,11 @@ class Pipeline:
         self.classes = self.model.classes
         self.score_threshold = float(score_threshold)
         self.max_detections = int(max_detections)
-        self._category_sizes = self._median_sizes(library or CadLibrary.load())
+        self.library = library or CadLibrary.load()
+        self._category_sizes = self._median_sizes(self.library)
+        self.shape_db = shape_db
+        self.max_angle_deg = float(max_angle_deg)
+        self.max_distance = max_distance
 
     @staticmethod
     def _median_sizes(library: CadLibrary) -> dict[str, np.ndarray]:
@@ -72,7 +90,7 @@ class Pipeline:
         if (rgb.shape[1], rgb.shape[0]) != (intrinsics.width, intrinsics.height):
             raise ValueError(f"image is {rgb.shape[1]}x{rgb.shape[0]} but the intrinsics are for "
                              f"{intrinsics.width}x{intrinsics.height}")
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1).float().div_(255.0)
+        image = torch.from_numpy(np.require(rgb, requirements=("C", "W"))).to(self.device).permute(2, 0, 1).float().div_(255.0)
         k = torch.as_tensor(intrinsics.matrix, dtype=torch.float32, device=self.device)
         with torch.inference_mode():
             result = self.model([image], intrinsics=[k])[0]
@@ -92,7 +110,24 @@ class Pipeline:
                 allocentric_quaternion=(result["allocentric_quaternions"][i].astype(np.float64)
                                         if "allocentric_quaternions" in result else None),
             ))
+        if self.shape_db is not None:
+            self._retrieve(objects)
         return objects
+
+    def _retrieve(self, objects: list[DetectedObject]) -> None:
+        """Fill each object's ``model_id``, ``fallback``, ``retrieval_distance`` and ``size``."""
+        usable = [o for o in objects if o.descriptor is not None and o.allocentric_quaternion is not None]
+        if not usable:
+            return
+        results = self.shape_db.search(np.stack([o.descriptor for o in usable]).astype(np.float32),
+                                       np.stack([o.allocentric_quaternion for o in usable]).astype(np.float32),
+                                       [o.category for o in usable], max_angle_deg=self.max_angle_deg,
+                                       max_distance=self.max_distance)
+        for obj, result in zip(usable, results, strict=True):
+            obj.fallback, obj.retrieval_distance = result.fallback, float(result.distance)
+            if result.fallback is None and result.model_id is not None:
+                obj.model_id = result.model_id
+                obj.size = np.asarray(self.library.get(result.model_id).extents, dtype=np.float64)
 
     def warm_up(self, width: int = 320, height: int = 240) -> None:
         """One inference on a blank image, so the first real frame is not slowed by lazy set-up."""

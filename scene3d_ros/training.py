@@ -205,6 +205,9 @@ class RunConfig:
     ``sync_batch_norm``: SyncBatchNorm under DDP on CUDA (only matters with batch_norm layers).
     ``stop_at_step``: stop (with a checkpoint) at this step although the schedule runs to
     ``optim.max_steps``, e.g. to fit a time slot; resume later with ``--resume``.
+    ``init_weights``: a checkpoint (of the same model config and classes) whose model weights
+    start a fresh run (new optimizer, schedule and step count), e.g. to continue training a
+    shipped model with another schedule; ignored by ``--resume``, which restores everything.
     ``progress``: tqdm bar on rank 0. ``debug_dump``: every rank writes
     ``debug_rank<r>.json`` (parameter hash, files written) and ``debug_rank<r>_state.pt``.
     """
@@ -224,6 +227,7 @@ class RunConfig:
     find_unused_parameters: bool | str = "auto"
     sync_batch_norm: bool = False
     stop_at_step: int | None = None
+    init_weights: str | None = None
     progress: bool = True
     debug_dump: bool = False
 
@@ -942,6 +946,13 @@ def _train(config: TrainConfig, model_config: ModelConfig, root: Path, resume_pa
         LOGGER.info("resumed %s at step %d (epoch %d, batch %d)", resume_path, step, epoch, batch_in_epoch)
         del checkpoint
     else:
+        if run.init_weights:
+            checkpoint = load_checkpoint(run.init_weights, map_location="cpu", expected_classes=CATEGORIES,
+                                         expected_config=model_config)
+            model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                   for k, v in checkpoint["model"].items()}, strict=True)
+            LOGGER.info("initialised the weights from %s (trained %s steps)", run.init_weights, checkpoint["step"])
+            del checkpoint
         _seed_everything(run.seed + info.rank)  # the ranks' detector sampling differs
     if batch_in_epoch >= batches_per_epoch:
         epoch, batch_in_epoch = epoch + 1, 0

@@ -61,4 +61,6 @@ if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$pkg_want" ] || ! "$V/bin/python" -c 
 fi
 # 5. the CAD library (deterministic; kept when it is already built and up to date)
 "$V/bin/python" -m scene3d_ros.cli.build_cad_library --quiet
+# 6. the shape database of the shipped model (~1 min on 2 CPU cores; kept when up to date)
+"$V/bin/python" -m scene3d_ros.cli.build_shape_db --quiet --if-needed
 log "done: $V"

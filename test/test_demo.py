@@ -1,29 +1,138 @@
-"""The main job at this stage: sample scenes rendered to files people can open."""
+"""The main job: `demo` on the real ROS graph and on one image file; the 3D scene pictures and GLB."""
+
+from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
+import trimesh
 from PIL import Image
+from tiny_model import build_tiny_shape_db, save_tiny_checkpoint
 
-from scene3d_ros.cli.demo import main
+from scene3d_ros.cli.demo import main, match_to_ground_truth
+from scene3d_ros.geometry import CameraIntrinsics, matrix_to_quaternion, viewpoint_rotation
+from scene3d_ros.pipeline import DetectedObject
+from scene3d_ros.scene_view import OPTICAL_TO_GLTF, VIEW_BACKGROUND, orbit_camera, posed_meshes, render_views, scene_glb
+from scene3d_ros.world.cad_library import ensure_cad_library
+from scene3d_ros.world.renderer import Renderer
 
-
-def test_demo_writes_pictures_and_ground_truth(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["--output", str(out), "--num-scenes", "2", "--seed", "5", "--no-model",
-                 "--set", "scene.image_sizes=[[160,120]]"]) == 0
-    assert "wrote 2 scenes" in capsys.readouterr().out
-    for i in range(2):
-        rgb = np.asarray(Image.open(out / f"scene_{i:03d}_rgb.png"))
-        assert rgb.shape == (120, 160, 3)
-        overview = np.asarray(Image.open(out / f"scene_{i:03d}_overview.png"))
-        assert overview.shape[0] == 120 and overview.shape[1] > 4 * 160
-        truth = json.loads((out / f"scene_{i:03d}_ground_truth.json").read_text())
-        assert truth["width"] == 160 and len(truth["objects"]) >= 1
-        for obj in truth["objects"]:
-            assert obj["quaternion"][0] >= 0 and obj["translation"][2] > 0
+MODELS = ["car_sedan_01", "chair_swivel_01", "bus_city_01"]
 
 
-def test_demo_rejects_bad_config(tmp_path, capsys):
-    assert main(["--output", str(tmp_path), "--set", "scene.no_such_key=1"]) == 1
-    assert "no_such_key" in capsys.readouterr().err
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    checkpoint = save_tiny_checkpoint(root / "tiny.pt")
+    return checkpoint, build_tiny_shape_db(root / "shape_db.pt", checkpoint, MODELS)
+
+
+def _object(category, model_id, quaternion, translation, size=(1.0, 0.5, 0.5)):
+    return DetectedObject(category=category, label=1, score=0.9, box=np.zeros(4), mask=None,
+                          quaternion=np.asarray(quaternion, float), translation=np.asarray(translation, float),
+                          size=np.asarray(size, float), model_id=model_id)
+
+
+# --------------------------------------------------------------------------- scene views
+def test_orbit_camera_looks_at_the_scene_centre_from_above():
+    centre = np.array([0.3, 0.2, 4.0])
+    axes, eye = orbit_camera(centre, azimuth_deg=45.0, elevation_deg=30.0)
+    assert np.allclose(axes.T @ axes, np.eye(3), atol=1e-9) and np.linalg.det(axes) == pytest.approx(1.0)
+    in_view = axes.T @ (centre - eye)
+    assert np.allclose(in_view[:2], 0.0, atol=1e-9) and in_view[2] > 0  # centre straight ahead
+    assert eye[1] < centre[1]  # raised: y points down in the optical frame
+
+
+def test_scene_pictures_and_glb_show_the_posed_models():
+    library = ensure_cad_library(progress=False)
+    rotation = viewpoint_rotation(30.0, 15.0)
+    objects = [_object("car", "car_sedan_01", matrix_to_quaternion(rotation), [-0.6, 0.2, 5.0]),
+               _object("chair", None, [1.0, 0.0, 0.0, 0.0], [0.8, 0.0, 4.0], size=(0.5, 0.4, 0.9))]
+    meshes = posed_meshes(objects, library)
+    assert not meshes[0].cuboid and meshes[1].cuboid
+    assert np.allclose(meshes[1].mesh.extents, [0.5, 0.4, 0.9])
+    intrinsics = CameraIntrinsics.from_fov(160, 120, 60.0)
+    camera_view, side_view = render_views(meshes, intrinsics, Renderer())
+    for view in (camera_view, side_view):
+        assert view.shape == (120, 160, 3)
+        assert (np.abs(view.astype(int) - VIEW_BACKGROUND).sum(-1) > 30).mean() > 0.01  # something drawn
+    assert not np.array_equal(camera_view, side_view)
+    scene = trimesh.load(trimesh.util.wrap_as_stream(scene_glb(meshes)), file_type="glb")
+    assert set(scene.graph.nodes_geometry) == {"car_0", "chair_1"}
+    transform, _ = scene.graph["car_0"]
+    assert np.allclose(transform[:3, :3], OPTICAL_TO_GLTF @ rotation, atol=1e-6)
+    assert np.allclose(transform[:3, 3], OPTICAL_TO_GLTF @ np.array([-0.6, 0.2, 5.0]), atol=1e-6)
+
+
+def test_match_to_ground_truth_pairs_same_category_nearest_centres():
+    library = ensure_cad_library(progress=False)
+    turned = matrix_to_quaternion(viewpoint_rotation(90.0, 0.0))
+    front = matrix_to_quaternion(viewpoint_rotation(0.0, 0.0))
+    objects = [_object("car", "car_sedan_01", turned, [0.0, 0.0, 5.2]),
+               _object("car", "car_sedan_02", front, [3.0, 0.0, 5.0]),   # too far from any car
+               _object("chair", "chair_swivel_01", front, [0.0, 0.0, 5.0])]  # no chair in the truth
+    truth = [{"category": "car", "model_id": "car_sedan_01", "quaternion": front, "translation": np.array([0, 0, 5.0])}]
+    pairs = match_to_ground_truth(objects, truth, library)
+    assert len(pairs) == 1 and pairs[0]["object"] == 0 and pairs[0]["model_correct"]
+    assert pairs[0]["rotation_error_deg"] == pytest.approx(90.0, abs=0.01)
+    assert pairs[0]["translation_error_m"] == pytest.approx(0.2)
+
+
+# --------------------------------------------------------------------------- demo --image (no ROS)
+def test_demo_on_one_image_writes_picture_scene_and_objects(tiny, tmp_path, capsys):
+    checkpoint, db = tiny
+    image = tmp_path / "photo.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(image)
+    out = tmp_path / "out"
+    assert main(["--image", str(image), "--checkpoint", str(checkpoint), "--shape-db", str(db), "--device", "cpu",
+                 "--score-threshold", "0", "--output", str(out)]) == 0
+    assert "objects in" in capsys.readouterr().out
+    record = json.loads((out / "photo.json").read_text())
+    assert record["width"] == 160 and record["assumed_hfov_deg"] == 60.0 and record["objects"]
+    for obj in record["objects"]:
+        assert obj["quaternion"][0] >= 0 and obj["translation"][2] > 0
+        assert obj["model_id"] in MODELS or obj["fallback"] == "cuboid"
+    overlay = np.asarray(Image.open(out / "photo_overlay.png"))
+    assert overlay.shape[0] == 120 and overlay.shape[1] >= 4 * 160
+    scene = trimesh.load(out / "photo.glb")
+    assert len(scene.graph.nodes_geometry) == len(record["objects"])
+
+
+def test_demo_reports_bad_inputs_clearly(tiny, tmp_path, capsys):
+    checkpoint, _ = tiny
+    assert main(["--image", str(tmp_path / "missing.png"), "--checkpoint", str(checkpoint)]) == 1
+    assert "no image file" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt_db.pt"
+    corrupt.write_bytes(b"not a database")
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
+    assert main(["--image", str(image), "--checkpoint", str(checkpoint), "--shape-db", str(corrupt)]) == 1
+    assert "build_shape_db" in capsys.readouterr().err  # says how to rebuild
+    with pytest.raises(SystemExit):
+        main(["--size", "10x10000"])
+
+
+# --------------------------------------------------------------------------- demo on the ROS graph
+def test_demo_runs_the_ros_graph_and_writes_each_frame(tiny, tmp_path, capsys):
+    checkpoint, db = tiny
+    out = tmp_path / "graph"
+    assert main(["--frames", "2", "--size", "160x120", "--rate-hz", "4", "--checkpoint", str(checkpoint),
+                 "--shape-db", str(db), "--device", "cpu", "--score-threshold", "0", "--output", str(out),
+                 "--timeout", "240"]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "latency image stamp -> detections_3d" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["frames"]) == 2
+    stamps = set()
+    for k in range(2):
+        record = json.loads((out / f"frame_{k:03d}.json").read_text())
+        stamps.add(record["stamp_ns"])
+        assert record["ground_truth"] and record["width"] == 160
+        assert 0 < record["latency_ms"]["detections_3d"] <= record["latency_ms"]["objects"] < 240e3
+        overlay = np.asarray(Image.open(out / f"frame_{k:03d}_overlay.png"))
+        assert overlay.shape[0] == 120 and overlay.shape[1] >= 4 * 160
+        assert len(trimesh.load(out / f"frame_{k:03d}.glb").graph.nodes_geometry) == len(record["objects"])
+    assert len(stamps) == 2  # two different camera frames
+    for log in ("perception_node.log", "retrieval_node.log", "synthetic_camera.log"):
+        assert (out / log).is_file()

@@ -180,6 +180,17 @@ def test_rotation_loss_hand_values_and_symmetries():
         symmetry_codes(["c3"], 1)
 
 
+def test_rotation_loss_is_continuous_across_the_canonical_sign_flip():
+    # two rotations 2 degrees apart about x on either side of 180 deg: their canonical forms have
+    # opposite signs (w = +-0.017), the plain squared distance would be ~4
+    a = torch.tensor([[np.cos(np.radians(89.5)), np.sin(np.radians(89.5)), 0.0, 0.0]]).double()
+    b = torch.tensor([[np.cos(np.radians(90.5)), np.sin(np.radians(90.5)), 0.0, 0.0]]).double()
+    assert float(((a - canonicalize_quaternion(b)) ** 2).sum()) > 3.9
+    expected = 2 - 2 * np.cos(np.radians(1.0))
+    for name in ("none", "c2"):
+        assert float(rotation_loss(a, b, symmetry_codes([name], 1))) == pytest.approx(expected, abs=1e-12)
+
+
 def test_pose_loss_hand_value():
     q_pred = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
     q_gt = torch.tensor([[0.8, 0.6, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
@@ -417,3 +428,11 @@ def test_mobilenet_weights_with_foreign_entries_are_rejected(tmp_path):
     torch.save(state, tmp_path / "missing.pth")
     with pytest.raises(RuntimeError, match="Missing key"):
         load_mobilenet_v2_imagenet(backbone.body, tmp_path / "missing.pth")
+
+
+def test_class_outputs_of_no_detections_have_the_right_shape():
+    # an image without detections gives (0, dim * classes) head outputs; selecting must not fail
+    from scene3d_ros.model.pose_heads import select_class_outputs
+
+    empty = torch.zeros(0, 4 * 13)
+    assert select_class_outputs(empty, torch.zeros(0, dtype=torch.int64), 4).shape == (0, 4)

@@ -21,11 +21,13 @@ from scene3d_ros.ros.environment import localhost_ros_environment
 from scene3d_ros.ros.graph import LAUNCH_ARGUMENTS, NodeSpec, perception_graph
 
 
-def start_graph(specs: list[NodeSpec], namespace: str = "", env: dict[str, str] | None = None
-                ) -> list[subprocess.Popen]:
-    """One child process per node spec (``python -m module --ros-args ...``)."""
-    return [subprocess.Popen([sys.executable, "-m", spec.module, *spec.ros_arguments(namespace)], env=env)
-            for spec in specs]
+def start_graph(specs: list[NodeSpec], namespace: str = "", env: dict[str, str] | None = None,
+                stdout: list | None = None) -> list[subprocess.Popen]:
+    """One child process per node spec (``python -m module --ros-args ...``); ``stdout``: one open
+    file per spec receiving that node's output (stdout and stderr), else the terminal's."""
+    return [subprocess.Popen([sys.executable, "-m", spec.module, *spec.ros_arguments(namespace)], env=env,
+                             stdout=stdout[k] if stdout else None, stderr=subprocess.STDOUT if stdout else None)
+            for k, spec in enumerate(specs)]
 
 
 def stop_graph(processes: list[subprocess.Popen], timeout: float = 10.0) -> None:

@@ -1,13 +1,14 @@
 """``build_shape_db``: render and embed depth views of every CAD model into the shape database.
 
-    build_shape_db --checkpoint PATH [--output FILE] [--device auto|cpu|cuda] [--quiet]
+    build_shape_db --checkpoint PATH [--output FILE] [--device auto|cpu|cuda] [--quiet] [--if-needed]
                    [--config config/shape_db.yaml] [--set shape_db.grid.azimuths=24 ...]
 
 Renders :func:`scene3d_ros.world.depth_views.object_depth_view` views (size: the checkpoint's
 ``depth_encoder.view_size_px``) of the library's models over the viewpoint grid of the config
 (azimuth x elevation x in-plane, degrees; allocentric rotations), embeds them with the
 checkpoint's network 2 and writes the database (``torch.load(weights_only=True)``-readable,
-atomic) plus ``<name>.manifest.json``. Exit codes: 0 done, 1 bad checkpoint / library / device,
+atomic) plus ``<name>.manifest.json``. ``--if-needed`` keeps an existing database that loads and
+matches the checkpoint, the library and the grid (``make setup`` uses it). Exit codes: 0 done, 1 bad checkpoint / library / device,
 2 bad command line or config.
 """
 
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto = cuda when available (default)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--if-needed", action="store_true",
+                        help="do nothing when the output already holds a valid database of this checkpoint, "
+                             "library and grid")
     add_config_arguments(parser, default_config=packaged_config_file("shape_db.yaml"))
     return parser
 
@@ -85,12 +89,25 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _selection(config: ShapeDbConfig) -> dict:
+    """The model selection of a build, as stored in the database's build info."""
+    return {"models": list(config.models) if config.models is not None else None,
+            "categories": list(config.categories) if config.categories is not None else None,
+            "descriptor_dtype": config.descriptor_dtype}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
     from scene3d_ros.data.shards import sha256_file
     from scene3d_ros.model import CheckpointError, build_model_from_checkpoint
-    from scene3d_ros.retrieval.shape_database import build_shape_database, default_shape_db_path, manifest_path
+    from scene3d_ros.retrieval.shape_database import (
+        ShapeDatabase,
+        ShapeDatabaseError,
+        build_shape_database,
+        default_shape_db_path,
+        manifest_path,
+    )
     from scene3d_ros.world.cad_library import CadLibraryError, ensure_cad_library
 
     try:
@@ -105,6 +122,18 @@ def main(argv: list[str] | None = None) -> int:
         if model.depth_encoder is None:
             raise CheckpointError(f"{args.checkpoint} has no network 2 (descriptor.enabled is false)")
         library = ensure_cad_library(config.cad_library, progress=not args.quiet)
+        checkpoint_sha256 = sha256_file(args.checkpoint)
+        if args.if_needed and output.is_file():
+            try:
+                existing = ShapeDatabase.load(output, expected_library_checksum=library.checksum,
+                                              expected_checkpoint_sha256=checkpoint_sha256)
+            except ShapeDatabaseError as exc:
+                print(f"build_shape_db: rebuilding: {exc}", file=sys.stderr)
+            else:
+                if existing.grid == grid.as_dict() and existing.build.get("selection") == _selection(config):
+                    print(f"shape database {output} is up to date ({len(existing)} views)")
+                    return 0
+                print("build_shape_db: rebuilding: the grid or model selection changed", file=sys.stderr)
         model_ids = [m.model_id for m in library.models]
         if config.categories is not None:
             model_ids = [m for m in model_ids if library.get(m).category in config.categories]
@@ -117,9 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         db = build_shape_database(library, model.depth_encoder, grid, model.config.depth_encoder.view_size_px,
                                   model_ids=model_ids, batch_size=config.batch_size,
                                   descriptor_dtype=config.descriptor_dtype,
-                                  checkpoint_sha256=sha256_file(args.checkpoint), device=device,
+                                  checkpoint_sha256=checkpoint_sha256, device=device,
                                   progress=not args.quiet)
         db.build["checkpoint"] = str(Path(args.checkpoint).resolve())
+        db.build["selection"] = _selection(config)
         db.save(output)
     except CheckpointError as exc:
         print(f"build_shape_db: {exc}", file=sys.stderr)

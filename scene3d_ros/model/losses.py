@@ -3,9 +3,12 @@
     L_pose  = ||q - q_gt||^2 + 0.1 ||t - t_gt||^2          (weights from LossConfig)
     L_dtr   = max(0, ||d - s+||^2 - ||d - s-||^2 + m)       (m = 1)
 
-Rotation term: both quaternions are canonical (unit, ``w >= 0``), so ``q`` and ``-q`` (the same
-rotation) never produce a large loss unless the rotation is near 180 degrees from the identity
-(``w ~ 0``), where the canonical form flips. An object symmetric about its up axis (
+Rotation term: ``q`` and ``-q`` are the same rotation, so the distance is taken to the nearer of
+``q_gt`` and ``-q_gt``: ``min(||q - q_gt||^2, ||q + q_gt||^2) = 2 - 2 |<q, q_gt>|`` for unit
+quaternions. For canonical quaternions (``w >= 0``) this equals the paper's ``||q - q_gt||^2``
+except near ``w ~ 0`` (rotations of ~180 degrees from the identity), where the canonical form
+flips sign and the plain distance would jump to ~4 between two nearly equal rotations; the
+training loss is therefore continuous and the head need not learn that jump. An object symmetric about its up axis (
 :data:`scene3d_ros.geometry.SYMMETRIES`) looks the same in ``R_gt`` and ``R_gt @ Rz(a)`` for every
 ``a`` in its symmetry group, so its rotation loss is the minimum over the group of
 ``||q - canonical(q_gt * q_z(a))||^2``; a continuous symmetry is approximated by
@@ -43,15 +46,15 @@ def symmetry_codes(symmetries: Sequence[str] | None, n: int, device: torch.devic
 
 def rotation_loss(q_pred: Tensor, q_gt: Tensor, symmetry: Tensor | None = None,
                   continuous_samples: int = 36) -> Tensor:
-    """Per-object ``(N,)`` squared distance ``||q_pred - q_gt||^2`` between canonical quaternions
-    ``(N, 4)``, minimised over each object's symmetry group.
+    """Per-object ``(N,)`` squared distance ``min(||q_pred -+ q_gt||^2)`` between unit quaternions
+    ``(N, 4)`` (sign-invariant, see the module doc), minimised over each object's symmetry group.
 
     ``symmetry``: int64 ``(N,)`` indices into :data:`SYMMETRIES` (:func:`symmetry_codes`), ``None``
-    for no symmetry. ``q_pred`` must already be canonical (the heads canonicalise); ``q_gt`` is
-    re-canonicalised after applying each symmetry rotation.
+    for no symmetry. ``q_pred`` must already be unit length (the heads normalise); ``q_gt`` is
+    normalised after applying each symmetry rotation.
     """
     if symmetry is None:
-        return ((q_pred - canonicalize_quaternion(q_gt)) ** 2).sum(-1)
+        return _sign_invariant_distance(q_pred, canonicalize_quaternion(q_gt))
     losses = q_pred.new_zeros(q_pred.shape[0])
     for code, name in enumerate(SYMMETRIES):
         sel = torch.where(symmetry == code)[0]
@@ -59,9 +62,14 @@ def rotation_loss(q_pred: Tensor, q_gt: Tensor, symmetry: Tensor | None = None,
             continue
         group = symmetry_quaternions(name, continuous_samples, dtype=q_gt.dtype, device=q_gt.device)  # (G, 4)
         candidates = canonicalize_quaternion(quaternion_multiply(q_gt[sel, None, :], group[None]))  # (n, G, 4)
-        distances = ((q_pred[sel, None, :] - candidates) ** 2).sum(-1)  # (n, G)
+        distances = _sign_invariant_distance(q_pred[sel, None, :], candidates)  # (n, G)
         losses = losses.index_put((sel,), distances.min(dim=1).values)
     return losses
+
+
+def _sign_invariant_distance(q: Tensor, q_gt: Tensor) -> Tensor:
+    """``min(||q - q_gt||^2, ||q + q_gt||^2)`` over the last dimension (broadcasting)."""
+    return torch.minimum(((q - q_gt) ** 2).sum(-1), ((q + q_gt) ** 2).sum(-1))
 
 
 def translation_loss(t_pred: Tensor, t_gt: Tensor) -> Tensor:

@@ -46,7 +46,7 @@ def select_class_outputs(x: Tensor, labels: Tensor, dim: int) -> Tensor:
     ``(N,)``; class-agnostic outputs ``(N, dim)`` pass unchanged."""
     if x.shape[1] == dim:
         return x
-    return x.reshape(x.shape[0], -1, dim)[torch.arange(x.shape[0], device=x.device), labels]
+    return x.reshape(x.shape[0], x.shape[1] // dim, dim)[torch.arange(x.shape[0], device=x.device), labels]
 
 
 class RotationPredictor(_ClassLinear):
@@ -136,7 +136,7 @@ def pose_rcnn_loss(rotation_regression: Tensor | None, translation_regression: T
     losses: dict[str, Tensor] = {}
     if rotation_regression is not None:
         if q_targets:
-            q_pred = canonicalize_quaternion(select_class_outputs(rotation_regression, labels_cat, 4))
+            q_pred = F.normalize(select_class_outputs(rotation_regression, labels_cat, 4), dim=-1)
             per_object = rotation_loss(q_pred, torch.cat(q_targets).to(q_pred), torch.cat(symmetry), continuous_samples)
             losses["loss_rotation"] = rotation_weight * per_object.mean()
         else:

@@ -119,6 +119,11 @@ class ViewGrid:
         if lo < -90.0 or hi > 90.0:
             raise ValueError(f"grid.elevation_deg_range must lie in [-90, 90] degrees, got {self.elevation_deg_range}")
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form, as stored in a database's ``grid``."""
+        return dataclasses.asdict(self) | {"elevation_deg_range": list(self.elevation_deg_range),
+                                           "inplane_deg_range": list(self.inplane_deg_range)}
+
     @staticmethod
     def _spread(count: int, low: float, high: float) -> np.ndarray:
         return np.array([(low + high) / 2.0]) if count == 1 else np.linspace(low, high, count)
@@ -464,6 +469,5 @@ def build_shape_database(library, depth_encoder: torch.nn.Module, grid: ViewGrid
                          torch.from_numpy(np.stack(view_q)), [m.model_id for m in models],
                          [m.category for m in models], [m.symmetry for m in models],
                          library_checksum=library.checksum, checkpoint_sha256=checkpoint_sha256,
-                         grid=dataclasses.asdict(grid) | {"elevation_deg_range": list(grid.elevation_deg_range),
-                                                          "inplane_deg_range": list(grid.inplane_deg_range)},
+                         grid=grid.as_dict(),
                          view_size_px=view_size_px, build=build)

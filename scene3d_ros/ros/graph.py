@@ -47,7 +47,9 @@ def perception_graph(image_topic: str = "image", camera_info_topic: str = "camer
         perception_params["score_threshold"] = float(score_threshold)
     if model:
         perception_params["model_path"] = model
-    retrieval_params = {"shape_db": shape_db} if shape_db else {}
+    retrieval_params: dict = {"shape_db": shape_db} if shape_db else {}
+    if model:
+        retrieval_params["model_path"] = model  # the database must have been built with this checkpoint
     return [
         NodeSpec("perception_node", "scene3d_ros.ros.perception_node", "perception_node", "perception.yaml",
                  perception_params, (("image", image_topic), ("camera_info", camera_info_topic))),

@@ -30,7 +30,9 @@ from std_msgs.msg import ColorRGBA
 from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import Marker, MarkerArray
 
+from scene3d_ros.data.shards import sha256_file
 from scene3d_ros.model.rotations import egocentric_to_allocentric
+from scene3d_ros.paths import default_model_path
 from scene3d_ros.retrieval import FALLBACK_CUBOID, ShapeDatabase, ShapeDatabaseError, default_shape_db_path
 from scene3d_ros.ros.conversions import quaternion_wxyz, stamp_to_ns
 from scene3d_ros.ros.node_main import run_node
@@ -62,6 +64,9 @@ class RetrievalNode(Node):
         db_path = declare("shape_db", "", "Shape database file (empty: the default built by build_shape_db).",
                           read_only=True)
         library_path = declare("cad_library", "", "CAD library folder (empty: the default library).", read_only=True)
+        model_path = declare("model_path", "", "Checkpoint of the perception node; the database must have been built "
+                             "with it (empty: checked against the shipped model when shape_db is empty too).",
+                             read_only=True)
         self._max_angle = declare("max_angle_deg", 30.0, "Pose prior: only views this close to the predicted "
                                   "rotation (degrees; widened when none is).",
                                   floating_point_range=[FloatingPointRange(from_value=1.0, to_value=180.0)])
@@ -74,8 +79,10 @@ class RetrievalNode(Node):
         qos_depth = declare("qos_depth", 10, "QoS history depth.", integer_range=[IntegerRange(from_value=1,
                                                                                                to_value=100)])
         self._library = CadLibrary.load(library_path or None)
+        checkpoint = model_path or (None if db_path else str(default_model_path()))
         self._db = ShapeDatabase.load(db_path or default_shape_db_path(),
-                                      expected_library_checksum=self._library.checksum)
+                                      expected_library_checksum=self._library.checksum,
+                                      expected_checkpoint_sha256=sha256_file(checkpoint) if checkpoint else None)
         qos = QoSProfile(depth=qos_depth, reliability=ReliabilityPolicy.RELIABLE)
         self._pending: OrderedDict[tuple[int, str], dict] = OrderedDict()
         self.create_subscription(Detection3DArray, "detections_3d", lambda m: self._on_message("detections", m), qos)
@@ -145,7 +152,7 @@ class RetrievalNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(RetrievalNode, "retrieval_node", (ShapeDatabaseError, CadLibraryError), args)
+    return run_node(RetrievalNode, "retrieval_node", (ShapeDatabaseError, CadLibraryError, OSError), args)
 
 
 if __name__ == "__main__":
