@@ -4,8 +4,8 @@ Inputs are per-image dicts in torchvision style (torch tensors or numpy arrays):
 
 * prediction: ``boxes`` (N, 4) x0 y0 x1 y1 pixels, ``labels`` (N,) 1-based ``CATEGORIES`` index,
   ``scores`` (N,), ``masks`` (N, 1, H, W) probabilities (optional), ``quaternions`` (N, 4) (w, x, y, z)
-  object -> optical camera, ``translations`` (N, 3) metres (optical frame), ``model_ids`` list[str]
-  (optional, the retrieved CAD models).
+  object -> optical camera, ``translations`` (N, 3) metres (optical frame), ``model_ids`` list[str | None]
+  (optional, the retrieved CAD models; None = none, e.g. a cuboid fallback).
 * ground truth: ``boxes``, ``labels``, ``masks`` (N, H, W) uint8 (optional), ``quaternions``,
   ``translations`` (optional: Pascal3D+ has none), ``model_ids``, ``occluded``/``truncated`` (N,) bool
   (absent = False), ``symmetries`` list[str] (absent = all ``"none"``).
@@ -22,6 +22,10 @@ Two settings (the Pascal3D+ protocol):
   ground-truth object ``i`` (the counts must be equal) and every object has a prediction. Box/mask AP
   and recall are not computed (they would be trivially perfect).
 
+Top-1 retrieval: the share of ground-truth objects (with a model id) whose paired prediction's
+retrieved model id equals the ground-truth CAD model id; the pose-prior / no-prior / seen / unseen
+variants of it are :mod:`scene3d_ros.retrieval.evaluation`.
+
 Every rotation error is :func:`scene3d_ros.geometry.symmetric_rotation_error_deg`. The ``"clean"``
 subset keeps objects that are neither occluded nor truncated. Box and mask AP (COCO definition via
 pycocotools: AP averaged over IoU 0.50:0.95, AP50, AP75, all areas, at most 100 detections per image)
@@ -36,7 +40,7 @@ import contextlib
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +91,7 @@ class _Objects:
     masks: np.ndarray | None  # (N, H, W) bool
     quaternions: np.ndarray | None  # (N, 4) float64 (w, x, y, z)
     translations: np.ndarray | None  # (N, 3) float64 metres
-    model_ids: list[str] | None
+    model_ids: list[str | None] | None
     occluded: np.ndarray  # (N,) bool
     truncated: np.ndarray  # (N,) bool
     symmetries: list[str]
@@ -124,8 +128,8 @@ def _convert(objects: Mapping[str, Any], what: str) -> _Objects:
         masks = raw >= 0.5  # probabilities binarised at 0.5; uint8 {0, 1} and bool unchanged
 
     model_ids = None
-    if objects.get("model_ids") is not None:
-        model_ids = [str(m) for m in objects["model_ids"]]
+    if objects.get("model_ids") is not None:  # None entries: no model (e.g. a retrieval's cuboid fallback)
+        model_ids = [None if m is None else str(m) for m in objects["model_ids"]]
         if len(model_ids) != n:
             raise ValueError(f"{what}['model_ids'] has {len(model_ids)} entries for {n} objects")
 
@@ -283,6 +287,16 @@ def _pair(pred: _Objects, gt: _Objects, setting: str, iou_threshold: float) -> l
     raise ValueError(f"unknown setting {setting!r}, expected one of {SETTINGS}")
 
 
+def pair_predictions(pred: Mapping[str, Any], gt: Mapping[str, Any], setting: str = "detected",
+                     iou_threshold: float = 0.5) -> list[tuple[int, int]]:
+    """``(pred_index, gt_index)`` pairs of one image exactly as the :class:`Evaluator` makes them:
+    :func:`match_detections` in the ``"detected"`` setting, ``(i, i)`` for every object in the
+    ``"gt_boxes"`` setting (the counts must be equal). Reads only ``labels``, ``boxes``, ``scores``."""
+    p = _convert({k: pred[k] for k in ("labels", "boxes", "scores") if k in pred}, "prediction")
+    g = _convert({k: gt[k] for k in ("labels", "boxes") if k in gt}, "ground truth")
+    return _pair(p, g, setting, iou_threshold)
+
+
 def _object_results(pred: _Objects, gt: _Objects, pairs: list[tuple[int, int]]) -> list[ObjectResult]:
     if len(gt) and gt.quaternions is None:
         raise ValueError("ground truth needs 'quaternions'")
@@ -365,7 +379,9 @@ def pose_metrics(objects: Sequence[ObjectResult], setting: str = "detected", wit
     }
 
 
-def _mean_defined(values: Sequence[float | None]) -> float | None:
+def mean_defined(values: Sequence[float | None]) -> float | None:
+    """Mean of the values that are not None (a metric's mean over the categories where it is
+    defined), or None when none is."""
     defined = [v for v in values if v is not None]
     return float(np.mean(defined)) if defined else None
 
@@ -532,7 +548,7 @@ class Evaluator:
             for category_id, values in ap.items():
                 row = per_category[self.categories[category_id - 1]]
                 row[f"{prefix}_ap"], row[f"{prefix}_ap50"], row[f"{prefix}_ap75"] = values["ap"], values["ap50"], values["ap75"]
-        mean = {m: _mean_defined([per_category[c][m] for c in self.categories]) for m in DETECTION_METRICS}
+        mean = {m: mean_defined([per_category[c][m] for c in self.categories]) for m in DETECTION_METRICS}
         return {"per_category": per_category, "mean": mean, "mask_ap_available": self._masks_complete}
 
     def summary(self) -> dict[str, Any]:
@@ -548,7 +564,7 @@ class Evaluator:
                 per_category[name] = row
             subsets[subset] = {
                 "per_category": per_category,
-                "mean": {m: _mean_defined([per_category[c][m] for c in self.categories]) for m in POSE_METRICS},
+                "mean": {m: mean_defined([per_category[c][m] for c in self.categories]) for m in POSE_METRICS},
                 "gt_objects": len(chosen),
                 "matched": sum(o.matched for o in chosen),
             }
@@ -634,11 +650,12 @@ def to_markdown(summary: Mapping[str, Any], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(summary: Mapping[str, Any], out_dir: str | Path, name: str, title: str | None = None) -> tuple[Path, Path]:
-    """Write ``<out_dir>/<name>.md`` (titled ``title``, default ``name``) and ``<out_dir>/<name>.json``
-    atomically; returns both paths."""
+def write_report(summary: Mapping[str, Any], out_dir: str | Path, name: str, title: str | None = None,
+                 render: Callable[[Mapping[str, Any], str], str] = to_markdown) -> tuple[Path, Path]:
+    """Write ``<out_dir>/<name>.md`` (``render(summary, title)``, title default ``name``; default
+    renderer :func:`to_markdown`) and ``<out_dir>/<name>.json`` atomically; returns both paths."""
     out_dir = Path(out_dir)
     md_path, json_path = out_dir / f"{name}.md", out_dir / f"{name}.json"
     atomic_write_text(json_path, json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    atomic_write_text(md_path, to_markdown(summary, title or name))
+    atomic_write_text(md_path, render(summary, title or name))
     return md_path, json_path

@@ -196,3 +196,8 @@ def test_missing_data_dir_exits_1_and_says_how_to_create_it(checkpoint, tmp_path
 def test_bad_config_override_exits_2(checkpoint, data, tmp_path, capsys):
     assert main(["--checkpoint", str(checkpoint), "--data", str(data), "--set", "evaluate.batch_sise=4"]) == 2
     assert "batch_sise" in capsys.readouterr().err
+    assert main(["--checkpoint", str(checkpoint), "--data", str(data), "--set", "evaluate.retrieval.enabled=maybe"]) == 2
+    assert "enabled must be auto, true or false" in capsys.readouterr().err
+    assert main(["--checkpoint", str(checkpoint), "--data", str(data), "--set",
+                 "evaluate.retrieval.max_angle_deg=200"]) == 2
+    assert "max_angle_deg must be in (0, 180]" in capsys.readouterr().err

@@ -12,7 +12,9 @@ from scene3d_ros.evaluation import (
     box_iou,
     evaluate_image,
     match_detections,
+    mean_defined,
     median_or_none,
+    pair_predictions,
     rotation_errors_deg,
     share_below,
     to_markdown,
@@ -223,6 +225,24 @@ def test_categories_without_ground_truth_are_excluded_from_the_mean():
     det = summary["detection"]
     assert det["per_category"]["bus"]["box_ap"] is None  # a false positive, but no ground truth
     assert det["mean"]["box_ap"] == pytest.approx(1.0)
+
+
+def test_pair_predictions_pairs_as_the_evaluator_does():
+    gt = make_gt(FOUR_BOXES, [CAR] * 4)
+    pred = make_pred([FOUR_BOXES[2], FOUR_BOXES[0], [50, 50, 60, 60]], [CAR] * 3, [0.5, 0.9, 0.8])
+    assert pair_predictions(pred, gt, "detected") == match_detections(pred, gt) == [(1, 0), (0, 2)]
+    assert pair_predictions(make_pred(FOUR_BOXES, [BUS] * 4, [0.1] * 4), gt, "gt_boxes") == [(i, i) for i in range(4)]
+    with pytest.raises(ValueError, match="gt_boxes setting pairs"):
+        pair_predictions(pred, gt, "gt_boxes")
+    with pytest.raises(ValueError, match="unknown setting"):
+        pair_predictions(pred, gt, "both")
+    assert mean_defined([None, 0.5, 1.0]) == pytest.approx(0.75) and mean_defined([None]) is None
+
+
+def test_no_retrieved_model_counts_as_wrong():
+    ev = Evaluator(setting="gt_boxes")  # None: the retrieval fell back to a cuboid
+    ev.add(make_pred(FOUR_BOXES[:2], [CAR] * 2, [1.0] * 2, model_ids=[None, "m1"]), make_gt(FOUR_BOXES[:2], [CAR] * 2))
+    assert ev.summary()["subsets"]["all"]["per_category"]["car"]["top1"] == pytest.approx(0.5)
 
 
 def test_no_retrieval_predictions_means_top1_na():

@@ -3,6 +3,7 @@
     evaluate --checkpoint PATH --data DIR [--dataset synthetic|pascal3d] [--split val]
              [--setting detected|gt_boxes|both] [--max-images N] [--device auto|cpu|cuda]
              [--output DIR] [--config config/evaluate.yaml] [--set evaluate.batch_size=4 ...]
+             [--set evaluate.retrieval.enabled=true evaluate.retrieval.unseen_models=[id,...] ...]
 
 Settings (see :mod:`scene3d_ros.evaluation`): ``detected`` runs the whole network and matches
 its detections to the ground truth; ``gt_boxes`` runs the mask and pose heads on the
@@ -10,6 +11,19 @@ ground-truth boxes (the paper's Table 1, :meth:`Scene3DNet.predict_with_boxes`).
 ``<output>/evaluation_<setting>.md`` and ``.json`` per setting and ``<output>/evaluation.md``
 (checkpoint and its sha256, dataset and its seed, image count, device, wall time, then every
 table), and prints the latter.
+
+Top-1 shape retrieval (:mod:`scene3d_ros.retrieval.evaluation`; section ``evaluate.retrieval``
+of the config): the descriptors of each setting are searched in the shape database with the
+ground-truth pose prior (ground-truth boxes only), the predicted pose prior and no prior, and
+reported per category, for seen and unseen (``unseen_models``) models, in
+``evaluation_retrieval.md/.json`` and a section of ``evaluation.md``. The per-setting tables'
+"Top-1 retrieval" rows are the predicted-pose-prior retrievals (what ``retrieval_node`` does).
+The database (``shape_db``, default ``build_shape_db``'s output) must have been built with this
+checkpoint (sha256) and, for synthetic data, from the CAD library the data was generated with.
+``enabled: auto`` (default) evaluates retrieval when such a database is there and otherwise
+warns, says how to build it and leaves retrieval out; ``enabled: true`` makes a missing or
+mismatched database (or a network without descriptor head) an error (exit code 1) before the
+network runs; ``enabled: false`` leaves retrieval out.
 
 Data: ``synthetic`` reads a folder written by ``generate_data`` (``DIR/<split>`` when that holds
 a dataset, else ``DIR`` itself); ``pascal3d`` reads the Pascal3D+ release 1.1 folder with its
@@ -40,6 +54,9 @@ from scene3d_ros.evaluation import SETTINGS, Evaluator, to_markdown, write_repor
 from scene3d_ros.model import CheckpointError, Scene3DNet, build_model_from_checkpoint
 from scene3d_ros.model.device import device_description, resolve_device
 from scene3d_ros.paths import atomic_write_text, default_model_path, packaged_config_file
+from scene3d_ros.retrieval.evaluation import NO_PRIOR_DEG, RetrievalEvaluator
+from scene3d_ros.retrieval.evaluation import to_markdown as retrieval_to_markdown
+from scene3d_ros.retrieval.shape_database import ShapeDatabase, ShapeDatabaseError, default_shape_db_path
 
 DATASETS = ("synthetic", "pascal3d")
 GROUND_TRUTH_KEYS = ("boxes", "labels", "masks", "quaternions", "translations", "model_ids", "occluded",
@@ -52,6 +69,32 @@ class EvaluationInputError(RuntimeError):
     """The data folder or device asked for is not usable; the message says how to fix it."""
 
 
+RETRIEVAL_ENABLED = ("auto", True, False)
+
+
+@dataclass(frozen=True)
+class RetrievalEvalConfig:
+    """The ``evaluate.retrieval`` section: Top-1 shape retrieval (see the module doc).
+
+    ``enabled``: ``auto`` (when a matching database is there), ``true`` (required: exit 1
+    without one) or ``false``; ``shape_db``: database file (None = ``build_shape_db``'s default
+    output); ``max_angle_deg``: pose-prior window (degrees, geodesic, allocentric; 180 = no
+    prior); ``unseen_models``: ids of the CAD models never seen in training (the unseen split).
+    """
+
+    enabled: bool | str = "auto"
+    shape_db: str | None = None
+    max_angle_deg: float = 30.0
+    unseen_models: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.enabled not in RETRIEVAL_ENABLED or not isinstance(self.enabled, (bool, str)):
+            raise ValueError(f"enabled must be auto, true or false, got {self.enabled!r}")
+        if not 0.0 < float(self.max_angle_deg) <= NO_PRIOR_DEG:
+            raise ValueError(f"max_angle_deg must be in (0, {NO_PRIOR_DEG:g}] degrees, got {self.max_angle_deg}")
+        object.__setattr__(self, "unseen_models", tuple(str(m) for m in (self.unseen_models or ())))
+
+
 @dataclass(frozen=True)
 class EvaluateConfig:
     """The ``evaluate`` section of ``config/evaluate.yaml``.
@@ -59,7 +102,7 @@ class EvaluateConfig:
     ``batch_size``: images per forward pass; ``workers``: DataLoader processes (0 = main
     process); ``iou_threshold``: box IoU for a detection to match (detected setting);
     ``include_difficult``: keep ground-truth objects flagged difficult; ``pascal3d_sources``:
-    Pascal3D+ parts read; ``output``: default report folder.
+    Pascal3D+ parts read; ``output``: default report folder; ``retrieval``: :class:`RetrievalEvalConfig`.
     """
 
     batch_size: int = 2
@@ -68,6 +111,7 @@ class EvaluateConfig:
     include_difficult: bool = False
     pascal3d_sources: tuple[str, ...] = ("pascal",)
     output: str = "output/evaluate"
+    retrieval: RetrievalEvalConfig = RetrievalEvalConfig()
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -79,6 +123,9 @@ class EvaluateConfig:
         object.__setattr__(self, "pascal3d_sources", tuple(self.pascal3d_sources))
         if not self.pascal3d_sources or any(s not in SOURCES for s in self.pascal3d_sources):
             raise ValueError(f"pascal3d_sources must be a non-empty subset of {SOURCES}, got {self.pascal3d_sources}")
+        if not isinstance(self.retrieval, RetrievalEvalConfig):
+            raise ValueError(f"retrieval must be a mapping of {sorted(RetrievalEvalConfig.__dataclass_fields__)}, "
+                             f"got {self.retrieval!r}")
 
 
 def load_evaluate_config(path: str | Path | None, overrides: list[str] | None = None) -> EvaluateConfig:
@@ -137,6 +184,32 @@ def open_dataset(kind: str, data: Path, split: str, config: EvaluateConfig) -> t
     raise ValueError(f"dataset must be one of {DATASETS}, got {kind!r}")
 
 
+def open_retrieval(config: RetrievalEvalConfig, checkpoint: Path, checkpoint_sha256: str, model: Scene3DNet,
+                   dataset: Dataset, device: torch.device, iou_threshold: float) -> RetrievalEvaluator:
+    """The :class:`RetrievalEvaluator` over the configured shape database.
+
+    Raises :class:`EvaluationInputError` saying why retrieval cannot be evaluated and how to fix
+    it: a network without descriptor or rotation head, a missing or unreadable database, or one
+    built with another checkpoint or from another CAD library than the dataset's.
+    """
+    heads = model.roi_heads
+    if not (heads.has_descriptor() and heads.has_rotation()):
+        raise EvaluationInputError(f"{checkpoint} has no descriptor or rotation head: it cannot retrieve shapes")
+    path = Path(config.shape_db).expanduser() if config.shape_db else default_shape_db_path()
+    manifest = getattr(dataset, "manifest", None) or {}  # synthetic data only
+    library_checksum = manifest.get("identity", {}).get("cad_library_checksum")
+    library_root = manifest.get("config", {}).get("cad_library")  # None: the default library
+    try:
+        database = ShapeDatabase.load(path, expected_library_checksum=library_checksum,
+                                      expected_checkpoint_sha256=checkpoint_sha256)
+    except ShapeDatabaseError as exc:
+        library = f" --set shape_db.cad_library={library_root}" if library_root else ""
+        raise EvaluationInputError(f"{exc}\nbuild the shape database of this checkpoint with `build_shape_db "
+                                   f"--checkpoint {checkpoint} --output {path}{library}`") from exc
+    return RetrievalEvaluator(database, config.max_angle_deg, config.unseen_models, CATEGORIES, iou_threshold,
+                              device=device, database_path=path.resolve())
+
+
 def _collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[tuple, tuple]:
     """A batch as (images, targets): detection images differ in size, so they are not stacked."""
     return tuple(zip(*batch, strict=True))
@@ -149,9 +222,10 @@ def ground_truth(target: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- evaluation
 def evaluate(model: Scene3DNet, dataset: Dataset, settings: Sequence[str], device: torch.device,
-             config: EvaluateConfig) -> tuple[dict[str, Evaluator], bool]:
+             config: EvaluateConfig, retrieval: RetrievalEvaluator | None = None) -> tuple[dict[str, Evaluator], bool]:
     """Run ``model`` over ``dataset`` once per setting and feed every image into that setting's
-    :class:`Evaluator`. Camera matrices ``K`` are taken from the targets when all have one.
+    :class:`Evaluator` (and into ``retrieval``, whose predicted-pose-prior model ids become the
+    predictions' ``model_ids``). Camera matrices ``K`` are taken from the targets when all have one.
 
     Returns the evaluators and whether every target with objects carried ``symmetries`` (else the
     rotation errors of symmetric objects are not symmetry-aware).
@@ -173,7 +247,10 @@ def evaluate(model: Scene3DNet, dataset: Dataset, settings: Sequence[str], devic
                     predictions = model.predict_with_boxes(images, [t["boxes"] for t in targets],
                                                            [t["labels"] for t in targets], intrinsics)
                 for prediction, target in zip(predictions, targets, strict=True):
-                    evaluator.add(prediction, ground_truth(target))
+                    gt = ground_truth(target)
+                    if retrieval is not None:
+                        prediction = {**prediction, "model_ids": retrieval.add(setting, prediction, gt)}
+                    evaluator.add(prediction, gt)
             bar.update(len(images))
     return evaluators, symmetry_aware
 
@@ -204,14 +281,25 @@ def run_header(run: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(summaries: dict[str, dict[str, Any]], run: dict[str, Any], output: Path) -> str:
-    """Write ``evaluation_<setting>.md/.json`` (the summary plus ``run``) and the combined
-    ``evaluation.md`` into ``output``; returns the combined Markdown."""
+RETRIEVAL_TITLE = "Top-1 shape retrieval"
+
+
+def write_reports(summaries: dict[str, dict[str, Any]], run: dict[str, Any], output: Path,
+                  retrieval: dict[str, Any] | str | None = None) -> str:
+    """Write ``evaluation_<setting>.md/.json`` (the summary plus ``run``), with a retrieval summary
+    ``evaluation_retrieval.md/.json``, and the combined ``evaluation.md`` into ``output``; returns
+    the combined Markdown. ``retrieval``: the :meth:`RetrievalEvaluator.summary`, or a string
+    saying why retrieval was skipped, or None (not asked for)."""
     parts = [f"# Evaluation of {Path(run['checkpoint']).name}", "", run_header(run)]
     for setting, summary in summaries.items():
         title = f"Evaluation with {SETTING_TITLES[setting]}"
         write_report({**summary, "run": run}, output, f"evaluation_{setting}", title)
         parts.append(_demote_headings(to_markdown(summary, title)))
+    if isinstance(retrieval, dict):
+        write_report({**retrieval, "run": run}, output, "evaluation_retrieval", RETRIEVAL_TITLE, retrieval_to_markdown)
+        parts.append(_demote_headings(retrieval_to_markdown(retrieval, RETRIEVAL_TITLE)))
+    elif isinstance(retrieval, str):
+        parts.append(f"## {RETRIEVAL_TITLE}\n\nSkipped: {retrieval}\n")
     combined = "\n".join(parts)
     atomic_write_text(output / "evaluation.md", combined)
     return combined
@@ -266,18 +354,31 @@ def main(argv: list[str] | None = None) -> int:
     except EvaluationInputError as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 1
+    checkpoint_sha256 = sha256_file(args.checkpoint)
+    retrieval, retrieval_skipped = None, None
+    if config.retrieval.enabled is not False:
+        try:
+            retrieval = open_retrieval(config.retrieval, args.checkpoint, checkpoint_sha256, model, dataset, device,
+                                       config.iou_threshold)
+        except EvaluationInputError as exc:
+            if config.retrieval.enabled is True:
+                print(f"evaluate: retrieval evaluation requested (evaluate.retrieval.enabled=true) but: {exc}",
+                      file=sys.stderr)
+                return 1
+            retrieval_skipped = f"{exc}".replace("\n", "; ")
+            print(f"evaluate: warning: skipping the Top-1 retrieval evaluation: {exc}", file=sys.stderr)
     if args.max_images is not None:
         dataset = Subset(dataset, range(min(args.max_images, len(dataset))))
     if len(dataset) == 0:
         print(f"evaluate: the dataset in {data_info['path']} has no images", file=sys.stderr)
         return 1
 
-    evaluators, symmetry_aware = evaluate(model, dataset, settings, device, config)
+    evaluators, symmetry_aware = evaluate(model, dataset, settings, device, config, retrieval)
     summaries = {setting: evaluator.summary() for setting, evaluator in evaluators.items()}
     first = next(iter(evaluators.values()))
     run = {
         "checkpoint": str(args.checkpoint.resolve()),
-        "checkpoint_sha256": sha256_file(args.checkpoint),
+        "checkpoint_sha256": checkpoint_sha256,
         "dataset": data_info,
         "num_images": first.num_images,
         "include_difficult": config.include_difficult,
@@ -285,10 +386,11 @@ def main(argv: list[str] | None = None) -> int:
         "wall_time_s": time.perf_counter() - start,
         "symmetry_aware": symmetry_aware,
     }
-    markdown = write_reports(summaries, run, output)
+    markdown = write_reports(summaries, run, output, retrieval.summary() if retrieval is not None else retrieval_skipped)
     print(markdown)
+    names = [*settings, "retrieval"] if retrieval is not None else settings
     print(f"evaluate: reports written to {output}/ (evaluation.md, "
-          + ", ".join(f"evaluation_{s}.md/.json" for s in settings) + ")", file=sys.stderr)
+          + ", ".join(f"evaluation_{s}.md/.json" for s in names) + ")", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,315 @@
+"""Top-1 shape retrieval evaluation: with and without the pose prior, on seen and unseen models.
+
+**Top-1** of a set of ground-truth objects is the share of them whose retrieved CAD model id
+equals their ground-truth CAD model id (``target["model_ids"]``). An object without a paired
+prediction (a missed detection), or whose search ends in the cuboid fallback, counts as wrong;
+objects without a ground-truth model id are left out. Reported per category, as the mean over
+the categories with objects (the paper's number) and overall over objects.
+
+Variants (:data:`VARIANTS`), per setting of :mod:`scene3d_ros.evaluation`:
+
+* ``gt_boxes``: descriptors of network 1 run on the ground-truth boxes
+  (:meth:`Scene3DNet.predict_with_boxes`), searched with
+
+  - ``gt_prior``: the **ground-truth** rotation as the pose prior (the paper's Table 2 setting),
+  - ``predicted_prior``: the rotation network 1 predicted for that box,
+  - ``no_prior``: no pose prior;
+
+* ``detected``: the detections matched to the ground truth by
+  :func:`scene3d_ros.evaluation.pair_predictions` (the pose evaluation's matching), searched with
+  ``predicted_prior`` (end to end, what ``retrieval_node`` does) or ``no_prior``.
+
+The pose prior: :meth:`ShapeDatabase.search` compares **allocentric** rotations (object ->
+camera optical frame relative to the viewing ray through the object, the rotation a depth view
+shows) and searches only the views within ``max_angle_deg`` (degrees, geodesic; widened when
+none is). Predictions carry ``allocentric_quaternions``; the ground-truth allocentric rotation is
+:func:`~scene3d_ros.model.rotations.egocentric_to_allocentric` of the target's (egocentric,
+object -> optical frame) ``quaternions`` and ``translations`` (metres); a target without
+translations (Pascal3D+, whose per-object virtual camera looks at the object) is taken as
+allocentric already. "No prior" is the search with ``max_angle_deg`` = :data:`NO_PRIOR_DEG`
+(180): every view lies within 180 degrees, so all views of the category compete. Every search
+is restricted to the (predicted) category's models and has no distance threshold.
+
+**Seen / unseen.** An object's model is *unseen* when its id is in ``unseen_models`` (models that
+the network never saw in training), else *seen*. When no object of the data is of an unseen
+model, the report says so instead of giving numbers. Objects whose ground-truth model is missing
+from the shape database can never be retrieved: they count as wrong and the report counts them.
+
+The shipped network was trained on every model of the default CAD library, so an unseen split
+needs models outside it, in a dataset and a shape database built from one library that holds
+them. Procedural models are drawn from ``model_rng(library seed, model_id)``: further instances of
+each sub-type (``<category>_<subtype>_03`` and up, the default library has ``_01`` and ``_02``)
+with the same seed are new shapes under new ids, which is what ``unseen_models`` should list. (A
+library built with another seed is *not* an unseen set: it reuses the seen ids for other shapes.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scene3d_ros import CATEGORIES
+from scene3d_ros.evaluation import SETTINGS, mean_defined, pair_predictions
+from scene3d_ros.model.rotations import canonicalize_quaternion, egocentric_to_allocentric
+from scene3d_ros.retrieval.shape_database import ShapeDatabase
+
+NO_PRIOR_DEG = 180.0
+"""The search window (degrees) that admits every view: retrieval without a pose prior."""
+PRIORS = ("ground_truth", "predicted", "none")
+SPLITS = ("all", "seen", "unseen")
+TOP1_TARGET = 0.60
+"""The project's target: mean Top-1 on seen models with ground-truth boxes and the ground-truth pose prior."""
+TARGET_VARIANT = "gt_boxes/gt_prior"
+DEFINITION = ("Top-1 = share of ground-truth objects whose retrieved CAD model id equals their ground-truth model id "
+              "(missed detections and cuboid fallbacks count as wrong); per category, mean over the categories "
+              "with objects, and overall over objects")
+
+
+@dataclass(frozen=True)
+class RetrievalVariant:
+    """One column of the report: the ``setting`` the descriptors come from and the pose ``prior``
+    (``"ground_truth"``, ``"predicted"`` or ``"none"``)."""
+
+    key: str
+    setting: str
+    prior: str
+    title: str
+
+
+VARIANTS = (
+    RetrievalVariant("gt_boxes/gt_prior", "gt_boxes", "ground_truth", "GT boxes + GT pose prior"),
+    RetrievalVariant("gt_boxes/predicted_prior", "gt_boxes", "predicted", "GT boxes + predicted pose prior"),
+    RetrievalVariant("gt_boxes/no_prior", "gt_boxes", "none", "GT boxes, no prior"),
+    RetrievalVariant("detected/predicted_prior", "detected", "predicted", "detected + predicted pose prior"),
+    RetrievalVariant("detected/no_prior", "detected", "none", "detected, no prior"),
+)
+
+
+@dataclass(frozen=True)
+class RetrievedObject:
+    """One ground-truth object of one setting: its 1-based ``label``, ground-truth model id, whether
+    that model is unseen and in the database, and per variant key the retrieved model id (None =
+    missed detection or cuboid fallback)."""
+
+    label: int
+    gt_model_id: str | None
+    unseen: bool
+    in_database: bool
+    retrieved: dict[str, str | None]
+
+    def correct(self, variant: str) -> bool:
+        """Top-1 hit under ``variant``."""
+        return self.gt_model_id is not None and self.retrieved.get(variant) == self.gt_model_id
+
+
+def _tensor(value: Any) -> torch.Tensor:
+    """float32 CPU tensor of a tensor (any device) or array-like."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().float()
+    return torch.as_tensor(np.asarray(value, dtype=np.float32))
+
+
+def ground_truth_allocentric(gt: Mapping[str, Any]) -> torch.Tensor:
+    """Ground-truth allocentric rotations ``(N, 4)`` (w, x, y, z; w >= 0) of a target: from the
+    egocentric ``quaternions`` (object -> optical frame) and ``translations`` (metres, optical
+    frame); without translations the quaternions are taken as allocentric (see the module doc)."""
+    q = _tensor(gt["quaternions"]).double().reshape(-1, 4)
+    if gt.get("translations") is None:
+        return canonicalize_quaternion(q).float()
+    t = _tensor(gt["translations"]).double().reshape(-1, 3)
+    return egocentric_to_allocentric(q, t).float()
+
+
+class RetrievalEvaluator:
+    """Accumulates Top-1 retrieval outcomes per image and setting; :meth:`summary` gives the metrics.
+
+    ``database``: the shape database (its descriptors must come from the evaluated network);
+    ``max_angle_deg``: the pose-prior window (degrees, as ``retrieval_node``'s parameter);
+    ``unseen_models``: model ids never seen in training; ``iou_threshold``: detection matching
+    (as the pose :class:`~scene3d_ros.evaluation.Evaluator`); ``device``: where the torch search runs;
+    ``database_path``: the database's file, for the report.
+    """
+
+    def __init__(self, database: ShapeDatabase, max_angle_deg: float = 30.0, unseen_models: Iterable[str] = (),
+                 categories: Sequence[str] = CATEGORIES, iou_threshold: float = 0.5,
+                 device: str | torch.device | None = None, database_path: str | Path | None = None) -> None:
+        if not 0.0 < float(max_angle_deg) <= NO_PRIOR_DEG:
+            raise ValueError(f"max_angle_deg must be in (0, {NO_PRIOR_DEG}] degrees, got {max_angle_deg}")
+        self.database = database
+        self.max_angle_deg = float(max_angle_deg)
+        self.unseen_models = frozenset(str(m) for m in unseen_models)
+        self.categories = tuple(categories)
+        self.iou_threshold = float(iou_threshold)
+        self.device = device
+        self.database_path = None if database_path is None else str(database_path)
+        self.objects: dict[str, list[RetrievedObject]] = {}
+        self.num_images: dict[str, int] = {}
+        self._in_database = frozenset(database.model_ids)
+
+    def _search(self, descriptors: torch.Tensor, rotations: torch.Tensor, categories: list[str],
+                max_angle_deg: float) -> list[str | None]:
+        if descriptors.shape[0] == 0:
+            return []
+        results = self.database.search(descriptors, rotations, categories, max_angle_deg=max_angle_deg,
+                                       device=self.device)
+        return [r.model_id for r in results]
+
+    def add(self, setting: str, prediction: Mapping[str, Any], gt: Mapping[str, Any]) -> list[str | None]:
+        """Add one image of ``setting`` (``"gt_boxes"`` or ``"detected"``).
+
+        ``prediction``: network 1's output dict (``labels``, ``boxes``, ``scores``, ``descriptors``
+        (N, D), ``allocentric_quaternions`` (N, 4)); ``gt``: the target (``labels``, ``boxes``,
+        ``quaternions``, optional ``translations`` and ``model_ids``). Returns the model id that
+        the predicted pose prior retrieves for **every** prediction (None = cuboid), ready to be
+        the prediction's ``model_ids`` for the pose :class:`~scene3d_ros.evaluation.Evaluator`.
+        """
+        if setting not in SETTINGS:
+            raise ValueError(f"unknown setting {setting!r}, expected one of {SETTINGS}")
+        pairs = pair_predictions(prediction, gt, setting, self.iou_threshold)
+        pred_labels = _tensor(prediction["labels"]).long().reshape(-1).tolist()
+        gt_labels = _tensor(gt["labels"]).long().reshape(-1).tolist()
+        for what, labels in (("prediction", pred_labels), ("ground truth", gt_labels)):
+            if any(not 1 <= label <= len(self.categories) for label in labels):
+                raise ValueError(f"{what} labels must be 1-based category indices in 1..{len(self.categories)}, "
+                                 f"got {labels}")
+        gt_ids = [None if m is None or m == "" else str(m) for m in (gt.get("model_ids") or [None] * len(gt_labels))]
+        if len(gt_ids) != len(gt_labels):
+            raise ValueError(f"ground truth has {len(gt_ids)} model ids for {len(gt_labels)} objects")
+        n = len(pred_labels)
+        if n and ("descriptors" not in prediction or "allocentric_quaternions" not in prediction):
+            raise ValueError("retrieval needs the predictions' 'descriptors' and 'allocentric_quaternions' "
+                             "(a network with descriptor and rotation heads)")
+        descriptors = _tensor(prediction["descriptors"]).reshape(n, -1) if n else torch.zeros(0, 0)
+        rotations = _tensor(prediction["allocentric_quaternions"]).reshape(n, 4) if n else torch.zeros(0, 4)
+        categories = [self.categories[label - 1] for label in pred_labels]
+        predicted = self._search(descriptors, rotations, categories, self.max_angle_deg)
+
+        p_idx = [i for i, _ in pairs]
+        g_idx = [j for _, j in pairs]
+        paired_categories = [categories[i] for i in p_idx]
+        retrieved: dict[str, list[str | None]] = {}
+        for variant in (v for v in VARIANTS if v.setting == setting):
+            if variant.prior == "predicted":
+                retrieved[variant.key] = [predicted[i] for i in p_idx]
+            elif variant.prior == "none":
+                retrieved[variant.key] = self._search(descriptors[p_idx], rotations[p_idx], paired_categories,
+                                                      NO_PRIOR_DEG)
+            else:
+                prior = ground_truth_allocentric(gt)[g_idx] if g_idx else torch.zeros(0, 4)
+                retrieved[variant.key] = self._search(descriptors[p_idx], prior, paired_categories, self.max_angle_deg)
+        by_gt = {j: {key: ids[k] for key, ids in retrieved.items()} for k, j in enumerate(g_idx)}
+        objects = self.objects.setdefault(setting, [])
+        for j, (label, model_id) in enumerate(zip(gt_labels, gt_ids, strict=True)):
+            objects.append(RetrievedObject(label=label, gt_model_id=model_id, unseen=model_id in self.unseen_models,
+                                           in_database=model_id in self._in_database,
+                                           retrieved=by_gt.get(j, dict.fromkeys(retrieved))))
+        self.num_images[setting] = self.num_images.get(setting, 0) + 1
+        return predicted
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-serialisable Top-1 per split (``all``, ``seen``, ``unseen``) and variant: per
+        category (None = no object), ``mean`` over categories, ``overall`` over objects; plus counts."""
+        variants = [v for v in VARIANTS if v.setting in self.objects]
+        splits: dict[str, Any] = {}
+        for split in SPLITS:
+            per_variant: dict[str, Any] = {}
+            counts: dict[str, Any] = {}
+            for variant in variants:
+                chosen = [o for o in self.objects[variant.setting] if o.gt_model_id is not None
+                          and (split == "all" or o.unseen == (split == "unseen"))]
+                per_category: dict[str, float | None] = {}
+                for k, name in enumerate(self.categories, start=1):
+                    hits = [o.correct(variant.key) for o in chosen if o.label == k]
+                    per_category[name] = float(np.mean(hits)) if hits else None
+                per_variant[variant.key] = {
+                    "per_category": per_category, "mean": mean_defined(list(per_category.values())),
+                    "overall": float(np.mean([o.correct(variant.key) for o in chosen])) if chosen else None,
+                    "objects": len(chosen)}
+                if not counts:  # the same ground truth in every setting: count it once
+                    counts = {"objects": len(chosen),
+                              "objects_per_category": {c: sum(o.label == k for o in chosen)
+                                                       for k, c in enumerate(self.categories, start=1)},
+                              "not_in_database": sum(not o.in_database for o in chosen)}
+            splits[split] = {**(counts or {"objects": 0, "objects_per_category": dict.fromkeys(self.categories, 0),
+                                           "not_in_database": 0}), "top1": per_variant}
+        target_value = splits["seen"]["top1"].get(TARGET_VARIANT, {}).get("mean")
+        return {
+            "definition": DEFINITION,
+            "max_angle_deg": self.max_angle_deg,
+            "no_prior_deg": NO_PRIOR_DEG,
+            "iou_threshold": self.iou_threshold,
+            "categories": list(self.categories),
+            "num_images": dict(self.num_images),
+            "unseen_models": sorted(self.unseen_models),
+            "database": {"path": self.database_path, "num_views": len(self.database), "num_models": len(self.database.model_ids),
+                         "library_checksum": self.database.library_checksum,
+                         "checkpoint_sha256": self.database.checkpoint_sha256},
+            "variants": [{"key": v.key, "setting": v.setting, "prior": v.prior, "title": v.title} for v in variants],
+            "splits": splits,
+            "target": {"variant": TARGET_VARIANT, "split": "seen", "metric": "mean", "min": TOP1_TARGET,
+                       "value": target_value, "met": None if target_value is None else target_value >= TOP1_TARGET},
+        }
+
+
+# --------------------------------------------------------------------------- report
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _split_table(summary: Mapping[str, Any], split: str) -> list[str]:
+    data = summary["splits"][split]
+    variants = summary["variants"]
+    lines = ["| category | objects | " + " | ".join(v["title"] for v in variants) + " |",
+             "|---|---:|" + "---:|" * len(variants)]
+    for name in summary["categories"]:
+        cells = [_cell(data["top1"][v["key"]]["per_category"][name]) for v in variants]
+        lines.append(f"| {name} | {data['objects_per_category'][name]} | " + " | ".join(cells) + " |")
+    lines.append("| **mean (categories)** | | " + " | ".join(_cell(data["top1"][v["key"]]["mean"])
+                                                       for v in variants) + " |")
+    lines.append(f"| **overall (objects)** | {data['objects']} | "
+                 + " | ".join(_cell(data["top1"][v["key"]]["overall"]) for v in variants) + " |")
+    return lines
+
+
+def to_markdown(summary: Mapping[str, Any], title: str = "Top-1 shape retrieval") -> str:
+    """Markdown tables (rows = categories, mean, overall; columns = variants) per seen / unseen split
+    from :meth:`RetrievalEvaluator.summary`."""
+    db = summary["database"]
+    where = f" `{db['path']}`," if db.get("path") else ""
+    lines = [f"# {title}", "", f"{summary['definition']}.", "",
+             f"Pose prior: only depth views within {summary['max_angle_deg']:g} deg (geodesic, allocentric) of the "
+             f"ground-truth or predicted rotation are searched (widened when none is); no prior: every view of the "
+             f"object's category ({summary['no_prior_deg']:g} deg window). Shape database:{where} "
+             f"{db['num_views']} views of {db['num_models']} models. Detections match the ground truth at box "
+             f"IoU >= {summary['iou_threshold']:g} with the same label.", ""]
+    if not summary["variants"]:
+        return "\n".join(lines + ["No images were evaluated.", ""])
+    unseen = summary["unseen_models"]
+    seen_rule = ("every model not listed as unseen." if unseen else
+                 "every model (no unseen models listed: the network is taken to have seen them all).")
+    lines += ["## Seen models", "", f"Seen: {seen_rule}", ""] + _split_table(summary, "seen") + [""]
+    lines += ["## Unseen models (never seen in training)", ""]
+    if summary["splits"]["unseen"]["objects"]:
+        lines += _split_table(summary, "unseen")
+    elif unseen:
+        lines.append(f"Unseen: no objects of unseen models in this split (none of the {len(unseen)} listed unseen "
+                     "models occurs in the data).")
+    else:
+        lines.append("Unseen: no objects of unseen models in this split (no unseen models listed).")
+    lines.append("")
+    missing = summary["splits"]["all"]["not_in_database"]
+    if missing:
+        lines += [f"{missing} of {summary['splits']['all']['objects']} objects have a ground-truth model that is "
+                  "not in the shape database: they cannot be retrieved and count as wrong.", ""]
+    target = summary["target"]
+    if target["value"] is not None:
+        verdict = "met" if target["met"] else "not met"
+        lines += [f"Target: mean Top-1 >= {target['min']:.2f} on seen models with GT boxes + GT pose prior: "
+                  f"{target['value']:.3f}, {verdict}.", ""]
+    lines.append("n/a: no objects of that category; means are over categories with objects.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,264 @@
+"""Top-1 shape retrieval evaluation: hand-made databases and objects, then the ``evaluate`` report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tiny_model import build_tiny_shape_db, save_tiny_checkpoint
+
+from scene3d_ros import CATEGORIES
+from scene3d_ros.cli.evaluate import main
+from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
+from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+from scene3d_ros.evaluation import Evaluator
+from scene3d_ros.geometry import matrix_to_quaternion, viewpoint_rotation
+from scene3d_ros.model.rotations import allocentric_to_egocentric
+from scene3d_ros.retrieval import ShapeDatabase
+from scene3d_ros.retrieval.evaluation import RetrievalEvaluator, ground_truth_allocentric, to_markdown
+from scene3d_ros.world.scene_sampler import SceneConfig
+
+torch.set_num_threads(2)
+CAR, CHAIR = CATEGORIES.index("car") + 1, CATEGORIES.index("chair") + 1
+ON_AXIS = [0.0, 0.0, 5.0]  # metres: on the optical axis allocentric == egocentric
+BOXES = [[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10], [60, 0, 70, 10]]
+
+
+def _quat(azimuth: float) -> np.ndarray:
+    return matrix_to_quaternion(viewpoint_rotation(azimuth, 0.0, 0.0)).astype(np.float32)
+
+
+def _onehot(k: int, dim: int = 6) -> np.ndarray:
+    return np.eye(dim, dtype=np.float32)[k]
+
+
+def _database(views: list[tuple[str, str, np.ndarray, float]]) -> ShapeDatabase:
+    """Views (model id, category, descriptor, azimuth deg); one model per distinct id."""
+    names = list(dict.fromkeys(v[0] for v in views))
+    category = {v[0]: v[1] for v in views}
+    return ShapeDatabase(torch.tensor(np.stack([v[2] for v in views])), torch.tensor([names.index(v[0]) for v in views]),
+                         torch.tensor(np.stack([_quat(v[3]) for v in views])), names, [category[m] for m in names],
+                         ["none"] * len(names), library_checksum="lib", checkpoint_sha256="ckpt")
+
+
+# four models, each one frontal view with its own one-hot descriptor
+DB = _database([("car_a", "car", _onehot(0), 0.0), ("car_b", "car", _onehot(1), 0.0),
+                ("chair_a", "chair", _onehot(2), 0.0), ("chair_b", "chair", _onehot(3), 0.0)])
+
+
+def _gt(model_ids, labels, azimuths=None, translations=None):
+    n = len(labels)
+    azimuths = azimuths or [0.0] * n
+    return {"boxes": torch.tensor(BOXES[:n], dtype=torch.float32), "labels": torch.tensor(labels),
+            "quaternions": torch.tensor(np.stack([_quat(a) for a in azimuths])),
+            "translations": torch.tensor(translations or [ON_AXIS] * n, dtype=torch.float32),
+            "model_ids": list(model_ids)}
+
+
+def _pred(descriptors, labels, azimuths=None, boxes=None, scores=None):
+    n = len(labels)
+    azimuths = azimuths or [0.0] * n
+    return {"boxes": torch.tensor(boxes if boxes is not None else BOXES[:n], dtype=torch.float32).reshape(-1, 4),
+            "labels": torch.tensor(labels, dtype=torch.int64), "scores": torch.tensor(scores or [1.0] * n),
+            "descriptors": torch.tensor(np.stack(descriptors) if n else np.zeros((0, 6), np.float32)),
+            "allocentric_quaternions": torch.tensor(np.stack([_quat(a) for a in azimuths]) if n
+                                                    else np.zeros((0, 4), np.float32))}
+
+
+def _top1(summary, variant, split="all"):
+    return summary["splits"][split]["top1"][variant]
+
+
+# --------------------------------------------------------------------------- Top-1 by hand
+def test_descriptors_equal_to_the_database_give_top1_one_and_shuffled_ids_zero():
+    queries = [_onehot(0), _onehot(1), _onehot(2)]
+    right = RetrievalEvaluator(DB)
+    right.add("gt_boxes", _pred(queries, [CAR, CAR, CHAIR]), _gt(["car_a", "car_b", "chair_a"], [CAR, CAR, CHAIR]))
+    wrong = RetrievalEvaluator(DB)  # ground-truth ids shuffled within each category
+    wrong.add("gt_boxes", _pred(queries, [CAR, CAR, CHAIR]), _gt(["car_b", "car_a", "chair_b"], [CAR, CAR, CHAIR]))
+    for evaluator, expected in ((right, 1.0), (wrong, 0.0)):
+        summary = evaluator.summary()
+        assert [v["key"] for v in summary["variants"]] == ["gt_boxes/gt_prior", "gt_boxes/predicted_prior",
+                                                           "gt_boxes/no_prior"]
+        for variant in summary["variants"]:
+            top1 = _top1(summary, variant["key"])
+            assert top1["per_category"]["car"] == top1["per_category"]["chair"] == expected
+            assert top1["mean"] == top1["overall"] == expected and top1["objects"] == 3
+            assert top1["per_category"]["bus"] is None  # no object: n/a, left out of the mean
+
+
+def test_per_category_mean_and_overall_by_hand():
+    evaluator = RetrievalEvaluator(DB)
+    # cars: the first right, the second retrieves car_b (wrong); chairs: right; one more car right
+    evaluator.add("gt_boxes", _pred([_onehot(0), _onehot(1), _onehot(2)], [CAR, CAR, CHAIR]),
+                  _gt(["car_a", "car_a", "chair_a"], [CAR, CAR, CHAIR]))
+    evaluator.add("gt_boxes", _pred([_onehot(1)], [CAR]), _gt(["car_b"], [CAR]))
+    top1 = _top1(evaluator.summary(), "gt_boxes/no_prior")
+    assert top1["per_category"]["car"] == pytest.approx(2 / 3) and top1["per_category"]["chair"] == 1.0
+    assert top1["mean"] == pytest.approx((2 / 3 + 1.0) / 2)  # over categories
+    assert top1["overall"] == pytest.approx(3 / 4)  # over objects
+    assert evaluator.summary()["num_images"] == {"gt_boxes": 2}
+
+
+def test_detected_setting_matches_like_the_pose_evaluation_and_counts_misses_as_wrong():
+    evaluator = RetrievalEvaluator(DB)
+    gt = _gt(["car_a", "car_b", "chair_a"], [CAR, CAR, CHAIR])
+    # prediction 0 matches car_a (right), prediction 1 is a false positive far away, car_b and the chair are missed
+    pred = _pred([_onehot(0), _onehot(3)], [CAR, CHAIR], boxes=[BOXES[0], [200, 200, 210, 210]], scores=[0.9, 0.8])
+    model_ids = evaluator.add("detected", pred, gt)
+    assert model_ids == ["car_a", "chair_b"]  # one per prediction, false positive included
+    summary = evaluator.summary()
+    assert [v["key"] for v in summary["variants"]] == ["detected/predicted_prior", "detected/no_prior"]
+    for key in ("detected/predicted_prior", "detected/no_prior"):
+        top1 = _top1(summary, key)
+        assert top1["per_category"]["car"] == 0.5 and top1["per_category"]["chair"] == 0.0
+        assert top1["overall"] == pytest.approx(1 / 3)
+    # the pose Evaluator fed these ids computes the same Top-1
+    pose = Evaluator(setting="detected")
+    pose.add({**pred, "quaternions": pred["allocentric_quaternions"], "model_ids": model_ids}, gt)
+    assert pose.summary()["subsets"]["all"]["per_category"]["car"]["top1"] == 0.5
+
+
+# --------------------------------------------------------------------------- the pose prior
+def test_pose_prior_excludes_views_beyond_the_angle_and_uses_the_allocentric_ground_truth():
+    """car_a is seen from the front (azimuth 0), car_b at azimuth 40; the descriptor is car_b's.
+
+    The object (truly car_a) sits 40 deg right of the optical axis with allocentric azimuth 0, so
+    its egocentric rotation looks like azimuth 40: only the allocentric conversion keeps car_b out."""
+    db = _database([("car_a", "car", _onehot(0), 0.0), ("car_b", "car", _onehot(1), 40.0)])
+    t = [4.0, 0.0, 4.0 / np.tan(np.radians(40.0))]
+    q_ego = allocentric_to_egocentric(torch.tensor(_quat(0.0)).double()[None], torch.tensor([t]).double())[0]
+    gt = {**_gt(["car_a"], [CAR], translations=[t]), "quaternions": q_ego.float()[None]}
+    np.testing.assert_allclose(ground_truth_allocentric(gt)[0].numpy(), _quat(0.0), atol=1e-5)
+    pred = _pred([_onehot(1)], [CAR], azimuths=[40.0])  # the predicted pose points at car_b's view
+    results = {}
+    for max_angle in (30.0, 45.0):
+        evaluator = RetrievalEvaluator(db, max_angle_deg=max_angle)
+        evaluator.add("gt_boxes", pred, gt)
+        results[max_angle] = {k: v["overall"] for k, v in evaluator.summary()["splits"]["all"]["top1"].items()}
+    assert results[30.0] == {"gt_boxes/gt_prior": 1.0, "gt_boxes/predicted_prior": 0.0, "gt_boxes/no_prior": 0.0}
+    assert results[45.0]["gt_boxes/gt_prior"] == 0.0  # car_b's view now lies within the window and is nearer
+    # without a translation (Pascal3D+) the quaternion is taken as allocentric
+    np.testing.assert_allclose(ground_truth_allocentric({"quaternions": q_ego[None]})[0].numpy(), q_ego.numpy(),
+                               atol=1e-6)
+
+
+# --------------------------------------------------------------------------- seen / unseen, report
+def test_seen_and_unseen_split_and_missing_models():
+    evaluator = RetrievalEvaluator(DB, unseen_models=["car_b", "never_there"])
+    evaluator.add("gt_boxes", _pred([_onehot(0), _onehot(1), _onehot(0)], [CAR, CAR, CAR]),
+                  _gt(["car_a", "car_b", "car_z"], [CAR, CAR, CAR]))
+    summary = evaluator.summary()
+    splits = summary["splits"]
+    assert (splits["all"]["objects"], splits["seen"]["objects"], splits["unseen"]["objects"]) == (3, 2, 1)
+    assert splits["seen"]["top1"]["gt_boxes/gt_prior"]["overall"] == 0.5  # car_z is not in the database
+    assert splits["unseen"]["top1"]["gt_boxes/gt_prior"]["overall"] == 1.0
+    assert splits["all"]["not_in_database"] == 1 and summary["unseen_models"] == ["car_b", "never_there"]
+    assert summary["target"] == {"variant": "gt_boxes/gt_prior", "split": "seen", "metric": "mean", "min": 0.6,
+                                 "value": 0.5, "met": False}
+    markdown = to_markdown(summary)
+    assert "## Seen models" in markdown and "## Unseen models" in markdown
+    assert "| car | 1 | 1.000 | 1.000 | 1.000 |" in markdown  # the unseen table
+    assert "1 of 3 objects have a ground-truth model that is not in the shape database" in markdown
+    assert "0.500, not met" in markdown
+
+    only_seen = RetrievalEvaluator(DB)
+    only_seen.add("gt_boxes", _pred([_onehot(0)], [CAR]), _gt(["car_a"], [CAR]))
+    text = to_markdown(only_seen.summary())
+    assert "Unseen: no objects of unseen models in this split (no unseen models listed)." in text
+    assert only_seen.summary()["splits"]["unseen"]["top1"]["gt_boxes/gt_prior"]["overall"] is None
+    assert "1.000, met" in text
+
+
+def test_bad_input_is_rejected():
+    with pytest.raises(ValueError, match="max_angle_deg"):
+        RetrievalEvaluator(DB, max_angle_deg=0.0)
+    evaluator = RetrievalEvaluator(DB)
+    with pytest.raises(ValueError, match="unknown setting"):
+        evaluator.add("both", _pred([_onehot(0)], [CAR]), _gt(["car_a"], [CAR]))
+    pred = _pred([_onehot(0)], [CAR])
+    del pred["descriptors"]
+    with pytest.raises(ValueError, match="descriptors"):
+        evaluator.add("gt_boxes", pred, _gt(["car_a"], [CAR]))
+
+
+# --------------------------------------------------------------------------- the evaluate command
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny checkpoint, 3 synthetic scenes and a shape database of the scenes' models (plus one)."""
+    root = tmp_path_factory.mktemp("retrieval_eval")
+    checkpoint = save_tiny_checkpoint(root / "tiny.pt")
+    config = GenerateConfig(scene=SceneConfig(image_sizes=((128, 128),), num_objects_range=(1, 3)),
+                            output=OutputConfig(num_scenes=3, scenes_per_shard=3, seed=5))
+    generate_dataset(config, root / "val", workers=1)
+    dataset = SyntheticSceneDataset(root / "val")
+    model_ids = sorted({m for i in range(len(dataset)) for m in dataset[i][1]["model_ids"]})
+    db = build_tiny_shape_db(root / "db.pt", checkpoint, [*model_ids, "car_sedan_01"], azimuths=4, elevations=1)
+    return {"root": root, "checkpoint": checkpoint, "db": db, "model_ids": model_ids, "dataset": dataset}
+
+
+def _run(setup, out, *overrides, extra=()):
+    return main(["--checkpoint", str(setup["checkpoint"]), "--data", str(setup["root"] / "val"), "--device", "cpu",
+                 "--output", str(out), *extra, "--set", "evaluate.workers=0", *overrides])
+
+
+def test_evaluate_reports_top1_for_seen_and_unseen_models(setup, tmp_path, capsys):
+    unseen = setup["model_ids"][0]
+    assert _run(setup, tmp_path, "evaluate.retrieval.enabled=true", f"evaluate.retrieval.shape_db={setup['db']}",
+                f"evaluate.retrieval.unseen_models=[{unseen}]") == 0
+    summary = json.loads((tmp_path / "evaluation_retrieval.json").read_text())
+    assert [v["key"] for v in summary["variants"]] == ["gt_boxes/gt_prior", "gt_boxes/predicted_prior",
+                                                       "gt_boxes/no_prior", "detected/predicted_prior",
+                                                       "detected/no_prior"]
+    dataset = setup["dataset"]
+    ids = [m for i in range(len(dataset)) for m in dataset[i][1]["model_ids"]]
+    splits = summary["splits"]
+    assert splits["all"]["objects"] == len(ids) and splits["unseen"]["objects"] == ids.count(unseen)
+    assert splits["seen"]["objects"] + splits["unseen"]["objects"] == len(ids)
+    assert splits["all"]["not_in_database"] == 0 and summary["database"]["path"] == str(setup["db"].resolve())
+    assert summary["run"]["checkpoint"] == str(setup["checkpoint"].resolve())
+    for split in ("all", "seen", "unseen"):
+        for top1 in splits[split]["top1"].values():
+            assert 0.0 <= top1["overall"] <= 1.0
+    # the per-setting tables' Top-1 rows are the predicted-pose-prior retrievals
+    for setting in ("gt_boxes", "detected"):
+        pose = json.loads((tmp_path / f"evaluation_{setting}.json").read_text())
+        per_category = pose["subsets"]["all"]["per_category"]
+        expected = splits["all"]["top1"][f"{setting}/predicted_prior"]["per_category"]
+        assert {c: per_category[c]["top1"] for c in CATEGORIES} == pytest.approx(expected)
+    combined = (tmp_path / "evaluation.md").read_text()
+    for needle in ("## Top-1 shape retrieval", "### Seen models", "### Unseen models (never seen in training)",
+                   "| category | objects | GT boxes + GT pose prior |", "| **mean (categories)** |"):
+        assert needle in combined
+    assert "evaluation_retrieval.md/.json" in capsys.readouterr().err
+
+
+def test_missing_or_mismatched_database_says_how_to_build_it(setup, tmp_path, capsys):
+    missing = tmp_path / "none" / "shape_db.pt"
+    args = (f"evaluate.retrieval.shape_db={missing}",)
+    fast = ("--setting", "gt_boxes", "--max-images", "1")
+    # requested: exit 1 before the network runs
+    assert _run(setup, tmp_path / "a", "evaluate.retrieval.enabled=true", *args, extra=fast) == 1
+    err = capsys.readouterr().err
+    assert f"no shape database at {missing}" in err
+    assert f"build_shape_db --checkpoint {setup['checkpoint']} --output {missing}" in err
+    assert not (tmp_path / "a" / "evaluation.md").exists()
+    # auto (the default): a warning, the rest of the evaluation, and the reason in the report
+    assert _run(setup, tmp_path / "b", *args, extra=fast) == 0
+    assert "warning: skipping the Top-1 retrieval evaluation" in capsys.readouterr().err
+    combined = (tmp_path / "b" / "evaluation.md").read_text()
+    assert "## Top-1 shape retrieval\n\nSkipped: no shape database at" in combined and "build_shape_db" in combined
+    assert not (tmp_path / "b" / "evaluation_retrieval.json").exists()
+    # a database of another checkpoint
+    other = save_tiny_checkpoint(tmp_path / "other.pt", score_threshold=None)
+    code = main(["--checkpoint", str(other), "--data", str(setup["root"] / "val"), "--device", "cpu", "--output",
+                 str(tmp_path / "c"), *fast, "--set", "evaluate.workers=0", "evaluate.retrieval.enabled=true",
+                 f"evaluate.retrieval.shape_db={setup['db']}"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "was built with another checkpoint" in err and f"build_shape_db --checkpoint {other}" in err
+    # off: no section at all
+    assert _run(setup, tmp_path / "d", "evaluate.retrieval.enabled=false", *args, extra=fast) == 0
+    assert "Top-1 shape retrieval" not in (tmp_path / "d" / "evaluation.md").read_text()
