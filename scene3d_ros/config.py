@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,28 @@ class ConfigError(ValueError):
     """A configuration file, override or value is invalid; the message says which and why."""
 
 
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-4`` / ``3E5`` as floats (YAML 1.2, as people write
+    learning rates); PyYAML's YAML 1.1 rules need a dot (``1.0e-4``) and would return a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text -> Python values (safe; ``1e-4`` is a float)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping from ``path``; an empty file is an empty mapping."""
     path = Path(path)
     try:
         with path.open("r", encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = parse_yaml(f.read())
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
     except yaml.YAMLError as exc:
@@ -61,7 +78,7 @@ def apply_overrides(config: dict[str, Any], overrides: list[str] | None) -> dict
         if not keys:
             raise ConfigError(f"override {item!r} has an empty key")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {item!r}: value is not valid YAML: {exc}") from exc
         node = out

@@ -46,3 +46,10 @@ def test_missing_and_invalid_files(tmp_path):
     bad.write_text("a: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_exponent_floats_without_a_dot_are_floats_in_files_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  lr: 1e-4\n  name: e5\n")
+    config = load_config(path, ["optim.other=4E-3", "optim.list=[1e-2, 2]"])
+    assert config["optim"] == {"lr": 1e-4, "name": "e5", "other": 4e-3, "list": [1e-2, 2]}
