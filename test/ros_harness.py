@@ -49,6 +49,13 @@ class NodeProcess:
         return self.process.returncode
 
 
+def perception_process(log_dir: Path, checkpoint, *ros_args: str, name: str | None = None) -> NodeProcess:
+    """perception_node on the CPU serving ``checkpoint`` with score_threshold 0 (so an untrained
+    network still reports objects); ``ros_args`` add or override parameters (``-p name:=value``)."""
+    return NodeProcess("scene3d_ros.ros.perception_node", log_dir, [
+        "-p", f"model_path:={checkpoint}", "-p", "device:=cpu", "-p", "score_threshold:=0.0", *ros_args], name=name)
+
+
 def spin_until(node, predicate: Callable[[], bool], timeout: float, processes: list[NodeProcess] = ()) -> bool:
     """Spin ``node`` until ``predicate()`` holds or ``timeout`` seconds pass; fail fast if a child dies."""
     from rclpy.executors import SingleThreadedExecutor

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ros_harness import NodeProcess, ros_test_node, spin_until
+from ros_harness import NodeProcess, perception_process, ros_test_node, spin_until
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 from tiny_model import TINY_MODEL, save_tiny_checkpoint
@@ -26,11 +26,6 @@ FRAME = "cam_optical"
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     return save_tiny_checkpoint(tmp_path_factory.mktemp("perception") / "tiny.pt")
-
-
-def _perception(tmp_path, checkpoint, *extra):
-    return NodeProcess("scene3d_ros.ros.perception_node", tmp_path, [
-        "-p", f"model_path:={checkpoint}", "-p", "device:=cpu", "-p", "score_threshold:=0.0", *extra])
 
 
 def _collect(node):
@@ -54,7 +49,7 @@ def test_camera_to_perception_outputs_share_the_image_header(checkpoint, tmp_pat
         got = _collect(node)
         camera = NodeProcess("scene3d_ros.ros.synthetic_camera", tmp_path, [
             "-p", "rate_hz:=5.0", "-p", f"frame_id:={FRAME}", "-p", "width:=160", "-p", "height:=120"])
-        perception = _perception(tmp_path, checkpoint)
+        perception = perception_process(tmp_path, checkpoint)
         try:
             def ours(stamp):  # the perception node's frames, not the camera's ground truth
                 return [t for t in got["tf"].get(stamp, []) if not t.child_frame_id.startswith("gt_")]
@@ -89,7 +84,7 @@ def test_bad_images_are_rejected_and_the_next_good_frame_is_processed(checkpoint
         got = _collect(node)
         image_pub = node.create_publisher(Image, "image", 10)
         info_pub = node.create_publisher(CameraInfo, "camera_info", 10)
-        perception = _perception(tmp_path, checkpoint, "-p", "image_reliability:=reliable")
+        perception = perception_process(tmp_path, checkpoint, "-p", "image_reliability:=reliable")
         try:
             assert spin_until(node, lambda: image_pub.get_subscription_count() > 0, 90.0, [perception])
             assert spin_until(node, lambda: "serving" in perception.log(), 90.0, [perception])

@@ -12,19 +12,24 @@ image's header (stamp and frame_id):
 Image callbacks only hand the message to a keep-latest slot; one inference thread takes the
 newest frame (a frame is never processed twice; frames arriving during inference replace each
 other and count as dropped). Bad input (encodings, sizes, intrinsics) is logged, throttled, and
-the node keeps serving.
+the node keeps serving. A publisher whose QoS the image or camera_info subscription cannot match
+(DDS then delivers nothing) is reported with a warning that names the fix. At shutdown the node
+logs its counters (frames processed, mean processing time, received, dropped, debug images
+rendered); :func:`parse_shutdown_stats` reads them back.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
 
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSPolicyKind, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection2D, Detection2DArray, Detection3DArray, ObjectHypothesisWithPose
@@ -47,6 +52,24 @@ from scene3d_ros.world.cad_library import CadLibraryError
 
 TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 THROTTLE_S = 5.0
+# The counters the node logs when it stops (see PerceptionNode.destroy_node); parse_shutdown_stats reads them back.
+_SHUTDOWN_STATS = re.compile(
+    r"processed (?P<processed>\d+) frames \(mean (?P<processing_ms>[\d.]+) ms each\b[^)]*\); received "
+    r"(?P<received>\d+), dropped (?P<dropped>\d+); debug images rendered (?P<debug_images_rendered>\d+)")
+
+
+def parse_shutdown_stats(log: str) -> dict[str, float] | None:
+    """The counters of the last shutdown line in a perception_node log, None if there is none.
+
+    Keys: ``processed`` (frames published), ``processing_ms`` (mean per processed frame, from taking
+    it off the queue to the last publish: conversion + network + messages, milliseconds),
+    ``received`` (images offered to the keep-latest queue), ``dropped`` (replaced before inference
+    took them), ``debug_images_rendered``.
+    """
+    matches = list(_SHUTDOWN_STATS.finditer(log))
+    if not matches:
+        return None
+    return {key: float(value) for key, value in matches[-1].groupdict().items()}
 
 
 def detection2d_msg(msg_header, obj: DetectedObject, object_id: str) -> Detection2D:
@@ -74,6 +97,9 @@ class PerceptionNode(Node):
     def __init__(self) -> None:
         super().__init__("perception_node")
         p = self._declare_parameters()
+        if p["image_reliability"] not in ("best_effort", "reliable"):
+            raise ValueError(f"image_reliability must be best_effort or reliable, not '{p['image_reliability']}'")
+        self._image_reliability = p["image_reliability"]
         self._tf_prefix = p["tf_prefix"]
         self._default_hfov = p["default_hfov_deg"]
         self._publish_tf = p["publish_tf"]
@@ -96,9 +122,12 @@ class PerceptionNode(Node):
         self._last_errors: dict[str, float] = {}
         self._frames: LatestFrameQueue = LatestFrameQueue()
         self._processed = 0
+        self._processing_s = 0.0  # wall time spent on processed frames, seconds
         self.debug_images_rendered = 0
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, input_qos)
-        self.create_subscription(Image, "image", self._frames.put, input_qos)
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, input_qos,
+                                 event_callbacks=self._incompatible_qos_warning("camera_info"))
+        self.create_subscription(Image, "image", self._frames.put, input_qos,
+                                 event_callbacks=self._incompatible_qos_warning("image"))
         self._running = True
         self._worker = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
         self._worker.start()
@@ -154,14 +183,30 @@ class PerceptionNode(Node):
     def _intrinsics(self, width: int, height: int) -> CameraIntrinsics:
         info = self._camera_info
         if info is None:
-            self.get_logger().warn(f"no camera_info received yet: assuming a {self._default_hfov:.0f} deg horizontal "
-                                   "field of view (translations will be wrong)", throttle_duration_sec=THROTTLE_S)
+            self.get_logger().warning(f"no camera_info received yet: assuming a {self._default_hfov:.0f} deg "
+                                      "horizontal field of view (translations will be wrong)",
+                                      throttle_duration_sec=THROTTLE_S)
             return CameraIntrinsics.from_fov(width, height, self._default_hfov)
         intrinsics = intrinsics_from_camera_info(info)  # ValueError on NaN/zero K
         if (intrinsics.width, intrinsics.height) != (width, height):
             # the same camera delivering a resized image: scale K with the image
             intrinsics = intrinsics.scaled(width / intrinsics.width, height / intrinsics.height)
         return intrinsics
+
+    def _incompatible_qos_warning(self, topic: str) -> SubscriptionEventCallbacks:
+        """Event callbacks that log a warning naming the fix when a publisher on ``topic`` offers QoS
+        this subscription cannot match (DDS then delivers nothing from it, silently otherwise)."""
+        def warn(event: QoSRequestedIncompatibleQoSInfo) -> None:
+            policy = qos_policy_name_from_kind(event.last_policy_kind)
+            hint = ""
+            if event.last_policy_kind == QoSPolicyKind.RELIABILITY and self._image_reliability == "reliable":
+                hint = " (it publishes best effort): set image_reliability:=best_effort, which matches every publisher"
+            self.get_logger().warning(
+                f"incompatible QoS on '{self.resolve_topic_name(topic)}': a publisher's {policy} policy does not "
+                f"match this subscription (image_reliability {self._image_reliability}); no messages will be "
+                f"received from it{hint} [{event.total_count} incompatible publisher(s) so far]")
+
+        return SubscriptionEventCallbacks(incompatible_qos=warn)
 
     def _throttled_error(self, text: str) -> None:
         """Log ``text`` as an error at most once per THROTTLE_S seconds per distinct message, so one
@@ -177,6 +222,7 @@ class PerceptionNode(Node):
             msg = self._frames.get(timeout=0.2)
             if msg is None:
                 continue
+            start = time.perf_counter()
             try:
                 rgb = image_msg_to_rgb(msg)
                 intrinsics = self._intrinsics(rgb.shape[1], rgb.shape[0])
@@ -197,6 +243,7 @@ class PerceptionNode(Node):
                 self.get_logger().error(f"publishing failed: {exc}", throttle_duration_sec=THROTTLE_S)
                 continue
             self._processed += 1
+            self._processing_s += time.perf_counter() - start
 
     def _publish(self, msg_header, rgb: np.ndarray, intrinsics: CameraIntrinsics,
                  objects: list[DetectedObject]) -> None:
@@ -216,12 +263,17 @@ class PerceptionNode(Node):
             self.debug_images_rendered += 1
 
     def destroy_node(self) -> None:
+        if not hasattr(self, "_worker"):  # the constructor failed (the start-up error is logged by run_node)
+            super().destroy_node()
+            return
         self._running = False
         self._frames.close()
         self._worker.join(timeout=10.0)
         stats = self._frames.stats
-        self.get_logger().info(f"processed {self._processed} frames; received {stats.offered}, dropped "
-                               f"{stats.dropped}; debug images rendered {self.debug_images_rendered}")
+        mean_ms = 1e3 * self._processing_s / max(self._processed, 1)
+        self.get_logger().info(f"processed {self._processed} frames (mean {mean_ms:.1f} ms each: conversion, "
+                               f"inference, publishing); received {stats.offered}, dropped {stats.dropped}; "
+                               f"debug images rendered {self.debug_images_rendered}")
         self._pipeline.close()
         super().destroy_node()
 
