@@ -26,6 +26,9 @@ lint: setup
 
 bench: setup
 	bash scripts/in_netns.sh $(PY) benchmarks/bench_generate_data.py
+	bash scripts/in_netns.sh $(PY) benchmarks/bench_model.py
+	bash scripts/in_netns.sh $(PY) benchmarks/bench_retrieval.py
+	bash scripts/in_netns.sh $(PY) benchmarks/bench_graph.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,4 +1,4 @@
-"""CAD library: sub-types, determinism, canonical frames, sizes, symmetries, validation, CLI."""
+"""CAD library: sub-types, determinism, canonical frames, sizes, symmetries, validation, CLI, extended libraries."""
 
 from __future__ import annotations
 
@@ -25,14 +25,29 @@ from scene3d_ros.world.cad_library import (
     CadLibraryError,
     build_cad_library,
     category_size,
+    check_cad_library,
     ensure_cad_library,
 )
-from scene3d_ros.world.procedural_models import box, finalize
+from scene3d_ros.world.procedural_models import INSTANCES_PER_SUBTYPE, SUBTYPES, box, finalize
+
+SHIPPED_TRAINING_MANIFEST = Path(__file__).resolve().parents[1] / "models" / "training" / "train_dataset_manifest.json"
 
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> CadLibrary:
     return build_cad_library(tmp_path_factory.mktemp("cad") / "library", seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def extended(tmp_path_factory: pytest.TempPathFactory) -> CadLibrary:
+    """The default library plus one extra procedural instance per sub-type (the unseen models)."""
+    return build_cad_library(tmp_path_factory.mktemp("cad") / "extended", seed=0, progress=False, extra_instances=1)
+
+
+@pytest.fixture(params=["default", "extended"])
+def any_library(request: pytest.FixtureRequest) -> CadLibrary:
+    """The quality checks run on the default library and on the extended one (its extra models)."""
+    return request.getfixturevalue("library" if request.param == "default" else "extended")
 
 
 def _copy_library(library: CadLibrary, dest: Path) -> Path:
@@ -120,10 +135,10 @@ def _component_volumes(mesh: trimesh.Trimesh) -> np.ndarray:
     return np.bincount(labels[faces[:, 0]], volumes, minlength=count)
 
 
-def test_meshes_centred_light_outward_and_realistic(library: CadLibrary) -> None:
-    for m in library.models:
-        mesh = library.mesh(m.model_id)
-        assert len(mesh.faces) == library.num_faces(m.model_id) <= MAX_FACES, m.model_id
+def test_meshes_centred_light_outward_and_realistic(any_library: CadLibrary) -> None:
+    for m in any_library.models:
+        mesh = any_library.mesh(m.model_id)
+        assert len(mesh.faces) == any_library.num_faces(m.model_id) <= MAX_FACES, m.model_id
         assert np.abs(mesh.bounds.mean(axis=0)).max() < 1e-3, m.model_id  # bounding-box centre at origin
         np.testing.assert_allclose(mesh.extents, m.extents, atol=1e-5, err_msg=m.model_id)
         _, lo, hi = CATEGORY_SIZES[m.category]
@@ -140,24 +155,24 @@ def test_component_volume_check_can_fail() -> None:
     assert (_component_volumes(mesh) < 0).sum() == 1
 
 
-def test_front_is_plus_x(library: CadLibrary) -> None:
+def test_front_is_plus_x(any_library: CadLibrary) -> None:
     # chairs and sofas: the backrest (the highest part) is at -x
-    for m in library.by_category("chair") + library.by_category("sofa"):
-        v = library.mesh(m.model_id).vertices
+    for m in any_library.by_category("chair") + any_library.by_category("sofa"):
+        v = any_library.mesh(m.model_id).vertices
         top = v[v[:, 2] > v[:, 2].max() - 0.05 * m.extents[2]]
         assert top[:, 0].mean() < -0.2 * m.extents[0], m.model_id
     # aeroplanes: wings span y, the tail fin (the highest part) is at the rear
-    for m in library.by_category("aeroplane"):
-        v = library.mesh(m.model_id).vertices
+    for m in any_library.by_category("aeroplane"):
+        v = any_library.mesh(m.model_id).vertices
         top = v[v[:, 2] > v[:, 2].max() - 0.05 * m.extents[2]]
         assert top[:, 0].mean() < -0.3 * m.extents[0], m.model_id
         assert m.extents[1] > 0.5 * m.extents[0], m.model_id
     # vehicles are longer along x than wide (even a motorbike with its sidecar)
     for category in ("car", "bus", "train", "bicycle", "motorbike"):
-        for m in library.by_category(category):
+        for m in any_library.by_category(category):
             assert m.extents[0] > 1.2 * m.extents[1], m.model_id
     # sofas and rectangular tables are long along y
-    for m in library.by_category("sofa") + library.by_category("diningtable"):
+    for m in any_library.by_category("sofa") + any_library.by_category("diningtable"):
         assert m.extents[1] >= 0.99 * m.extents[0], m.model_id
 
 
@@ -181,12 +196,12 @@ def _depth_spread(mesh: trimesh.Trimesh) -> tuple[float, float]:
     return medians[0], medians[1]
 
 
-def test_tvmonitor_screen_faces_plus_x(library: CadLibrary) -> None:
-    for m in library.by_category("tvmonitor"):
-        front, back = _depth_spread(library.mesh(m.model_id))
+def test_tvmonitor_screen_faces_plus_x(any_library: CadLibrary) -> None:
+    for m in any_library.by_category("tvmonitor"):
+        front, back = _depth_spread(any_library.mesh(m.model_id))
         assert front + 0.01 < back, (m.model_id, front, back)
     # the check can fail: the same monitor turned round
-    mesh = library.mesh("tvmonitor_flat_pedestal_01")
+    mesh = any_library.mesh("tvmonitor_flat_pedestal_01")
     mesh.apply_transform(trimesh.transformations.rotation_matrix(np.pi, [0.0, 0.0, 1.0]))
     front, back = _depth_spread(mesh)
     assert not front + 0.01 < back
@@ -212,9 +227,9 @@ _GROUP_ANGLES = {"c2": [np.pi], "c4": [np.pi / 2.0],
 _NEXT_LARGER = {"none": "c2", "c2": "c4", "c4": "continuous"}
 
 
-def test_declared_symmetries_hold_and_are_the_largest(library: CadLibrary) -> None:
-    for m in library.models:
-        mesh = library.mesh(m.model_id)
+def test_declared_symmetries_hold_and_are_the_largest(any_library: CadLibrary) -> None:
+    for m in any_library.models:
+        mesh = any_library.mesh(m.model_id)
         if m.symmetry != "none":
             assert _symmetry_deviation(mesh, _GROUP_ANGLES[m.symmetry]) < 0.01, m.model_id
         if m.symmetry in _NEXT_LARGER:  # a larger symmetry group must not hold (declarations are honest)
@@ -283,3 +298,77 @@ def test_cli_summary_and_errors(library: CadLibrary, tmp_path: Path, capsys: pyt
     assert cli_main(["--output", str(not_a_library), "--force", "--quiet"]) == 1
     assert "not a CAD library" in capsys.readouterr().err
     assert (not_a_library / "holiday.jpg").exists()
+
+
+# --------------------------------------------------------------------------- extended libraries (unseen models)
+def test_default_library_is_the_shipped_networks(library: CadLibrary) -> None:
+    index = json.loads((library.root / LIBRARY_FILE).read_text())
+    assert "extra_instances" not in index and "unseen_models" not in index
+    assert library.extra_instances == 0 and library.unseen_models == ()
+    if SHIPPED_TRAINING_MANIFEST.is_file():  # the library the shipped network was trained on
+        manifest = json.loads(SHIPPED_TRAINING_MANIFEST.read_text())
+        assert library.checksum == manifest["identity"]["cad_library_checksum"]
+
+
+def test_extended_library_is_the_default_plus_extra_instances(library: CadLibrary, extended: CadLibrary) -> None:
+    default_ids = {m.model_id for m in library.models}
+    extra_ids = {m.model_id for m in extended.models} - default_ids
+    assert default_ids < {m.model_id for m in extended.models}
+    assert extra_ids == {f"{s.category}_{s.subtype}_{INSTANCES_PER_SUBTYPE + 1:02d}" for s in SUBTYPES}
+    assert extended.unseen_models == tuple(sorted(extra_ids)) and extended.extra_instances == 1
+    # the seen models are the very same: entries and mesh bytes
+    default_records = json.loads((library.root / LIBRARY_FILE).read_text())["models"]
+    extended_records = {r["model_id"]: r for r in json.loads((extended.root / LIBRARY_FILE).read_text())["models"]}
+    assert all(extended_records[r["model_id"]] == r for r in default_records)
+    for m in library.models:
+        assert extended.get(m.model_id) == m
+        assert extended.mesh_path(m.model_id).read_bytes() == library.mesh_path(m.model_id).read_bytes(), m.model_id
+    # the extra models are new shapes of their sub-types
+    spec = {(s.category, s.subtype): s for s in SUBTYPES}
+    for model_id in extra_ids:
+        m = extended.get(model_id)
+        assert m.source == "procedural" and m.symmetry == spec[(m.category, m.subtype)].symmetry
+        extra_bytes = extended.mesh_path(model_id).read_bytes().split(b"\n", 1)[1]  # past the header naming the id
+        for k in range(1, INSTANCES_PER_SUBTYPE + 1):
+            seen = library.mesh_path(f"{m.category}_{m.subtype}_{k:02d}").read_bytes().split(b"\n", 1)[1]
+            assert extra_bytes != seen, model_id
+
+
+def test_extended_library_check_ensure_and_cli(extended: CadLibrary, tmp_path: Path, monkeypatch,
+                                               capsys: pytest.CaptureFixture) -> None:
+    root = _copy_library(extended, tmp_path / "ext")
+    assert check_cad_library(root).checksum == extended.checksum  # any number of extra instances
+    with pytest.raises(CadLibraryError, match="1 extra instances per sub-type, wanted 0") as info:
+        check_cad_library(root, extra_instances=0)
+    assert f"build_cad_library --output {root} --extra-instances 1 --force" in str(info.value)
+    index_stat = (root / LIBRARY_FILE).stat()
+    assert ensure_cad_library(root, progress=False).checksum == extended.checksum  # generate_data, build_shape_db
+    assert (root / LIBRARY_FILE).stat().st_ino == index_stat.st_ino  # kept, not rebuilt
+    damaged = root / extended.get(extended.unseen_models[0]).mesh_file
+    damaged.write_bytes(damaged.read_bytes()[:-100])
+    repaired = ensure_cad_library(root, progress=False)  # rebuilt as the extended library it was
+    assert repaired.checksum == extended.checksum and repaired.unseen_models == extended.unseen_models
+
+    assert cli_main(["--output", str(root), "--extra-instances", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "up to date: kept" in out and f"unseen models: {len(SUBTYPES)}" in out and extended.checksum in out
+    # the default library's folder never becomes an extended library
+    monkeypatch.setenv("SCENE3D_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(SystemExit) as info:
+        cli_main(["--extra-instances", "1"])
+    assert info.value.code == 2 and "--extra-instances needs --output" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="must not replace the default library"):
+        build_cad_library(tmp_path / "data" / "cad_library", extra_instances=1)
+    assert not (tmp_path / "data" / "cad_library").exists()
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.update(unseen_models=["car_sedan_99"]), "not models of the library"),
+    (lambda d: d.update(unseen_models="car_sedan_03"), "must be a list of model ids"),
+    (lambda d: d.update(extra_instances=-1), "must be an integer >= 0"),
+])
+def test_load_rejects_bad_unseen_models(extended: CadLibrary, tmp_path: Path, mutate, message: str) -> None:
+    root = _copy_library(extended, tmp_path / "ext")
+    _corrupt(root, mutate)
+    with pytest.raises(CadLibraryError, match=message):
+        CadLibrary.load(root)

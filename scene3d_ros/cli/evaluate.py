@@ -16,7 +16,10 @@ Top-1 shape retrieval (:mod:`scene3d_ros.retrieval.evaluation`; section ``evalua
 of the config): the descriptors of each setting are searched in the shape database with the
 ground-truth pose prior (ground-truth boxes only), the predicted pose prior and no prior, and
 reported per category, for seen and unseen (``unseen_models``) models, in
-``evaluation_retrieval.md/.json`` and a section of ``evaluation.md``. The per-setting tables'
+``evaluation_retrieval.md/.json`` and a section of ``evaluation.md``. When ``unseen_models`` is
+empty (the default) and the synthetic dataset was generated with an extended CAD library
+(``build_cad_library --extra-instances K``), the library's declared ``unseen_models`` (its extra
+instances, which a network trained on the default library never saw) are used. The per-setting tables'
 "Top-1 retrieval" rows are the predicted-pose-prior retrievals (what ``retrieval_node`` does).
 The database (``shape_db``, default ``build_shape_db``'s output) must have been built with this
 checkpoint (sha256) and, for synthetic data, from the CAD library the data was generated with.
@@ -57,6 +60,7 @@ from scene3d_ros.paths import atomic_write_text, default_model_path, packaged_co
 from scene3d_ros.retrieval.evaluation import NO_PRIOR_DEG, RetrievalEvaluator
 from scene3d_ros.retrieval.evaluation import to_markdown as retrieval_to_markdown
 from scene3d_ros.retrieval.shape_database import ShapeDatabase, ShapeDatabaseError, default_shape_db_path
+from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 
 DATASETS = ("synthetic", "pascal3d")
 GROUND_TRUTH_KEYS = ("boxes", "labels", "masks", "quaternions", "translations", "model_ids", "occluded",
@@ -79,7 +83,8 @@ class RetrievalEvalConfig:
     ``enabled``: ``auto`` (when a matching database is there), ``true`` (required: exit 1
     without one) or ``false``; ``shape_db``: database file (None = ``build_shape_db``'s default
     output); ``max_angle_deg``: pose-prior window (degrees, geodesic, allocentric; 180 = no
-    prior); ``unseen_models``: ids of the CAD models never seen in training (the unseen split).
+    prior); ``unseen_models``: ids of the CAD models never seen in training (the unseen split;
+    empty = those that the dataset's CAD library declares, see :func:`library_unseen_models`).
     """
 
     enabled: bool | str = "auto"
@@ -184,13 +189,44 @@ def open_dataset(kind: str, data: Path, split: str, config: EvaluateConfig) -> t
     raise ValueError(f"dataset must be one of {DATASETS}, got {kind!r}")
 
 
+def library_unseen_models(library_root: str | None, library_checksum: str | None) -> tuple[str, ...]:
+    """The ``unseen_models`` declared by the CAD library a synthetic dataset was generated with.
+
+    ``library_root``: the dataset manifest's ``config.cad_library`` (None = the default library,
+    which declares none); ``library_checksum``: the manifest's ``identity.cad_library_checksum``.
+    An extended library (``build_cad_library --extra-instances K``) lists its extra models. Returns
+    () with a warning on stderr when the library cannot be read or has changed since the data was
+    generated (then every model counts as seen unless ``evaluate.retrieval.unseen_models`` is set).
+    """
+    if not library_root:
+        return ()
+    hint = "every model counts as seen; pass --set evaluate.retrieval.unseen_models=[id,...] to name the unseen ones"
+    try:
+        library = CadLibrary.load(library_root)
+    except CadLibraryError as exc:
+        print(f"evaluate: warning: cannot read the unseen models of the dataset's CAD library: {exc}\n"
+              f"evaluate: {hint}", file=sys.stderr)
+        return ()
+    if library_checksum is not None and library.checksum != library_checksum:
+        print(f"evaluate: warning: the CAD library at {library.root} changed since the dataset was generated "
+              f"(checksum {library.checksum[:12]}..., the dataset's {library_checksum[:12]}...): {hint}",
+              file=sys.stderr)
+        return ()
+    if library.unseen_models:
+        print(f"evaluate: unseen split: the {len(library.unseen_models)} unseen models declared by the CAD library at "
+              f"{library.root} ({library.extra_instances} extra instance(s) per sub-type)", file=sys.stderr)
+    return library.unseen_models
+
+
 def open_retrieval(config: RetrievalEvalConfig, checkpoint: Path, checkpoint_sha256: str, model: Scene3DNet,
                    dataset: Dataset, device: torch.device, iou_threshold: float) -> RetrievalEvaluator:
     """The :class:`RetrievalEvaluator` over the configured shape database.
 
     Raises :class:`EvaluationInputError` saying why retrieval cannot be evaluated and how to fix
     it: a network without descriptor or rotation head, a missing or unreadable database, or one
-    built with another checkpoint or from another CAD library than the dataset's.
+    built with another checkpoint or from another CAD library than the dataset's. The unseen models
+    are ``config.unseen_models``, or when empty those the dataset's library declares
+    (:func:`library_unseen_models`).
     """
     heads = model.roi_heads
     if not (heads.has_descriptor() and heads.has_rotation()):
@@ -206,7 +242,8 @@ def open_retrieval(config: RetrievalEvalConfig, checkpoint: Path, checkpoint_sha
         library = f" --set shape_db.cad_library={library_root}" if library_root else ""
         raise EvaluationInputError(f"{exc}\nbuild the shape database of this checkpoint with `build_shape_db "
                                    f"--checkpoint {checkpoint} --output {path}{library}`") from exc
-    return RetrievalEvaluator(database, config.max_angle_deg, config.unseen_models, CATEGORIES, iou_threshold,
+    unseen = config.unseen_models or library_unseen_models(library_root, library_checksum)
+    return RetrievalEvaluator(database, config.max_angle_deg, unseen, CATEGORIES, iou_threshold,
                               device=device, database_path=path.resolve())
 
 

@@ -41,6 +41,10 @@ them. Procedural models are drawn from ``model_rng(library seed, model_id)``: fu
 each sub-type (``<category>_<subtype>_03`` and up, the default library has ``_01`` and ``_02``)
 with the same seed are new shapes under new ids, which is what ``unseen_models`` should list. (A
 library built with another seed is *not* an unseen set: it reuses the seen ids for other shapes.)
+``build_cad_library --output DIR --extra-instances K`` builds such an *extended* library (the
+default models byte-identical, plus K extra instances per sub-type) whose ``library.json`` lists
+the extra ids as ``unseen_models``; ``evaluate`` takes that list when its own is empty
+(``scene3d_ros.cli.evaluate.library_unseen_models``; recipe: ``scripts/evaluate_unseen_models.sh``).
 """
 
 from __future__ import annotations

@@ -30,6 +30,16 @@ and oval tables, passenger coaches and tank wagons ``c2``, everything else ``non
 file, its extents, face count and sha256; :attr:`CadLibrary.checksum` is the sha256 of
 ``library.json`` and so covers every mesh byte. Builds are deterministic: the same seed gives
 byte-identical files.
+
+**Extended libraries** (held-out models). ``build_cad_library(root, extra_instances=K)`` writes the
+default library's models (byte-identical meshes and entries) plus ``K`` further procedural
+instances of every sub-type, ``<category>_<subtype>_03`` and up (:func:`extra_procedural_model_ids`):
+new shapes drawn from ``model_rng(seed, model_id)`` under new ids. Its ``library.json`` adds
+``"extra_instances": K`` and ``"unseen_models"``, the sorted ids of those extra models: a network
+trained on data of the default library never saw them, so ``evaluate`` reports them as the unseen
+split (:attr:`CadLibrary.unseen_models`). The default library (``extra_instances`` 0) has neither
+key, so its ``library.json`` and checksum are unchanged; an extended library must live in another
+folder than the default one.
 """
 
 from __future__ import annotations
@@ -57,7 +67,13 @@ from trimesh.exchange.obj import export_obj
 from scene3d_ros import CATEGORIES
 from scene3d_ros.geometry import SYMMETRIES
 from scene3d_ros.paths import default_cad_library_dir
-from scene3d_ros.world.procedural_models import build_procedural_model, procedural_model_ids
+from scene3d_ros.world.procedural_models import (
+    INSTANCES_PER_SUBTYPE,
+    SUBTYPES,
+    SubtypeSpec,
+    build_procedural_model,
+    procedural_model_ids,
+)
 from scene3d_ros.world.real_meshes import REAL_MESHES, build_real_mesh
 
 LOGGER = logging.getLogger(__name__)
@@ -111,7 +127,9 @@ class CadLibraryError(RuntimeError):
 def _rebuild_hint(root: Path) -> str:
     if root == default_cad_library_dir():
         return "run `build_cad_library --force` to rebuild"
-    return f"run `build_cad_library --output {root} --force` to rebuild"
+    extra = _declared_extra_instances(root)
+    extended = f" --extra-instances {extra}" if extra else ""
+    return f"run `build_cad_library --output {root}{extended} --force` to rebuild"
 
 
 @dataclass(frozen=True)
@@ -129,14 +147,22 @@ class CadModel:
 
 
 class CadLibrary:
-    """A loaded, validated CAD library folder; meshes are read lazily and cached."""
+    """A loaded, validated CAD library folder; meshes are read lazily and cached.
+
+    ``extra_instances``: procedural instances per sub-type beyond the default library's (0 for the
+    default library); ``unseen_models``: sorted ids of those extra models, which a network trained
+    on the default library never saw (see the module doc, "Extended libraries").
+    """
 
     def __init__(self, root: Path, models: tuple[CadModel, ...], *, seed: int, generator_version: int,
-                 checksum: str, mesh_sha256: dict[str, str], num_faces: dict[str, int]) -> None:
+                 checksum: str, mesh_sha256: dict[str, str], num_faces: dict[str, int],
+                 extra_instances: int = 0, unseen_models: tuple[str, ...] = ()) -> None:
         self.root = root
         self.models = tuple(sorted(models, key=lambda m: m.model_id))
         self.seed = seed
         self.generator_version = generator_version
+        self.extra_instances = int(extra_instances)
+        self.unseen_models = tuple(sorted(unseen_models))
         self._checksum = checksum
         self._by_id = {m.model_id: m for m in self.models}
         self._mesh_sha256 = dict(mesh_sha256)
@@ -149,7 +175,8 @@ class CadLibrary:
         """Open the library at ``root`` (default: ``paths.default_cad_library_dir()``).
 
         Validates ``library.json`` (JSON, format version, fields and their types, categories,
-        symmetry names, sources, unique ids, mesh paths inside the root and present) and raises
+        symmetry names, sources, unique ids, mesh paths inside the root and present, the optional
+        ``extra_instances`` and ``unseen_models`` of an extended library) and raises
         :class:`CadLibraryError` naming the problem and how to rebuild.
         """
         root = Path(root).expanduser() if root is not None else default_cad_library_dir()
@@ -184,8 +211,19 @@ class CadLibrary:
             models.append(model)
             sha[model.model_id] = entry["mesh_sha256"]
             faces[model.model_id] = entry["num_faces"]
+        extra = data.get("extra_instances", 0)
+        if not isinstance(extra, int) or isinstance(extra, bool) or extra < 0:
+            raise CadLibraryError(f"{index}: 'extra_instances' must be an integer >= 0, got {extra!r}; {hint}")
+        unseen = data.get("unseen_models", [])
+        if not isinstance(unseen, list) or not all(isinstance(m, str) for m in unseen):
+            raise CadLibraryError(f"{index}: 'unseen_models' must be a list of model ids, got {unseen!r}; {hint}")
+        unknown = sorted(set(unseen) - set(sha))
+        if unknown:
+            raise CadLibraryError(f"{index}: 'unseen_models' lists ids that are not models of the library: "
+                                  f"{unknown[:3]}; {hint}")
         return cls(root, tuple(models), seed=data["seed"], generator_version=data["generator_version"],
-                   checksum=hashlib.sha256(raw).hexdigest(), mesh_sha256=sha, num_faces=faces)
+                   checksum=hashlib.sha256(raw).hexdigest(), mesh_sha256=sha, num_faces=faces,
+                   extra_instances=extra, unseen_models=tuple(unseen))
 
     def verify(self) -> None:
         """Check every mesh file against the sha256 recorded in ``library.json``."""
@@ -310,10 +348,21 @@ class _Job:
     make: Callable[[], trimesh.Trimesh]
 
 
-def _jobs(seed: int) -> list[_Job]:
+def extra_procedural_model_ids(extra_instances: int) -> list[tuple[SubtypeSpec, str]]:
+    """(sub-type spec, model id) of ``extra_instances`` further instances of every procedural sub-type,
+    numbered on from the default library's ``INSTANCES_PER_SUBTYPE`` (e.g. ``chair_swivel_03``)."""
+    if extra_instances < 0:
+        raise ValueError(f"extra_instances must be >= 0, got {extra_instances}")
+    return [(spec, f"{spec.category}_{spec.subtype}_{k + 1:02d}")
+            for spec in SUBTYPES for k in range(INSTANCES_PER_SUBTYPE, INSTANCES_PER_SUBTYPE + extra_instances)]
+
+
+def _jobs(seed: int, extra_instances: int = 0) -> list[_Job]:
+    """Every model to build: the default library's, then ``extra_instances`` more per sub-type."""
+    procedural = procedural_model_ids() + extra_procedural_model_ids(extra_instances)
     jobs = [_Job(model_id, spec.category, spec.subtype, spec.symmetry, "procedural", PROCEDURAL_LICENSE,
                  lambda spec=spec, model_id=model_id: build_procedural_model(spec, model_id, seed).mesh)
-            for spec, model_id in procedural_model_ids()]
+            for spec, model_id in procedural]
     jobs += [_Job(spec.model_id, spec.category, spec.subtype, spec.symmetry, "pybullet_data", spec.license,
                   lambda spec=spec: build_real_mesh(spec))
              for spec in REAL_MESHES]
@@ -373,11 +422,11 @@ def _swap_into_place(new: Path, root: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _build(root: Path, seed: int, progress: bool) -> CadLibrary:
+def _build(root: Path, seed: int, progress: bool, extra_instances: int = 0) -> CadLibrary:
     from tqdm import tqdm
 
     _check_replaceable(root)
-    jobs = _jobs(seed)
+    jobs = _jobs(seed, extra_instances)
     ids = [job.model_id for job in jobs]
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate model ids among the generators")
@@ -401,6 +450,9 @@ def _build(root: Path, seed: int, progress: bool) -> CadLibrary:
         records.sort(key=lambda r: r["model_id"])
         index = {"format_version": FORMAT_VERSION, "generator_version": GENERATOR_VERSION, "seed": int(seed),
                  "models": records}
+        if extra_instances:  # an extended library; the default one's library.json stays as it was
+            index["extra_instances"] = int(extra_instances)
+            index["unseen_models"] = sorted(model_id for _, model_id in extra_procedural_model_ids(extra_instances))
         (new / LIBRARY_FILE).write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
         new.chmod(0o755)  # mkdtemp creates 0700
         _swap_into_place(new, root)
@@ -410,39 +462,77 @@ def _build(root: Path, seed: int, progress: bool) -> CadLibrary:
     return CadLibrary.load(root)
 
 
-def build_cad_library(root: str | Path | None = None, seed: int = 0, progress: bool = True) -> CadLibrary:
+def build_cad_library(root: str | Path | None = None, seed: int = 0, progress: bool = True,
+                      extra_instances: int = 0) -> CadLibrary:
     """Build the whole library into ``root`` (default ``paths.default_cad_library_dir()``).
 
     Deterministic: the same ``seed`` gives byte-identical files and the same checksum. The
     library is written into a temporary sibling folder and renamed into place (replacing an
     old library) only when complete; ``progress`` shows a tqdm bar on stderr.
+    ``extra_instances`` > 0 builds an extended library (see the module doc) and needs a ``root``
+    other than the default library's folder (ValueError otherwise).
     """
     root = (Path(root).expanduser() if root is not None else default_cad_library_dir()).absolute()
+    _check_extra_instances(root, extra_instances)
     with _build_lock(root):
-        return _build(root, int(seed), progress)
+        return _build(root, int(seed), progress, int(extra_instances))
 
 
-def check_cad_library(root: str | Path | None = None, seed: int = 0) -> CadLibrary:
-    """Load the library and check it is current: this generator version and ``seed``, and every
-    mesh file matching its recorded sha256. Raises :class:`CadLibraryError` saying why not."""
+def _check_extra_instances(root: Path, extra_instances: int) -> None:
+    """ValueError unless ``extra_instances`` >= 0, and 0 for the default library's folder (which
+    must stay the library the shipped network was trained on)."""
+    if int(extra_instances) < 0:
+        raise ValueError(f"extra_instances must be >= 0, got {extra_instances}")
+    if extra_instances and root == default_cad_library_dir().absolute():
+        raise ValueError(f"an extended library (extra instances) must not replace the default library at {root}: "
+                         "build it into another folder (--output DIR)")
+
+
+def check_cad_library(root: str | Path | None = None, seed: int = 0,
+                      extra_instances: int | None = None) -> CadLibrary:
+    """Load the library and check it is current: this generator version and ``seed``, every
+    mesh file matching its recorded sha256 and, unless ``extra_instances`` is None (any), that many
+    extra instances per sub-type. Raises :class:`CadLibraryError` saying why not."""
     library = CadLibrary.load(root)
     if library.generator_version != GENERATOR_VERSION or library.seed != seed:
         raise CadLibraryError(f"CAD library at {library.root} is out of date (generator version "
                               f"{library.generator_version}, seed {library.seed}; wanted version "
                               f"{GENERATOR_VERSION}, seed {seed}); {_rebuild_hint(library.root)}")
+    if extra_instances is not None and library.extra_instances != extra_instances:
+        raise CadLibraryError(f"CAD library at {library.root} has {library.extra_instances} extra instances per "
+                              f"sub-type, wanted {extra_instances}; {_rebuild_hint(library.root)}")
     library.verify()
     return library
 
 
-def ensure_cad_library(root: str | Path | None = None, seed: int = 0, progress: bool = True) -> CadLibrary:
-    """Load the library at ``root`` if it is valid and current (:func:`check_cad_library`), else build it."""
-    root = (Path(root).expanduser() if root is not None else default_cad_library_dir()).absolute()
+def _declared_extra_instances(root: Path) -> int:
+    """``extra_instances`` recorded in ``root``'s ``library.json``; 0 when absent, invalid or unreadable."""
     try:
-        return check_cad_library(root, seed)
+        value = json.loads((root / LIBRARY_FILE).read_text(encoding="utf-8")).get("extra_instances", 0)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def ensure_cad_library(root: str | Path | None = None, seed: int = 0, progress: bool = True,
+                       extra_instances: int | None = None) -> CadLibrary:
+    """Load the library at ``root`` if it is valid and current (:func:`check_cad_library`), else build it.
+
+    ``extra_instances`` None accepts a current library with any number of extra instances and
+    rebuilds a stale one with as many as its ``library.json`` declares (0 if unreadable), so an
+    extended library stays extended; an integer asks for exactly that many.
+    """
+    root = (Path(root).expanduser() if root is not None else default_cad_library_dir()).absolute()
+    if extra_instances is not None:
+        _check_extra_instances(root, extra_instances)
+    try:
+        return check_cad_library(root, seed, extra_instances)
     except CadLibraryError as exc:
         LOGGER.info("building the CAD library: %s", exc)
     with _build_lock(root):
         try:  # another process may have built it while we waited for the lock
-            return check_cad_library(root, seed)
+            return check_cad_library(root, seed, extra_instances)
         except CadLibraryError:
-            return _build(root, int(seed), progress)
+            extra = int(extra_instances) if extra_instances is not None else (
+                0 if root == default_cad_library_dir().absolute() else _declared_extra_instances(root))
+            return _build(root, int(seed), progress, extra)
