@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 
 import yaml
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_harness import ros_test_node, spin_until
 from sensor_msgs.msg import Image
+from tf2_msgs.msg import TFMessage
 from tiny_model import build_tiny_shape_db, save_tiny_checkpoint
 from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import Marker, MarkerArray
@@ -60,15 +62,24 @@ def test_bringup_runs_camera_perception_retrieval_end_to_end(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "scene3d_ros.cli.bringup", "--synthetic-camera", "--rate-hz", "4",
                              "--model", str(checkpoint), "--shape-db", str(db), "--device", "cpu", "--score-threshold", "0.0",
                              "--namespace", "robot1"], stdout=log, stderr=subprocess.STDOUT)
-    images, objects, markers = {}, {}, {}
+    images, objects, markers, detections, descriptors, tf = {}, {}, {}, {}, {}, {}
+
+    def on_tf(msg):
+        for t in msg.transforms:
+            tf.setdefault(stamp_to_ns(t.header.stamp), []).append(t)
+
     try:
         with ros_test_node("bringup_listener") as node:
             node.create_subscription(Image, "/robot1/image", lambda m: images.__setitem__(stamp_to_ns(m.header.stamp), m), 10)
             node.create_subscription(Detection3DArray, "/robot1/objects", lambda m: objects.__setitem__(stamp_to_ns(m.header.stamp), m), 10)
             node.create_subscription(MarkerArray, "/robot1/markers", lambda m: markers.__setitem__(stamp_to_ns(m.markers[0].header.stamp), m), 10)
+            node.create_subscription(Detection3DArray, "/robot1/detections_3d", lambda m: detections.__setitem__(stamp_to_ns(m.header.stamp), m), 10)
+            node.create_subscription(Image, "/robot1/descriptors", lambda m: descriptors.__setitem__(stamp_to_ns(m.header.stamp), m), 10)
+            node.create_subscription(TFMessage, "/tf", on_tf, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
 
             def done():
-                return [s for s in objects if s in images and s in markers and objects[s].detections]
+                return [s for s in objects if s in images and s in markers and s in detections and s in descriptors
+                        and s in tf and objects[s].detections]
 
             ok = spin_until(node, lambda: len(done()) >= 2 or proc.poll() is not None, 150.0)
             assert ok and proc.poll() is None, (tmp_path / "bringup.log").read_text()[-4000:]
@@ -81,6 +92,12 @@ def test_bringup_runs_camera_perception_retrieval_end_to_end(tmp_path):
     assert "Traceback" not in output
     for stamp in done():
         assert objects[stamp].header.frame_id == images[stamp].header.frame_id
+        n = len(detections[stamp].detections)
+        assert len(objects[stamp].detections) == n and descriptors[stamp].height == n  # one descriptor row each
+        object_frames = {t.child_frame_id: t for t in tf.get(stamp, []) if not t.child_frame_id.startswith("gt_")}
+        assert set(object_frames) == {f"{d.results[0].hypothesis.class_id}_{k}"
+                                      for k, d in enumerate(detections[stamp].detections)}
+        assert all(t.header.frame_id == images[stamp].header.frame_id for t in object_frames.values())
         for det in objects[stamp].detections:
             info = json.loads(det.id)
             assert det.results[0].hypothesis.class_id in CATEGORIES

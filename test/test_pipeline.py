@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 from tiny_model import TINY_MODEL, save_tiny_checkpoint
 
 from scene3d_ros import CATEGORIES
-from scene3d_ros.cli.demo import main as demo_main
 from scene3d_ros.geometry import CameraIntrinsics
 from scene3d_ros.pipeline import Pipeline
 from scene3d_ros.world.annotations import generate_annotated_scene
@@ -55,23 +52,3 @@ def test_pipeline_rejects_inconsistent_input(checkpoint, frame):
         pipeline(frame.rendered.rgb, CameraIntrinsics(100, 100, 50, 50, 100, 100))
     with pytest.raises(ValueError, match="uint8 RGB"):
         pipeline(frame.rendered.rgb.astype(np.float32), frame.scene.intrinsics)
-
-
-def test_demo_with_a_network_writes_predictions_and_errors(checkpoint, tmp_path, capsys):
-    out = tmp_path / "demo"
-    code = demo_main(["--output", str(out), "--num-scenes", "1", "--checkpoint", str(checkpoint),
-                      "--device", "cpu", "--set", "scene.image_sizes=[[160,120]]"])
-    assert code == 0
-    printed = capsys.readouterr().out
-    assert "detected" in printed and "matched" in printed
-    predictions = json.loads((out / "scene_000_predictions.json").read_text())
-    assert all(p["category"] in CATEGORIES and p["quaternion"][0] >= 0 for p in predictions)
-    summary = json.loads((out / "summary.json").read_text())
-    assert "inference_ms" in summary["scenes"][0]
-
-
-def test_demo_with_a_corrupt_network_fails_cleanly(tmp_path, capsys):
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"not a checkpoint")
-    assert demo_main(["--output", str(tmp_path / "o"), "--num-scenes", "1", "--checkpoint", str(bad)]) == 1
-    assert "cannot read checkpoint" in capsys.readouterr().err

@@ -13,8 +13,10 @@ import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -72,6 +74,52 @@ class GraphRecorder(Node):
     def complete_frames(self, *kinds: str) -> list[RecordedFrame]:
         """Frames holding every one of ``kinds``, oldest first."""
         return [f for f in self.frames.values() if f.has(*kinds)]
+
+
+FRAME_KINDS = ("image", "camera_info", "ground_truth", "debug_image", "detections_3d", "objects")
+
+
+def record_graph(specs: list, camera, env: dict[str, str], frames: int, timeout_s: float,
+                 log_dir: Path) -> tuple[list[RecordedFrame], int]:
+    """Start the nodes ``specs``, wait until they serve, then start ``camera`` and record ``frames``
+    complete frames (every kind of :data:`FRAME_KINDS`); stop everything.
+
+    Each node's output goes to ``log_dir/<name>.log``. Returns the recorded frames (oldest first)
+    and how many camera frames were seen. Raises RuntimeError when a node exits early and
+    TimeoutError after ``timeout_s`` seconds, both naming the logs.
+    """
+    from scene3d_ros.cli.bringup import start_graph, stop_graph
+
+    names = [spec.name for spec in (*specs, camera)]
+    logs = [open(Path(log_dir) / f"{name}.log", "w") for name in names]  # noqa: SIM115
+    processes, node = [], None
+    rclpy.init()
+    try:
+        node = GraphRecorder(max_frames_kept=4 * frames + 16)
+        processes = start_graph(specs, env=env, stdout=logs[:len(specs)])
+        deadline = time.monotonic() + timeout_s
+
+        def wait(condition, what: str) -> None:
+            while not condition():
+                rclpy.spin_once(node, timeout_sec=0.1)
+                dead = [n for n, p in zip(names, processes, strict=False) if p.poll() is not None]
+                if dead:
+                    raise RuntimeError(f"{', '.join(dead)} exited while waiting for {what}; see {log_dir}/*.log")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no {what} within {timeout_s:.0f} s; see the node logs in {log_dir}/")
+
+        wait(lambda: node.count_publishers("detections_3d") > 0 and node.count_publishers("objects") > 0,
+             "ready perception and retrieval nodes")
+        processes += start_graph([camera], env=env, stdout=logs[len(specs):])
+        wait(lambda: len(node.complete_frames(*FRAME_KINDS)) >= frames, f"{frames} processed frames")
+        return node.complete_frames(*FRAME_KINDS)[:frames], len(node.frames)
+    finally:
+        stop_graph(processes)
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+        for log in logs:
+            log.close()
 
 
 def objects_from_msg(msg: Detection3DArray) -> list[DetectedObject]:
