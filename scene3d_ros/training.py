@@ -205,7 +205,8 @@ class RunConfig:
     ``sync_batch_norm``: SyncBatchNorm under DDP on CUDA (only matters with batch_norm layers).
     ``stop_at_step``: stop (with a checkpoint) at this step although the schedule runs to
     ``optim.max_steps``, e.g. to fit a time slot; resume later with ``--resume``.
-    ``init_weights``: a checkpoint (of the same model config and classes) whose model weights
+    ``init_weights``: a checkpoint (same classes and layers; loss weights, input sizes and sampling
+    settings may differ) whose model weights
     start a fresh run (new optimizer, schedule and step count), e.g. to continue training a
     shipped model with another schedule; ignored by ``--resume``, which restores everything.
     ``progress``: tqdm bar on rank 0. ``debug_dump``: every rank writes
@@ -947,10 +948,14 @@ def _train(config: TrainConfig, model_config: ModelConfig, root: Path, resume_pa
         del checkpoint
     else:
         if run.init_weights:
-            checkpoint = load_checkpoint(run.init_weights, map_location="cpu", expected_classes=CATEGORIES,
-                                         expected_config=model_config)
-            model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                                   for k, v in checkpoint["model"].items()}, strict=True)
+            # the layers must match; loss weights, input sizes and sampling settings may differ
+            checkpoint = load_checkpoint(run.init_weights, map_location="cpu", expected_classes=CATEGORIES)
+            try:
+                model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                       for k, v in checkpoint["model"].items()}, strict=True)
+            except RuntimeError as exc:
+                raise CheckpointError(f"run.init_weights {run.init_weights}: its layers do not fit this model "
+                                      f"config: {str(exc).splitlines()[0]} ...") from exc
             LOGGER.info("initialised the weights from %s (trained %s steps)", run.init_weights, checkpoint["step"])
             del checkpoint
         _seed_everything(run.seed + info.rank)  # the ranks' detector sampling differs

@@ -212,3 +212,24 @@ def test_copied_run_folder_resumes_from_an_explicit_checkpoint(straight_run, tmp
                  "--set", f"run.stop_at_step={RESUME_AT + 1}", "data.num_workers=0"]) == 0
     assert load_checkpoint(run / "last.pt")["step"] == RESUME_AT + 1
     assert [int(r["step"]) for r in read_csv(run / "metrics.csv")] == [RESUME_AT + 1]
+
+
+def test_init_weights_starts_a_fresh_run_from_fitting_layers_only(straight_run, tmp_path, capsys):
+    """run.init_weights: the weights of a checkpoint start a new run (step 1, new schedule); other
+    loss weights are fine, layers of another size are refused with a clear message."""
+    reference, config = straight_run
+    run = tmp_path / "run"
+    assert main(["--config", str(config), "--output", str(run), "--set", f"run.init_weights={reference / 'last.pt'}",
+                 "model.loss.rotation_weight=3.0", "run.stop_at_step=1", "data.num_workers=0"]) == 0
+    start = load_checkpoint(reference / "last.pt")["model"]
+    after = load_checkpoint(run / "last.pt")
+    assert after["step"] == 1
+    # one small optimizer step away from the initial weights (norm statistics aside)
+    moved = max(float((after["model"][k].float() - start[k].float()).abs().max())
+                for k in start if start[k].is_floating_point() and "running_" not in k)
+    assert 0 < moved < 0.01
+    assert main(["--config", str(config), "--output", str(tmp_path / "bad"), "--set",
+                 f"run.init_weights={reference / 'last.pt'}", f"model.descriptor.hidden={2 * TINY_MODEL['descriptor']['hidden']}",
+                 "run.stop_at_step=1", "data.num_workers=0"]) == 1
+    err = capsys.readouterr().err
+    assert "layers do not fit" in err and "Traceback" not in err
