@@ -249,7 +249,8 @@ def summarize(stream: Stream, phases: dict, stats: dict, pipeline: dict, args) -
         "latency_ms": {"p50": _percentile(latencies, 50), "p95": _percentile(latencies, 95),
                        "max": round(max(latencies), 1) if latencies else float("nan")},
         "node": {"processed": int(stats["processed"]), "received": int(stats["received"]),
-                 "dropped": int(stats["dropped"]), "processing_ms": stats["processing_ms"]},
+                 "dropped": int(stats["dropped"]), "processing_ms": stats["processing_ms"],
+                 "network_ms": stats.get("inference_ms", float("nan"))},
         "overhead": {"throughput_based": round(ms_per_output / pipeline["mean_ms"], 3),
                      "processing_based": round(stats["processing_ms"] / pipeline["mean_ms"], 3)},
     }
@@ -275,14 +276,14 @@ def markdown(result: dict, args) -> str:
              f"at {args.rate:g} Hz (best effort); node parameters from config/perception.yaml. Window: "
              f"{args.seconds:g} s after a {args.warmup:g} s warm-up; soak {args.soak_seconds:g} s more.", "",
              "| device | pipeline mean / median (ms) | throughput (FPS) | latency p50 / p95 (ms) | node ms/frame "
-             "(1000/FPS; own processing) | overhead (throughput; processing) | frames received / dropped |",
+             "(1000/FPS; own processing; of which network) | overhead (throughput; processing) | frames received / dropped |",
              "|---|---|---|---|---|---|---|"]
     for entry in result["devices"].values():
         p, n, o = entry["pipeline"], entry["node"], entry["overhead"]
         per_frame = 1e3 / entry["throughput_fps"] if entry["throughput_fps"] else float("nan")
         lines.append(f"| {entry['name']} | {p['mean_ms']} / {p['median_ms']} | {entry['throughput_fps']} | "
                      f"{entry['latency_ms']['p50']} / {entry['latency_ms']['p95']} | {per_frame:.1f}; "
-                     f"{n['processing_ms']} | {o['throughput_based']}; {o['processing_based']} | "
+                     f"{n['processing_ms']}; {n['network_ms']} | {o['throughput_based']}; {o['processing_based']} | "
                      f"{n['received']} / {n['dropped']} |")
     if any("soak" in e for e in result["devices"].values()):
         lines += ["", "| device | soak (s) | throughput (FPS) | node RSS start / end / max (MiB) | RSS slope (MiB/min) |",

@@ -70,13 +70,41 @@ class Pipeline:
         if input_size is not None:  # the shorter side the network resizes every image to, pixels
             self.model.transform.min_size = (int(input_size),)
         self.classes = self.model.classes
-        self.score_threshold = float(score_threshold)
-        self.max_detections = int(max_detections)
+        # the network's own post-processing thresholds (from its config); the pipeline raises them
+        # so the mask, pose and descriptor heads and the mask pasting run only on kept detections
+        self._network_score_thresh = float(self.model.roi_heads.score_thresh)
+        self._network_detections = int(self.model.roi_heads.detections_per_img)
+        self.score_threshold = score_threshold
+        self.max_detections = max_detections
         self.library = library or CadLibrary.load()
         self._category_sizes = self._median_sizes(self.library)
         self.shape_db = shape_db
         self.max_angle_deg = float(max_angle_deg)
         self.max_distance = max_distance
+
+    @property
+    def score_threshold(self) -> float:
+        """Minimum detection score in [0, 1] (settable at run time)."""
+        return self._score_threshold
+
+    @score_threshold.setter
+    def score_threshold(self, value: float) -> None:
+        self._score_threshold = float(value)
+        if self.model is not None:
+            # torchvision keeps scores > score_thresh (float32); the pipeline keeps scores >= threshold
+            inclusive = float(np.nextafter(np.float32(self._score_threshold), np.float32(-np.inf)))
+            self.model.roi_heads.score_thresh = max(self._network_score_thresh, inclusive)
+
+    @property
+    def max_detections(self) -> int:
+        """At most this many objects per image, highest scores first (settable at run time)."""
+        return self._max_detections
+
+    @max_detections.setter
+    def max_detections(self, value: int) -> None:
+        self._max_detections = int(value)
+        if self.model is not None:
+            self.model.roi_heads.detections_per_img = max(1, min(self._network_detections, self._max_detections))
 
     @staticmethod
     def _median_sizes(library: CadLibrary) -> dict[str, np.ndarray]:

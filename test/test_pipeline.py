@@ -52,3 +52,31 @@ def test_pipeline_rejects_inconsistent_input(checkpoint, frame):
         pipeline(frame.rendered.rgb, CameraIntrinsics(100, 100, 50, 50, 100, 100))
     with pytest.raises(ValueError, match="uint8 RGB"):
         pipeline(frame.rendered.rgb.astype(np.float32), frame.scene.intrinsics)
+
+
+def test_thresholds_move_into_the_network_without_changing_the_kept_objects():
+    """The heads and mask pasting run only on detections the pipeline keeps (the speed-up), with
+    the same result as running on all and filtering afterwards (shipped model, distinct scores)."""
+    library = ensure_cad_library(progress=False)
+    scene = generate_annotated_scene(np.random.default_rng(3), library, SceneConfig(image_sizes=((320, 240),),
+                                     num_objects_range=(3, 4)), Renderer())
+    rgb, intrinsics = scene.rendered.rgb, scene.scene.intrinsics
+    pipeline = Pipeline(None, "cpu", score_threshold=0.0)
+    everything = pipeline(rgb, intrinsics)
+    assert len(everything) >= 3 and everything[1].score > everything[2].score
+    threshold = everything[2].score  # inclusive: keeps the first three
+    pipeline.score_threshold, pipeline.max_detections = threshold, 2
+    assert pipeline.model.roi_heads.score_thresh < threshold and pipeline.model.roi_heads.detections_per_img == 2
+    kept = pipeline(rgb, intrinsics)
+    assert len(kept) == 2
+    pipeline.max_detections = 1000  # beyond the network's own limit: the network keeps its limit
+    assert pipeline.model.roi_heads.detections_per_img == pipeline.model.config.detector.box_detections_per_img
+    kept += pipeline(rgb, intrinsics)[2:]
+    assert len(kept) == 3
+    for ours, reference in zip(kept, everything[:3], strict=True):
+        assert ours.category == reference.category and ours.score == pytest.approx(reference.score, abs=1e-6)
+        np.testing.assert_allclose(ours.box, reference.box, atol=1e-3)
+        np.testing.assert_allclose(ours.quaternion, reference.quaternion, atol=1e-4)
+        np.testing.assert_allclose(ours.translation, reference.translation, atol=1e-4)
+        np.testing.assert_allclose(ours.descriptor, reference.descriptor, atol=1e-4)
+        assert np.mean(ours.mask != reference.mask) < 1e-3

@@ -9,9 +9,11 @@ image's header (stamp and frame_id):
   debug_image     sensor_msgs/Image rgb8 (masks, boxes, pose axes), rendered only while subscribed
   /tf             one frame ``<tf_prefix><category>_<k>`` per object under the image's frame_id
 
-Image callbacks only hand the message to a keep-latest slot; one inference thread takes the
-newest frame (a frame is never processed twice; frames arriving during inference replace each
-other and count as dropped). Bad input (encodings, sizes, intrinsics) is logged, throttled, and
+Image callbacks only hand the still-serialized message to a keep-latest slot; one inference
+thread deserializes the newest frame and runs the network (a frame is never processed twice;
+frames arriving during inference replace each other, count as dropped and are never
+deserialized). The network is loaded and run on that thread only (see
+``_start_inference_thread``). Bad input (encodings, sizes, intrinsics) is logged, throttled, and
 the node keeps serving. A publisher whose QoS the image or camera_info subscription cannot match
 (DDS then delivers nothing) is reported with a warning that names the fix. At shutdown the node
 logs its counters (frames processed, mean processing time, received, dropped, debug images
@@ -30,6 +32,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import QoSPolicyKind, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection2D, Detection2DArray, Detection3DArray, ObjectHypothesisWithPose
@@ -54,7 +57,8 @@ TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 THROTTLE_S = 5.0
 # The counters the node logs when it stops (see PerceptionNode.destroy_node); parse_shutdown_stats reads them back.
 _SHUTDOWN_STATS = re.compile(
-    r"processed (?P<processed>\d+) frames \(mean (?P<processing_ms>[\d.]+) ms each\b[^)]*\); received "
+    r"processed (?P<processed>\d+) frames \(mean (?P<processing_ms>[\d.]+) ms each\b[^;)]*"
+    r"(?:; network (?P<inference_ms>[\d.]+) ms)?\); received "
     r"(?P<received>\d+), dropped (?P<dropped>\d+); debug images rendered (?P<debug_images_rendered>\d+)")
 
 
@@ -63,13 +67,14 @@ def parse_shutdown_stats(log: str) -> dict[str, float] | None:
 
     Keys: ``processed`` (frames published), ``processing_ms`` (mean per processed frame, from taking
     it off the queue to the last publish: conversion + network + messages, milliseconds),
+    ``inference_ms`` (of that, the mean time in the network call; absent in older logs),
     ``received`` (images offered to the keep-latest queue), ``dropped`` (replaced before inference
     took them), ``debug_images_rendered``.
     """
     matches = list(_SHUTDOWN_STATS.finditer(log))
     if not matches:
         return None
-    return {key: float(value) for key, value in matches[-1].groupdict().items()}
+    return {key: float(value) for key, value in matches[-1].groupdict().items() if value is not None}
 
 
 def detection2d_msg(msg_header, obj: DetectedObject, object_id: str) -> Detection2D:
@@ -103,9 +108,8 @@ class PerceptionNode(Node):
         self._tf_prefix = p["tf_prefix"]
         self._default_hfov = p["default_hfov_deg"]
         self._publish_tf = p["publish_tf"]
-        self._pipeline = Pipeline(p["model_path"] or None, p["device"], p["score_threshold"],
-                                  max_detections=p["max_detections"], input_size=p["input_size"] or None)
-        self._pipeline.warm_up()
+        self._running = True
+        self._pipeline = self._start_inference_thread(p)
         self._descriptor_dim = int(self._pipeline.model.config.descriptor.dim)
         self.add_on_set_parameters_callback(self._on_parameters)
 
@@ -123,14 +127,14 @@ class PerceptionNode(Node):
         self._frames: LatestFrameQueue = LatestFrameQueue()
         self._processed = 0
         self._processing_s = 0.0  # wall time spent on processed frames, seconds
+        self._inference_s = 0.0  # of that, in the network call
         self.debug_images_rendered = 0
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, input_qos,
                                  event_callbacks=self._incompatible_qos_warning("camera_info"))
-        self.create_subscription(Image, "image", self._frames.put, input_qos,
+        # raw: frames replaced before inference takes them are never deserialized
+        self.create_subscription(Image, "image", self._frames.put, input_qos, raw=True,
                                  event_callbacks=self._incompatible_qos_warning("image"))
-        self._running = True
-        self._worker = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
-        self._worker.start()
+        self._serving.set()
         self.get_logger().info(f"serving {self._pipeline.checkpoint} on {self._pipeline.device}; image QoS "
                                f"{p['image_reliability']}, depth {p['qos_depth']}")
 
@@ -217,16 +221,51 @@ class PerceptionNode(Node):
             self.get_logger().error(text)
 
     # ----------------------------------------------------------------------- inference thread
+    def _start_inference_thread(self, p: dict) -> Pipeline:
+        """Load the network on the inference thread and return it once warmed up.
+
+        Every torch call of this node happens on that one thread: once another thread (here the
+        executor's) has run a parallel CPU op, OpenMP keeps a second thread team and inference on
+        the worker measured 30 % slower (benchmarks/results/graph.md). Loading errors are raised here.
+        """
+        loaded, outcome = threading.Event(), {}
+        self._serving = threading.Event()  # set when the subscriptions exist
+
+        def run() -> None:
+            try:
+                pipeline = Pipeline(p["model_path"] or None, p["device"], p["score_threshold"],
+                                    max_detections=p["max_detections"], input_size=p["input_size"] or None)
+                pipeline.warm_up()
+                outcome["pipeline"] = pipeline
+            except Exception as exc:  # re-raised by the constructor (bad or missing checkpoint, device)
+                outcome["error"] = exc
+            loaded.set()
+            if "pipeline" in outcome:
+                while self._running and not self._serving.wait(0.2):
+                    pass
+                self._inference_loop()
+
+        self._worker = threading.Thread(target=run, name="inference", daemon=True)
+        self._worker.start()
+        loaded.wait()
+        if "error" in outcome:
+            self._running = False
+            raise outcome["error"]
+        return outcome["pipeline"]
+
     def _inference_loop(self) -> None:
         while self._running:
-            msg = self._frames.get(timeout=0.2)
-            if msg is None:
+            serialized = self._frames.get(timeout=0.2)
+            if serialized is None:
                 continue
             start = time.perf_counter()
+            msg = deserialize_message(serialized, Image)
             try:
                 rgb = image_msg_to_rgb(msg)
                 intrinsics = self._intrinsics(rgb.shape[1], rgb.shape[0])
+                network_start = time.perf_counter()
                 objects = self._pipeline(rgb, intrinsics)
+                network_s = time.perf_counter() - network_start
             except ImageConversionError as exc:
                 self._throttled_error(f"dropping image: {exc}")
                 continue
@@ -244,6 +283,7 @@ class PerceptionNode(Node):
                 continue
             self._processed += 1
             self._processing_s += time.perf_counter() - start
+            self._inference_s += network_s
 
     def _publish(self, msg_header, rgb: np.ndarray, intrinsics: CameraIntrinsics,
                  objects: list[DetectedObject]) -> None:
@@ -263,7 +303,8 @@ class PerceptionNode(Node):
             self.debug_images_rendered += 1
 
     def destroy_node(self) -> None:
-        if not hasattr(self, "_worker"):  # the constructor failed (the start-up error is logged by run_node)
+        if not hasattr(self, "_frames"):  # the constructor failed (the start-up error is logged by run_node)
+            self._running = False
             super().destroy_node()
             return
         self._running = False
@@ -271,8 +312,10 @@ class PerceptionNode(Node):
         self._worker.join(timeout=10.0)
         stats = self._frames.stats
         mean_ms = 1e3 * self._processing_s / max(self._processed, 1)
+        network_ms = 1e3 * self._inference_s / max(self._processed, 1)
         self.get_logger().info(f"processed {self._processed} frames (mean {mean_ms:.1f} ms each: conversion, "
-                               f"inference, publishing); received {stats.offered}, dropped {stats.dropped}; "
+                               f"inference, publishing; network {network_ms:.1f} ms); received {stats.offered}, "
+                               f"dropped {stats.dropped}; "
                                f"debug images rendered {self.debug_images_rendered}")
         self._pipeline.close()
         super().destroy_node()
