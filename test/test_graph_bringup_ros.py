@@ -103,3 +103,7 @@ def test_bringup_runs_camera_perception_retrieval_end_to_end(tmp_path):
             assert det.results[0].hypothesis.class_id in CATEGORIES
             assert info["model_id"] is None or Path(info["mesh_uri"].removeprefix("file://")).is_file()
         assert markers[stamp].markers[0].action == Marker.DELETEALL
+        meshes = [m.mesh_resource for m in markers[stamp].markers if m.type == Marker.MESH_RESOURCE]
+        assert all(Path(uri.removeprefix("file://")).is_file() for uri in meshes)
+        retrieved = sum(json.loads(det.id)["model_id"] is not None for det in objects[stamp].detections)
+        assert len(meshes) == retrieved  # one mesh marker per retrieved model, cubes for the fallbacks
