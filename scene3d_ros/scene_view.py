@@ -98,8 +98,14 @@ def render_views(meshes: Sequence[PosedMesh], intrinsics: CameraIntrinsics, rend
 
 def scene_glb(meshes: Sequence[PosedMesh]) -> bytes:
     """The posed meshes as a GLB file (glTF axes: the camera at the origin looking down -z, y up;
-    one node per object named ``<category>_<k>``, coloured like the pictures)."""
+    one node per object named ``<category>_<k>``, coloured like the pictures, plus a grey
+    pyramid node ``camera`` marking the camera: 10 cm deep, 4:3, apex at the optical centre)."""
     scene = trimesh.Scene()
+    apex_and_corners = np.array([[0, 0, 0], [-0.067, -0.05, 0.1], [0.067, -0.05, 0.1], [0.067, 0.05, 0.1],
+                                 [-0.067, 0.05, 0.1]]) @ OPTICAL_TO_GLTF.T
+    camera = trimesh.Trimesh(apex_and_corners, [[0, 2, 1], [0, 3, 2], [0, 4, 3], [0, 1, 4], [1, 2, 3], [1, 3, 4]])
+    camera.visual = trimesh.visual.ColorVisuals(camera, face_colors=np.array([128, 128, 128, 255], np.uint8))
+    scene.add_geometry(camera, node_name="camera", geom_name="camera")
     for m in meshes:
         mesh = m.mesh.copy()
         mesh.visual = trimesh.visual.ColorVisuals(mesh, face_colors=np.array([*m.colour, 255], np.uint8))

@@ -60,10 +60,13 @@ def test_scene_pictures_and_glb_show_the_posed_models():
         assert (np.abs(view.astype(int) - VIEW_BACKGROUND).sum(-1) > 30).mean() > 0.01  # something drawn
     assert not np.array_equal(camera_view, side_view)
     scene = trimesh.load(trimesh.util.wrap_as_stream(scene_glb(meshes)), file_type="glb")
-    assert set(scene.graph.nodes_geometry) == {"car_0", "chair_1"}
+    assert set(scene.graph.nodes_geometry) == {"camera", "car_0", "chair_1"}
     transform, _ = scene.graph["car_0"]
     assert np.allclose(transform[:3, :3], OPTICAL_TO_GLTF @ rotation, atol=1e-6)
     assert np.allclose(transform[:3, 3], OPTICAL_TO_GLTF @ np.array([-0.6, 0.2, 5.0]), atol=1e-6)
+    empty = trimesh.load(trimesh.util.wrap_as_stream(scene_glb([])), file_type="glb")  # a frame without objects
+    assert set(empty.graph.nodes_geometry) == {"camera"}
+    assert empty.geometry["camera"].vertices[:, 2].min() < -0.09  # the camera looks down glTF -z
 
 
 def test_match_to_ground_truth_pairs_same_category_nearest_centres():
@@ -98,7 +101,7 @@ def test_demo_on_one_image_writes_picture_scene_and_objects(tiny, tmp_path, caps
     overlay = np.asarray(Image.open(out / "photo_overlay.png"))
     assert overlay.shape[0] == 120 and overlay.shape[1] >= 4 * 160
     scene = trimesh.load(out / "photo.glb")
-    assert len(scene.graph.nodes_geometry) == len(record["objects"])
+    assert len(scene.graph.nodes_geometry) == len(record["objects"]) + 1  # + the camera
 
 
 def test_demo_reports_bad_inputs_clearly(tiny, tmp_path, capsys):
@@ -138,7 +141,7 @@ def test_demo_runs_the_ros_graph_and_writes_each_frame(tiny, tmp_path, capsys):
         assert 0 < record["latency_ms"]["detections_3d"] <= record["latency_ms"]["objects"] < 240e3
         overlay = np.asarray(Image.open(out / f"frame_{k:03d}_overlay.png"))
         assert overlay.shape[0] == 120 and overlay.shape[1] >= 4 * 160
-        assert len(trimesh.load(out / f"frame_{k:03d}.glb").graph.nodes_geometry) == len(record["objects"])
+        assert len(trimesh.load(out / f"frame_{k:03d}.glb").graph.nodes_geometry) == len(record["objects"]) + 1
     assert len(stamps) == 2  # two different camera frames
     for log in ("perception_node.log", "retrieval_node.log", "synthetic_camera.log"):
         assert (out / log).is_file()
