@@ -19,7 +19,9 @@ from scene3d_ros.world.renderer import Renderer
 
 MODELS = ["car_sedan_01", "chair_swivel_01", "bus_city_01"]
 ROTATION_BOUND_DEG = 90.0
-"""Median rotation error bound for the shipped model (models/MODEL_CARD.md: ~79 deg median with GT boxes)."""
+"""Median rotation error bound for the shipped model on matched detections (models/MODEL_CARD.md:
+MedErr of matched detections 60.5 deg on the held-out split; 43-54 deg in demo runs).
+A broken network or decoding gives ~90-120 deg."""
 
 
 @pytest.fixture(scope="module")
@@ -147,15 +149,19 @@ def test_demo_runs_the_ros_graph_and_writes_each_frame(tiny, tmp_path, capsys):
         assert (out / log).is_file()
 
 
-def test_demo_with_the_shipped_model_recovers_poses_within_bounds(tmp_path):
+def test_demo_with_the_shipped_model_recovers_poses_within_bounds(tmp_path, capsys):
     """The end-to-end check with the real network: camera -> perception -> retrieval over DDS,
     poses compared with the synthetic camera's ground truth (bounds well inside what a broken
-    network, e.g. one with swapped axes or a wrong intrinsics scaling, would give)."""
+    network, e.g. one with swapped axes or a wrong intrinsics scaling, would give). Which camera
+    frames get recorded depends on DDS discovery timing, hence six frames and loose bounds."""
     out = tmp_path / "shipped"
-    assert main(["--frames", "3", "--size", "320x240", "--rate-hz", "2", "--device", "cpu", "--seed", "0",
-                 "--output", str(out), "--timeout", "500"]) == 0
+    frames = 6
+    code = main(["--frames", str(frames), "--rate-hz", "2", "--device", "cpu", "--seed", "0",
+                 "--output", str(out), "--timeout", "500"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err[-3000:]
     rotation, relative_translation = [], []
-    for k in range(3):
+    for k in range(frames):
         record = json.loads((out / f"frame_{k:03d}.json").read_text())
         for match in record["matches"]:
             truth = record["ground_truth"][match["ground_truth"]]
@@ -163,6 +169,6 @@ def test_demo_with_the_shipped_model_recovers_poses_within_bounds(tmp_path):
             relative_translation.append(match["translation_error_m"] / np.linalg.norm(truth["translation"]))
         for obj in record["objects"]:
             assert obj["model_id"] is None or obj["fallback"] is None
-    assert len(rotation) >= 3, "the shipped network should find and match objects in 3 synthetic frames"
-    assert np.median(relative_translation) < 0.3
-    assert np.median(rotation) < ROTATION_BOUND_DEG
+    assert len(rotation) >= frames, f"too few objects found and matched:\n{printed.out}"
+    assert np.median(relative_translation) < 0.3, printed.out
+    assert np.median(rotation) < ROTATION_BOUND_DEG, printed.out
