@@ -38,6 +38,7 @@ setup(
             f"perception_node = {PACKAGE}.ros.perception_node:main",
             f"retrieval_node = {PACKAGE}.ros.retrieval_node:main",
             f"synthetic_camera = {PACKAGE}.ros.synthetic_camera:main",
+            f"image_folder_camera = {PACKAGE}.ros.image_folder_camera:main",
         ],
     },
 )

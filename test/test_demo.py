@@ -12,6 +12,7 @@ from tiny_model import build_tiny_shape_db, save_tiny_checkpoint
 
 from scene3d_ros.cli.demo import main, match_to_ground_truth
 from scene3d_ros.geometry import CameraIntrinsics, matrix_to_quaternion, viewpoint_rotation
+from scene3d_ros.image_source import sample_photos
 from scene3d_ros.pipeline import DetectedObject
 from scene3d_ros.scene_view import OPTICAL_TO_GLTF, VIEW_BACKGROUND, orbit_camera, posed_meshes, render_views, scene_glb
 from scene3d_ros.world.cad_library import ensure_cad_library
@@ -147,6 +148,30 @@ def test_demo_runs_the_ros_graph_and_writes_each_frame(tiny, tmp_path, capsys):
     assert len(stamps) == 2  # two different camera frames
     for log in ("perception_node.log", "retrieval_node.log", "synthetic_camera.log"):
         assert (out / log).is_file()
+
+
+def test_demo_runs_the_graph_on_an_image_folder(tiny, tmp_path, capsys):
+    """--images FOLDER: the image-folder camera replaces the synthetic one (its intrinsics.yaml
+    reaches the pipeline through camera_info; no ground truth)."""
+    checkpoint, db = tiny
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rgb = sample_photos()[0].read_rgb()[::4, ::4]  # the real sample photo, 186x125
+    Image.fromarray(rgb).save(photos / "motorbike.png")
+    (photos / "intrinsics.yaml").write_text("fx: 248.7\nfy: 248.7\ncx: 77.8\ncy: 63.7\n")
+    out = tmp_path / "out"
+    assert main(["--images", str(photos), "--frames", "2", "--rate-hz", "4", "--checkpoint", str(checkpoint),
+                 "--shape-db", str(db), "--device", "cpu", "--score-threshold", "0", "--output", str(out),
+                 "--timeout", "240"]) == 0, capsys.readouterr().err
+    assert "image-folder camera" in capsys.readouterr().out
+    for k in range(2):
+        record = json.loads((out / f"frame_{k:03d}.json").read_text())
+        assert record["ground_truth"] == [] and record["matches"] == []
+        assert (record["width"], record["height"]) == rgb.shape[1::-1]
+        assert record["intrinsics"][0][0] == pytest.approx(248.7)
+        assert (out / f"frame_{k:03d}_overlay.png").is_file()
+    assert main(["--images", str(tmp_path / "nowhere"), "--checkpoint", str(checkpoint), "--shape-db", str(db)]) == 1
+    assert "no image folder" in capsys.readouterr().err
 
 
 def test_demo_with_the_shipped_model_recovers_poses_within_bounds(tmp_path, capsys):

@@ -14,6 +14,10 @@ outputs of ``--frames`` processed frames in this process, and writes per frame:
 and prints a summary (objects per frame, rotation/translation error against the synthetic
 camera's ground truth, retrieval hits, latency from the image stamp to detections_3d / objects).
 
+``--images [FOLDER]`` replaces the synthetic camera with the image-folder camera: the images of
+FOLDER (with its ``intrinsics.yaml``, else ``--hfov``) or, without FOLDER, the real calibrated
+sample photos that ship with scikit-image (no ground truth then, so no errors are printed).
+
 ``--image FILE`` runs the same pipeline without ROS on one image file (a photo of your own, with
 an assumed horizontal field of view ``--hfov``) and writes the same picture, GLB and JSON.
 
@@ -21,6 +25,7 @@ The shape database of the network is built on first use when missing (~1 min on 
 
     demo [--output output/demo] [--frames 4] [--seed 0] [--rate-hz 2] [--size 640x480]
          [--checkpoint PATH] [--shape-db PATH] [--device auto] [--score-threshold 0.5]
+    demo --images [FOLDER] [--hfov 60] [--frames 4] [...]
     demo --image photo.jpg [--hfov 60] [--output output/demo] [...]
 """
 
@@ -37,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from scene3d_ros.geometry import CameraIntrinsics, quaternion_to_matrix, symmetric_rotation_error_deg
+from scene3d_ros.image_source import photos_in_folder
 from scene3d_ros.paths import atomic_write_bytes, atomic_write_text, default_model_path
 from scene3d_ros.pipeline import DetectedObject
 from scene3d_ros.retrieval import ShapeDatabaseError, default_shape_db_path
@@ -169,24 +175,37 @@ def run_image(image_path: Path, output: Path, hfov_deg: float, checkpoint: Path,
 
 # --------------------------------------------------------------------------- the ROS graph
 def run_graph(output: Path, frames: int, seed: int, rate_hz: float, size: tuple[int, int], checkpoint: Path,
-              shape_db: Path, device: str, score_threshold: float, timeout_s: float) -> dict:
-    """Start camera -> perception -> retrieval, record ``frames`` processed frames, write them; returns the summary."""
+              shape_db: Path, device: str, score_threshold: float, timeout_s: float,
+              images: str | None = None, hfov_deg: float = 60.0) -> dict:
+    """Start camera -> perception -> retrieval, record ``frames`` processed frames, write them; returns the summary.
+
+    The camera is the synthetic camera (with ground truth), or with ``images`` the image-folder
+    camera on that folder (``""``: the sample photos; no ground truth).
+    """
     from scene3d_ros.ros.conversions import image_msg_to_rgb, intrinsics_from_camera_info
     from scene3d_ros.ros.environment import use_localhost_ros_environment
     from scene3d_ros.ros.graph import NodeSpec, perception_graph
-    from scene3d_ros.ros.graph_recorder import ground_truth_from_msg, objects_from_msg, record_graph
+    from scene3d_ros.ros.graph_recorder import FRAME_KINDS, ground_truth_from_msg, objects_from_msg, record_graph
 
     library = ensure_cad_library()
     env = use_localhost_ros_environment()  # this process (the recorder) and the nodes share one private graph
     specs = perception_graph(model=str(checkpoint), device=device, shape_db=str(shape_db),
                              score_threshold=score_threshold)
-    camera = NodeSpec("synthetic_camera", "scene3d_ros.ros.synthetic_camera", "synthetic_camera",
-                      "synthetic_camera.yaml", {"rate_hz": rate_hz, "seed": seed, "width": size[0], "height": size[1]})
+    if images is None:
+        camera = NodeSpec("synthetic_camera", "scene3d_ros.ros.synthetic_camera", "synthetic_camera",
+                          "synthetic_camera.yaml", {"rate_hz": rate_hz, "seed": seed, "width": size[0], "height": size[1]})
+        source, kinds = f"the synthetic camera publishes {size[0]}x{size[1]}", FRAME_KINDS
+    else:
+        parameters = {"rate_hz": rate_hz, "hfov_deg": hfov_deg} | ({"folder": str(Path(images).resolve())} if images else {})
+        camera = NodeSpec("image_folder_camera", "scene3d_ros.ros.image_folder_camera", "image_folder_camera",
+                          "image_folder_camera.yaml", parameters)
+        source = f"the image-folder camera publishes {images or 'the sample photos'}"
+        kinds = tuple(kind for kind in FRAME_KINDS if kind != "ground_truth")
     print(f"demo: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} (localhost only); starting perception_node and "
-          f"retrieval_node ({checkpoint.name}, {shape_db.name}); the synthetic camera publishes "
-          f"{size[0]}x{size[1]} at {rate_hz} Hz once they are ready", flush=True)
+          f"retrieval_node ({checkpoint.name}, {shape_db.name}); {source} at {rate_hz} Hz once they are ready",
+          flush=True)
     output.mkdir(parents=True, exist_ok=True)
-    recorded, published = record_graph(specs, camera, env, frames, timeout_s, output)
+    recorded, published = record_graph(specs, camera, env, frames, timeout_s, output, kinds)
 
     renderer = Renderer()
     summary: dict = {"frames": [], "checkpoint": str(checkpoint), "shape_db": str(shape_db),
@@ -195,7 +214,7 @@ def run_graph(output: Path, frames: int, seed: int, rate_hz: float, size: tuple[
         rgb = image_msg_to_rgb(frame.messages["image"])
         intrinsics = intrinsics_from_camera_info(frame.messages["camera_info"])
         objects = objects_from_msg(frame.messages["objects"])
-        truth = ground_truth_from_msg(frame.messages["ground_truth"])
+        truth = ground_truth_from_msg(frame.messages["ground_truth"]) if "ground_truth" in frame.messages else []
         pairs = match_to_ground_truth(objects, truth, library)
         record = {"stamp_ns": frame.stamp_ns, "latency_ms": {"detections_3d": round(frame.latency_ms("detections_3d"), 1),
                                                                "objects": round(frame.latency_ms("objects"), 1)},
@@ -250,7 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, default=Path("output/demo"), help="output folder (default output/demo)")
     parser.add_argument("--image", type=Path, default=None, help="run on this image file without ROS")
-    parser.add_argument("--hfov", type=float, default=60.0, help="--image: horizontal field of view, degrees")
+    parser.add_argument("--images", nargs="?", const="", default=None, metavar="FOLDER",
+                        help="graph: the image-folder camera on FOLDER (intrinsics.yaml or --hfov); "
+                             "without FOLDER the real sample photos")
+    parser.add_argument("--hfov", type=float, default=60.0,
+                        help="--image/--images: horizontal field of view, degrees, without intrinsics.yaml")
     parser.add_argument("--frames", type=int, default=4, help="graph: processed frames to record (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="graph: synthetic camera seed (default 0)")
     parser.add_argument("--rate-hz", type=float, default=2.0, help="graph: camera rate (default 2)")
@@ -279,12 +302,14 @@ def main(argv: list[str] | None = None) -> int:
             raise CheckpointError(f"no network at {checkpoint}")
         if args.image is not None and not args.image.is_file():
             raise FileNotFoundError(f"no image file {args.image}")
+        if args.images:
+            photos_in_folder(args.images, args.hfov)  # a clear error now rather than a node failing to start
         shape_db = ensure_shape_db(checkpoint, args.shape_db, args.device)
         if args.image is not None:
             run_image(args.image, args.output, args.hfov, checkpoint, shape_db, args.device, args.score_threshold)
             return 0
         summary = run_graph(args.output, args.frames, args.seed, args.rate_hz, args.size, checkpoint, shape_db,
-                            args.device, args.score_threshold, args.timeout)
+                            args.device, args.score_threshold, args.timeout, args.images, args.hfov)
     except (CheckpointError, ShapeDatabaseError, CadLibraryError, OSError, ValueError, RuntimeError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1

@@ -80,9 +80,9 @@ FRAME_KINDS = ("image", "camera_info", "ground_truth", "debug_image", "detection
 
 
 def record_graph(specs: list, camera, env: dict[str, str], frames: int, timeout_s: float,
-                 log_dir: Path) -> tuple[list[RecordedFrame], int]:
+                 log_dir: Path, kinds: tuple[str, ...] = FRAME_KINDS) -> tuple[list[RecordedFrame], int]:
     """Start the nodes ``specs``, wait until they serve, then start ``camera`` and record ``frames``
-    complete frames (every kind of :data:`FRAME_KINDS`); stop everything.
+    complete frames (every one of ``kinds``, default :data:`FRAME_KINDS`); stop everything.
 
     Each node's output goes to ``log_dir/<name>.log``. Returns the recorded frames (oldest first)
     and how many camera frames were seen. Raises RuntimeError when a node exits early and
@@ -111,8 +111,8 @@ def record_graph(specs: list, camera, env: dict[str, str], frames: int, timeout_
         wait(lambda: node.count_publishers("detections_3d") > 0 and node.count_publishers("objects") > 0,
              "ready perception and retrieval nodes")
         processes += start_graph([camera], env=env, stdout=logs[len(specs):])
-        wait(lambda: len(node.complete_frames(*FRAME_KINDS)) >= frames, f"{frames} processed frames")
-        return node.complete_frames(*FRAME_KINDS)[:frames], len(node.frames)
+        wait(lambda: len(node.complete_frames(*kinds)) >= frames, f"{frames} processed frames")
+        return node.complete_frames(*kinds)[:frames], len(node.frames)
     finally:
         stop_graph(processes)
         if node is not None:
