@@ -118,3 +118,31 @@ def test_bad_images_are_rejected_and_the_next_good_frame_is_processed(checkpoint
         assert "bad camera_info" in log
         assert not {1_000, 2_000, 4_000} & set(got["3d"])
         assert 6_000 in got["3d"] and "Traceback" not in log
+
+
+def test_outputs_can_be_switched_off(checkpoint, tmp_path):
+    """publish_detections_2d / publish_descriptors / publish_tf false: those topics get no publisher
+    and no message, detections_3d still flows."""
+    with ros_test_node("perception_feeder_quiet") as node:
+        got = _collect(node)
+        image_pub = node.create_publisher(Image, "image", 10)
+        info_pub = node.create_publisher(CameraInfo, "camera_info", 10)
+        perception = perception_process(tmp_path, checkpoint, "-p", "image_reliability:=reliable",
+                                        "-p", "publish_detections_2d:=false", "-p", "publish_descriptors:=false",
+                                        "-p", "publish_tf:=false")
+        try:
+            assert spin_until(node, lambda: "serving" in perception.log(), 90.0, [perception])
+            assert spin_until(node, lambda: image_pub.get_subscription_count() > 0, 90.0, [perception])
+            rgb = (np.random.default_rng(1).random((120, 160, 3)) * 255).astype(np.uint8)
+            info_pub.publish(camera_info_msg(CameraIntrinsics.from_fov(160, 120, 60), header(1_000, FRAME)))
+            for _ in range(60):
+                image_pub.publish(rgb8_image_msg(rgb, header(1_000, FRAME)))
+                if spin_until(node, lambda: 1_000 in got["3d"], 1.0, [perception]):
+                    break
+            spin_until(node, lambda: False, 0.5)
+            assert 1_000 in got["3d"] and len(got["3d"][1_000].detections) > 0
+            assert node.count_publishers("detections_2d") == 0 and node.count_publishers("descriptors") == 0
+        finally:
+            code = perception.stop()
+        assert code in (0, -2), perception.log()[-3000:]
+        assert not got["2d"] and not got["desc"] and not got["tf"]

@@ -117,9 +117,10 @@ class PerceptionNode(Node):
                        else ReliabilityPolicy.BEST_EFFORT)
         input_qos = QoSProfile(depth=p["qos_depth"], reliability=reliability)
         output_qos = QoSProfile(depth=p["qos_depth"], reliability=ReliabilityPolicy.RELIABLE)
-        self._pub_2d = self.create_publisher(Detection2DArray, "detections_2d", output_qos)
+        self._pub_2d = (self.create_publisher(Detection2DArray, "detections_2d", output_qos)
+                        if p["publish_detections_2d"] else None)
         self._pub_3d = self.create_publisher(Detection3DArray, "detections_3d", output_qos)
-        self._pub_desc = self.create_publisher(Image, "descriptors", output_qos)
+        self._pub_desc = self.create_publisher(Image, "descriptors", output_qos) if p["publish_descriptors"] else None
         self._pub_debug = self.create_publisher(Image, "debug_image", output_qos)
         self._pub_tf = self.create_publisher(TFMessage, "/tf", TF_QOS)
         self._camera_info: CameraInfo | None = None
@@ -163,6 +164,9 @@ class PerceptionNode(Node):
                                         "camera_info has arrived (degrees; a throttled warning says so).",
                                         floating_point_range=[FloatingPointRange(from_value=1.0, to_value=179.0)]),
             "publish_tf": declare("publish_tf", True, "Publish one TF frame per object on /tf."),
+            "publish_detections_2d": declare("publish_detections_2d", True, "Publish detections_2d.", read_only=True),
+            "publish_descriptors": declare("publish_descriptors", True,
+                                           "Publish descriptors (the retrieval node needs them).", read_only=True),
             "tf_prefix": declare("tf_prefix", "", "Prefix of the object TF frame names."),
         }
 
@@ -288,12 +292,14 @@ class PerceptionNode(Node):
     def _publish(self, msg_header, rgb: np.ndarray, intrinsics: CameraIntrinsics,
                  objects: list[DetectedObject]) -> None:
         names = [f"{o.category}_{k}" for k, o in enumerate(objects)]
-        self._pub_2d.publish(Detection2DArray(header=msg_header, detections=[
-            detection2d_msg(msg_header, o, name) for o, name in zip(objects, names, strict=True)]))
+        if self._pub_2d is not None:
+            self._pub_2d.publish(Detection2DArray(header=msg_header, detections=[
+                detection2d_msg(msg_header, o, name) for o, name in zip(objects, names, strict=True)]))
         self._pub_3d.publish(Detection3DArray(header=msg_header, detections=[
             detection3d_msg(msg_header, o.category, o.score, o.quaternion, o.translation, o.size, name)
             for o, name in zip(objects, names, strict=True)]))
-        self._pub_desc.publish(descriptors_msg(msg_header, objects, self._descriptor_dim))
+        if self._pub_desc is not None:
+            self._pub_desc.publish(descriptors_msg(msg_header, objects, self._descriptor_dim))
         if self._publish_tf and objects:
             self._pub_tf.publish(TFMessage(transforms=[
                 transform_stamped_msg(msg_header, self._tf_prefix + name, o.quaternion, o.translation)
