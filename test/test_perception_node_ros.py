@@ -146,3 +146,48 @@ def test_outputs_can_be_switched_off(checkpoint, tmp_path):
             code = perception.stop()
         assert code in (0, -2), perception.log()[-3000:]
         assert not got["2d"] and not got["desc"] and not got["tf"]
+
+
+def test_thresholds_change_at_run_time_and_out_of_range_values_are_refused(checkpoint, tmp_path):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    def set_parameter(node, client, name, value):
+        kind = ParameterType.PARAMETER_DOUBLE if isinstance(value, float) else ParameterType.PARAMETER_INTEGER
+        field = "double_value" if isinstance(value, float) else "integer_value"
+        request = SetParameters.Request(parameters=[Parameter(name=name, value=ParameterValue(type=kind, **{field: value}))])
+        future = client.call_async(request)
+        assert spin_until(node, future.done, 30.0)
+        return future.result().results[0].successful
+
+    with ros_test_node("perception_tuner") as node:
+        got = _collect(node)
+        image_pub = node.create_publisher(Image, "image", 10)
+        info_pub = node.create_publisher(CameraInfo, "camera_info", 10)
+        client = node.create_client(SetParameters, "/perception_node/set_parameters")
+        perception = perception_process(tmp_path, checkpoint, "-p", "image_reliability:=reliable")
+        rgb = (np.random.default_rng(2).random((120, 160, 3)) * 255).astype(np.uint8)
+
+        def detections(stamp):
+            info_pub.publish(camera_info_msg(CameraIntrinsics.from_fov(160, 120, 60), header(stamp, FRAME)))
+            for _ in range(60):
+                image_pub.publish(rgb8_image_msg(rgb, header(stamp, FRAME)))
+                if spin_until(node, lambda: stamp in got["3d"], 1.0, [perception]):
+                    return len(got["3d"][stamp].detections)
+            raise AssertionError(f"no answer for frame {stamp}:\n{perception.log()[-3000:]}")
+
+        try:
+            assert spin_until(node, lambda: "serving" in perception.log() and client.service_is_ready(), 90.0,
+                              [perception])
+            assert spin_until(node, lambda: image_pub.get_subscription_count() > 0, 90.0, [perception])
+            assert 2 < detections(1_000) <= TINY_MODEL["detector"]["box_detections_per_img"]
+            assert set_parameter(node, client, "max_detections", 2)
+            assert detections(2_000) == 2
+            assert set_parameter(node, client, "score_threshold", 1.0)  # the untrained network scores ~0.1
+            assert detections(3_000) == 0
+            assert not set_parameter(node, client, "score_threshold", 1.5)  # outside the declared range [0, 1]
+            assert not set_parameter(node, client, "max_detections", 0)
+            assert detections(4_000) == 0  # still 1.0
+        finally:
+            code = perception.stop()
+        assert code in (0, -2), perception.log()[-3000:]
