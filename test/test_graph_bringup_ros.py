@@ -47,7 +47,7 @@ def test_parameter_files_are_wildcard_keyed_and_name_declared_parameters():
         config = yaml.safe_load((ROOT / "config" / spec.params_file).read_text())
         assert list(config) == ["/**"], f"{spec.params_file} must be keyed /** (renamed/namespaced nodes)"
         source = (ROOT / (spec.module.replace(".", "/") + ".py")).read_text()
-        declared = set(re.findall(r'declare\("([a-z_]+)"', source))
+        declared = set(re.findall(r'declare\("([a-z0-9_]+)"', source))
         unknown = set(config["/**"]["ros__parameters"]) - declared
         assert not unknown, f"{spec.params_file} sets undeclared parameters {unknown}"
         assert set(spec.parameters) <= declared
