@@ -29,6 +29,7 @@ bench: setup
 	bash scripts/in_netns.sh $(PY) benchmarks/bench_model.py
 	bash scripts/in_netns.sh $(PY) benchmarks/bench_retrieval.py
 	bash scripts/in_netns.sh $(PY) benchmarks/bench_graph.py
+	$(PY) benchmarks/bench_inference_thread.py
 
 clean-venv:
 	rm -rf $(VENV)

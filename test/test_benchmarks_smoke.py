@@ -1,6 +1,7 @@
-"""The graph benchmark still runs end to end (``--quick``, nothing written): camera, node, listener.
+"""The benchmarks still run end to end (quick settings, nothing written): the graph (camera, node,
+listener) and the inference-thread layouts.
 
-About 30 s on the 2-core machine with another job running (node start-up with the shipped model
+About 30 s + 25 s on the 2-core machine with another job running (node start-up with the shipped model
 dominates); the numbers themselves are not checked, only that every stage produced them.
 """
 
@@ -29,3 +30,12 @@ def test_bench_graph_quick_runs_and_reports_every_figure():
     soak = entry["soak"]
     assert soak["samples"] >= 2 and 0 < soak["rss_mib"]["start"] <= soak["rss_mib"]["max"]
     assert "| CPU" in run.stdout and "Targets:" in run.stdout
+
+
+def test_bench_inference_thread_runs_every_layout():
+    run = subprocess.run([sys.executable, "benchmarks/bench_inference_thread.py", "--reps", "1", "--no-write",
+                          "--max-wait", "5"], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for layout in ("worker_only", "main_only", "worker_after_main"):
+        assert f"| {layout} |" in run.stdout
+    assert "worker_after_main / worker_only (medians):" in run.stdout

@@ -230,7 +230,7 @@ class PerceptionNode(Node):
 
         Every torch call of this node happens on that one thread: once another thread (here the
         executor's) has run a parallel CPU op, OpenMP keeps a second thread team and inference on
-        the worker ran ~30 % slower in a timing run on 2 CPU cores. Loading errors are raised here.
+        the worker ran 1.45x slower (benchmarks/results/inference_thread.md). Loading errors are raised here.
         """
         loaded, outcome = threading.Event(), {}
         self._serving = threading.Event()  # set when the subscriptions exist
