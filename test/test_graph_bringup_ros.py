@@ -77,9 +77,12 @@ def test_bringup_runs_camera_perception_retrieval_end_to_end(tmp_path):
             node.create_subscription(Image, "/robot1/descriptors", lambda m: descriptors.__setitem__(stamp_to_ns(m.header.stamp), m), 10)
             node.create_subscription(TFMessage, "/tf", on_tf, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
 
+            def perception_tf(stamp):  # the camera's ground-truth frames (gt_*) share the stamp
+                return [t for t in tf.get(stamp, []) if not t.child_frame_id.startswith("gt_")]
+
             def done():
                 return [s for s in objects if s in images and s in markers and s in detections and s in descriptors
-                        and s in tf and objects[s].detections]
+                        and perception_tf(s) and objects[s].detections]
 
             ok = spin_until(node, lambda: len(done()) >= 2 or proc.poll() is not None, 150.0)
             assert ok and proc.poll() is None, (tmp_path / "bringup.log").read_text()[-4000:]
@@ -94,7 +97,7 @@ def test_bringup_runs_camera_perception_retrieval_end_to_end(tmp_path):
         assert objects[stamp].header.frame_id == images[stamp].header.frame_id
         n = len(detections[stamp].detections)
         assert len(objects[stamp].detections) == n and descriptors[stamp].height == n  # one descriptor row each
-        object_frames = {t.child_frame_id: t for t in tf.get(stamp, []) if not t.child_frame_id.startswith("gt_")}
+        object_frames = {t.child_frame_id: t for t in perception_tf(stamp)}
         assert set(object_frames) == {f"{d.results[0].hypothesis.class_id}_{k}"
                                       for k, d in enumerate(detections[stamp].detections)}
         assert all(t.header.frame_id == images[stamp].header.frame_id for t in object_frames.values())
