@@ -82,26 +82,25 @@ def photos_in_folder(folder: str | Path, hfov_deg: float = 60.0) -> tuple[list[P
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageSourceError(f"no image folder {folder}")
-    calibration = folder / INTRINSICS_FILE
-    photos, skipped = [], []
+    sized, skipped = [], []
     for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
         size = _image_size(path)
         if size is None:
             skipped.append(f"{path.name}: not a readable image of 1..{MAX_IMAGE_PIXELS} pixels")
-            continue
-        if calibration.is_file():
-            intrinsics, calibrated = _intrinsics_from_file(calibration, *size), True
-            if photos and (photos[0].intrinsics.width, photos[0].intrinsics.height) != size:
-                raise ImageSourceError(f"{calibration} holds one camera but {path.name} is {size[0]}x{size[1]} "
-                                       f"and {photos[0].path.name} {photos[0].intrinsics.width}x"
-                                       f"{photos[0].intrinsics.height}")
         else:
-            intrinsics, calibrated = CameraIntrinsics.from_fov(size[0], size[1], hfov_deg), False
-        photos.append(PhotoFile(path, intrinsics, calibrated))
-    if not photos:
+            sized.append((path, size))
+    if not sized:
         raise ImageSourceError(f"no readable {'/'.join(IMAGE_SUFFIXES)} image in {folder}"
                                + (f" (skipped: {'; '.join(skipped)})" if skipped else ""))
-    return photos, skipped
+    calibration = folder / INTRINSICS_FILE
+    if not calibration.is_file():
+        return [PhotoFile(path, CameraIntrinsics.from_fov(*size, hfov_deg), False) for path, size in sized], skipped
+    (first, first_size), intrinsics = sized[0], _intrinsics_from_file(calibration, *sized[0][1])
+    for path, size in sized[1:]:
+        if size != first_size:
+            raise ImageSourceError(f"{calibration} holds one camera but {path.name} is {size[0]}x{size[1]} "
+                                   f"and {first.name} {first_size[0]}x{first_size[1]}")
+    return [PhotoFile(path, intrinsics, True) for path, _ in sized], skipped
 
 
 def sample_photos() -> list[PhotoFile]:

@@ -74,8 +74,8 @@ class Pipeline:
         # so the mask, pose and descriptor heads and the mask pasting run only on kept detections
         self._network_score_thresh = float(self.model.roi_heads.score_thresh)
         self._network_detections = int(self.model.roi_heads.detections_per_img)
-        self.score_threshold = score_threshold
-        self.max_detections = max_detections
+        self._score_threshold, self._max_detections = float(score_threshold), int(max_detections)
+        self._configure_network()
         self.library = library or CadLibrary.load()
         self._category_sizes = self._median_sizes(self.library)
         self.shape_db = shape_db
@@ -90,10 +90,7 @@ class Pipeline:
     @score_threshold.setter
     def score_threshold(self, value: float) -> None:
         self._score_threshold = float(value)
-        if self.model is not None:
-            # torchvision keeps scores > score_thresh (float32); the pipeline keeps scores >= threshold
-            inclusive = float(np.nextafter(np.float32(self._score_threshold), np.float32(-np.inf)))
-            self.model.roi_heads.score_thresh = max(self._network_score_thresh, inclusive)
+        self._configure_network()
 
     @property
     def max_detections(self) -> int:
@@ -103,8 +100,16 @@ class Pipeline:
     @max_detections.setter
     def max_detections(self, value: int) -> None:
         self._max_detections = int(value)
-        if self.model is not None:
-            self.model.roi_heads.detections_per_img = max(1, min(self._network_detections, self._max_detections))
+        self._configure_network()
+
+    def _configure_network(self) -> None:
+        """The network's post-processing keeps what the pipeline keeps (never less than its config)."""
+        if self.model is None:  # closed
+            return
+        # torchvision keeps scores > score_thresh (float32); the pipeline keeps scores >= threshold
+        inclusive = float(np.nextafter(np.float32(self._score_threshold), np.float32(-np.inf)))
+        self.model.roi_heads.score_thresh = max(self._network_score_thresh, inclusive)
+        self.model.roi_heads.detections_per_img = max(1, min(self._network_detections, self._max_detections))
 
     @staticmethod
     def _median_sizes(library: CadLibrary) -> dict[str, np.ndarray]:

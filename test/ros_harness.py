@@ -49,6 +49,16 @@ class NodeProcess:
         return self.process.returncode
 
 
+def run_until_exit(module: str, log_dir: Path, ros_args: list[str], timeout: float = 60.0) -> tuple[int, str]:
+    """Start node ``module``, wait for it to exit by itself (e.g. a start-up error), return (exit code, log)."""
+    node = NodeProcess(module, log_dir, ros_args)
+    try:
+        node.process.wait(timeout)
+    finally:
+        node.stop()
+    return node.process.returncode, node.log()
+
+
 def perception_process(log_dir: Path, checkpoint, *ros_args: str, name: str | None = None) -> NodeProcess:
     """perception_node on the CPU serving ``checkpoint`` with score_threshold 0 (so an untrained
     network still reports objects); ``ros_args`` add or override parameters (``-p name:=value``)."""

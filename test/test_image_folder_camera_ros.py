@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from rclpy.qos import qos_profile_sensor_data
-from ros_harness import NodeProcess, ros_test_node, spin_until
+from ros_harness import NodeProcess, ros_test_node, run_until_exit, spin_until
 from sensor_msgs.msg import CameraInfo, Image
 
 from scene3d_ros.image_source import sample_photos
@@ -39,11 +39,6 @@ def test_sample_photos_are_published_with_their_calibration(ros_node, tmp_path):
 
 
 def test_bad_folder_exits_cleanly_with_a_message(tmp_path):
-    camera = NodeProcess("scene3d_ros.ros.image_folder_camera", tmp_path, ["-p", f"folder:={tmp_path / 'nowhere'}"])
-    try:
-        camera.process.wait(60)
-    finally:
-        camera.stop()
-    assert camera.process.returncode == 1
-    log = camera.log()
+    code, log = run_until_exit("scene3d_ros.ros.image_folder_camera", tmp_path, ["-p", f"folder:={tmp_path / 'nowhere'}"])
+    assert code == 1
     assert "cannot start" in log and "no image folder" in log and "Traceback" not in log

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from rclpy.qos import qos_profile_sensor_data
-from ros_harness import NodeProcess, ros_test_node, spin_until
+from ros_harness import NodeProcess, ros_test_node, run_until_exit, spin_until
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection3DArray
@@ -81,11 +81,6 @@ def test_synthetic_camera_publishes_consistent_frames(ros_node, tmp_path):
 
 
 def test_bad_library_parameter_exits_cleanly_with_a_message(tmp_path):
-    camera = NodeProcess("scene3d_ros.ros.synthetic_camera", tmp_path, ["-p", f"cad_library:={tmp_path / 'nowhere'}"])
-    try:
-        camera.process.wait(60)
-    finally:
-        camera.stop()
-    assert camera.process.returncode == 1
-    log = camera.log()
+    code, log = run_until_exit("scene3d_ros.ros.synthetic_camera", tmp_path, ["-p", f"cad_library:={tmp_path / 'nowhere'}"])
+    assert code == 1
     assert "cannot start" in log and "nowhere" in log and "Traceback" not in log
