@@ -1,6 +1,7 @@
 """Network speed on this machine: inference per image at 256x256 and 640x480, and a training step.
 
     .venv/bin/python benchmarks/bench_model.py [--checkpoint PATH] [--threads 2] [--reps 10]
+        [--devices cpu,cuda] [--name model_speed]
 
 Inference: ``Scene3DNet`` in eval mode on rendered synthetic scenes (one image per call, with its
 intrinsics), median over ``--reps`` calls after 2 warm-up calls, per image size. The default
@@ -8,8 +9,10 @@ checkpoint is the shipped model (models/scene3d_default.pt) when present, else a
 default model (ImageNet backbone, untrained heads: every image then yields the maximum number of
 detections, the worst case for the heads). Training step: forward + backward + AdamW step on
 batches of 4 images at 256x256 with their triplet depth views (data loading excluded), median
-over ``--reps`` steps after 2 warm-up steps. CUDA numbers are added when a GPU is present.
-Writes benchmarks/results/model_speed.md and .json.
+over ``--reps`` steps after 2 warm-up steps (float32, no AMP). ``--devices`` picks the devices
+(CUDA only when a GPU is present). Writes benchmarks/results/<name>.md and .json; the CUDA record
+``model_speed_cuda.md`` came from ``--devices cuda --name model_speed_cuda --reps 20`` on a lent
+H200 machine.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -116,13 +120,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--max-wait", type=float, default=120.0, help="seconds to wait for idle cores first")
+    parser.add_argument("--devices", default="cpu,cuda",
+                        help="comma-separated devices to time (default cpu,cuda; cuda only where available)")
+    parser.add_argument("--name", default="model_speed",
+                        help="results file stem under benchmarks/results (default model_speed)")
     args = parser.parse_args(argv)
+    wanted = [d.strip() for d in args.devices.split(",") if d.strip()]
+    if not set(wanted) <= {"cpu", "cuda"}:
+        parser.error(f"--devices: cpu and/or cuda, got {args.devices!r}")
+    devices = [torch.device(d) for d in wanted if d == "cpu" or torch.cuda.is_available()]
+    if not devices:
+        parser.error(f"none of the devices {args.devices!r} is available here")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     library = ensure_cad_library(progress=False)
     checkpoint = args.checkpoint or (default_model_path() if default_model_path().exists() else None)
     busy = wait_until_quiet(0.15, args.max_wait)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     result = {"machine": machine(), "threads": args.threads, "reps": args.reps, "cores_busy_before": round(busy, 2),
               "checkpoint": str(checkpoint) if checkpoint else "freshly built default model (untrained heads)",
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "devices": {}}
@@ -138,10 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=1))
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "model_speed.json").write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = ["# Network speed", "",
              f"Machine: {result['machine']['nproc']} cores, {result['machine']['cpu']}; torch {torch.__version__}, "
-             f"{args.threads} CPU threads. Command: `benchmarks/bench_model.py` ({result['date']}); "
+             f"{args.threads} CPU threads. Command: `benchmarks/bench_model.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
+             f"({result['date']}); "
              f"median of {args.reps} runs after 2 warm-ups; cores busy before: {busy:.0%}.",
              f"Model: {result['checkpoint']}.", "",
              "| device | inference 256x256 (ms) | inference 640x480 (ms) | FPS 640x480 | detections/image "
@@ -152,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{a['mean_detections']} / {b['mean_detections']} | {entry['train_step']['median_ms']} |")
     lines += ["", "The network resizes every input so its shorter side is the last `detector.min_size` "
               "(320 px) and the longer side at most `max_size`; a 640x480 image runs at 427x320.", ""]
-    (RESULTS / "model_speed.md").write_text("\n".join(lines))
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
 

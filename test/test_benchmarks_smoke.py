@@ -1,5 +1,5 @@
 """The benchmarks still run end to end (quick settings, nothing written): the graph (camera, node,
-listener) and the inference-thread layouts.
+listener), the inference-thread layouts and the network timing (CPU only, one repetition).
 
 About 30 s + 25 s on the 2-core machine with another job running (node start-up with the shipped model
 dominates); the numbers themselves are not checked, only that every stage produced them.
@@ -39,3 +39,19 @@ def test_bench_inference_thread_runs_every_layout():
     for layout in ("worker_only", "main_only", "worker_after_main"):
         assert f"| {layout} |" in run.stdout
     assert "worker_after_main / worker_only (medians):" in run.stdout
+
+
+def test_bench_model_times_only_the_devices_asked_for():
+    run = subprocess.run([sys.executable, "benchmarks/bench_model.py", "--devices", "cpu", "--reps", "1",
+                          "--no-write", "--max-wait", "1"], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(run.stdout[run.stdout.index("{\n"):])
+    assert list(result["devices"]) == ["cpu"]
+    entry = result["devices"]["cpu"]
+    assert entry["inference"]["640x480"]["median_ms"] > 0 and entry["train_step"]["median_ms"] > 0
+
+
+def test_bench_model_refuses_unknown_devices_before_any_work():
+    run = subprocess.run([sys.executable, "benchmarks/bench_model.py", "--devices", "cpu,tpu", "--no-write"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "--devices: cpu and/or cuda" in run.stderr
