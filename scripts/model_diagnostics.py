@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Where a checkpoint's rotation and mask errors come from, on a synthetic split, ground-truth boxes.
+
+    .venv/bin/python scripts/model_diagnostics.py [--checkpoint models/scene3d_default.pt]
+        [--data DIR] [--images 150] [--output models/evaluation/diagnostics]
+
+Per category:
+
+* **rotation**: the symmetry-aware error histogram (degrees) and, for errors above 60 deg, how
+  much of the error is a turn about the object's vertical axis: the mean ``|axis . z|`` of the
+  relative rotation ``R_gt^T R_pred`` (object frame, +z up; 1 = pure azimuth error, ~0.5 for
+  random axes). Symmetric objects (bottles, tables) are ambiguous about z by construction.
+* **masks**: the median IoU of the predicted mask (binarised at 0.5) with the ground truth, next
+  to an oracle: the ground-truth mask resampled to the mask head's 28x28 grid in its box
+  (torchvision's ``roi_align``) and pasted back (``paste_masks_in_image``): what a perfect 28x28
+  head could reach. A large gap means the head is under-trained, a low oracle that the
+  resolution limits. Also the median of the predicted mask probability over each object's
+  true-mask pixels (1 = confident and right; 0.5 is the binarisation threshold).
+
+Writes OUTPUT.md and OUTPUT.json (atomically). The network runs on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+from torchvision.models.detection.roi_heads import paste_masks_in_image
+from torchvision.ops import roi_align
+from tqdm import tqdm
+
+from scene3d_ros import CATEGORIES
+from scene3d_ros.data.shards import default_output_dir
+from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+from scene3d_ros.evaluation import rotation_errors_deg
+from scene3d_ros.model import build_model_from_checkpoint
+from scene3d_ros.paths import atomic_write_text, default_model_path
+
+MASK_GRID = 28
+ERROR_BINS_DEG = (0, 30, 60, 90, 120, 150, 180.01)
+LARGE_ERROR_DEG = 60.0
+
+
+def mask_oracle(masks: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int], grid: int = MASK_GRID) -> torch.Tensor:
+    """Ground-truth masks ``(N, H, W)`` resampled to ``grid`` x ``grid`` in their boxes ``(N, 4)``
+    (pixels, x0 y0 x1 y1) and pasted back into the image: ``(N, H, W)`` bool."""
+    if len(boxes) == 0:
+        return torch.zeros((0, *size), dtype=torch.bool)
+    rois = torch.cat([torch.arange(len(boxes), dtype=torch.float32)[:, None], boxes.float()], dim=1)
+    small = roi_align(masks.float()[:, None], rois, (grid, grid), spatial_scale=1.0, sampling_ratio=2, aligned=False)
+    # roi_align reads image k for roi k: the masks are stacked as a batch of one-channel images
+    return paste_masks_in_image(small, boxes.float(), size)[:, 0] >= 0.5
+
+
+def mask_iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    union = int((a | b).sum())
+    return float((a & b).sum()) / union if union else 1.0
+
+
+def vertical_axis_share(q_pred: np.ndarray, q_gt: np.ndarray) -> np.ndarray:
+    """``|axis . z|`` of the relative rotations ``R_gt^T R_pred`` (object frame) of (w, x, y, z)
+    quaternion pairs ``(N, 4)``; 0 where the relative rotation is the identity."""
+    r_pred = Rotation.from_quat(np.asarray(q_pred, dtype=np.float64), scalar_first=True)
+    r_gt = Rotation.from_quat(np.asarray(q_gt, dtype=np.float64), scalar_first=True)
+    rotvec = (r_gt.inv() * r_pred).as_rotvec()
+    norm = np.linalg.norm(rotvec, axis=1)
+    return np.where(norm > 0, np.abs(rotvec[:, 2]) / np.maximum(norm, 1e-12), 0.0)
+
+
+def diagnose(checkpoint: Path, data: Path, num_images: int) -> dict:
+    dataset = SyntheticSceneDataset(data)
+    model = build_model_from_checkpoint(checkpoint, torch.device("cpu")).eval()
+    errors, z_share = defaultdict(list), defaultdict(list)
+    pred_iou, oracle_iou, on_mask = defaultdict(list), defaultdict(list), defaultdict(list)
+    count = min(num_images, len(dataset))
+    with torch.inference_mode():
+        for index in tqdm(range(count), unit="img", desc="diagnostics"):
+            image, target = dataset[index]
+            if len(target["labels"]) == 0:
+                continue
+            prediction = model.predict_with_boxes([image], [target["boxes"]], [target["labels"]], [target["K"]])[0]
+            err = rotation_errors_deg(prediction["quaternions"], target["quaternions"], target.get("symmetries"))
+            share = vertical_axis_share(prediction["quaternions"].numpy(), target["quaternions"].numpy())
+            oracle = mask_oracle(target["masks"], target["boxes"], tuple(image.shape[-2:]))
+            predicted = prediction["masks"][:, 0] >= 0.5
+            for k, label in enumerate(target["labels"].tolist()):
+                category = CATEGORIES[label - 1]
+                errors[category].append(float(err[k]))
+                if err[k] > LARGE_ERROR_DEG:
+                    z_share[category].append(float(share[k]))
+                truth = target["masks"][k].bool()
+                pred_iou[category].append(mask_iou(predicted[k], truth))
+                if truth.any():
+                    on_mask[category].append(float(prediction["masks"][k, 0][truth].mean()))
+                oracle_iou[category].append(mask_iou(oracle[k], truth))
+    per_category = {}
+    for category in CATEGORIES:
+        if not errors[category]:
+            continue
+        histogram = np.histogram(errors[category], bins=ERROR_BINS_DEG)[0]
+        per_category[category] = {
+            "objects": len(errors[category]),
+            "rotation_median_deg": round(float(np.median(errors[category])), 1),
+            "rotation_histogram": [int(h) for h in histogram],
+            "large_errors": len(z_share[category]),
+            "large_error_vertical_axis_share": (round(float(np.mean(z_share[category])), 2)
+                                                if z_share[category] else None),
+            "mask_iou_predicted_median": round(float(np.median(pred_iou[category])), 2),
+            "mask_iou_oracle28_median": round(float(np.median(oracle_iou[category])), 2),
+            "mask_probability_on_truth_median": (round(float(np.median(on_mask[category])), 2)
+                                                 if on_mask[category] else None),
+        }
+    return {"checkpoint": str(checkpoint), "data": str(data), "images": count,
+            "error_bins_deg": [0, 30, 60, 90, 120, 150, 180], "large_error_deg": LARGE_ERROR_DEG,
+            "per_category": per_category}
+
+
+def to_markdown(result: dict) -> str:
+    bins = result["error_bins_deg"]
+    labels = [f"{a}-{b}" for a, b in zip(bins[:-1], bins[1:], strict=True)]
+    lines = ["# Model diagnostics (ground-truth boxes)", "",
+             f"Checkpoint `{Path(result['checkpoint']).name}`, {result['images']} images of "
+             f"`{result['data']}`. Command: `scripts/model_diagnostics.py` (see its docstring).", "",
+             "| category | objects | rotation MedErr (deg) | errors per bin " + " / ".join(labels)
+             + f" deg | errors > {result['large_error_deg']:.0f} deg: mean vertical-axis share "
+             "| mask IoU predicted (median) | mask IoU 28x28 oracle (median) "
+             "| predicted mask probability on the true mask (median) |",
+             "|---|---:|---:|---|---:|---:|---:|---:|"]
+    for category, row in result["per_category"].items():
+        share = row["large_error_vertical_axis_share"]
+        lines.append(f"| {category} | {row['objects']} | {row['rotation_median_deg']} | "
+                     f"{' / '.join(str(h) for h in row['rotation_histogram'])} | "
+                     f"{'-' if share is None else share} ({row['large_errors']}) | "
+                     f"{row['mask_iou_predicted_median']} | {row['mask_iou_oracle28_median']} | "
+                     f"{row['mask_probability_on_truth_median']} |")
+    lines += ["", "Vertical-axis share: 1 = the error is a pure turn about the object's +z (azimuth), "
+              "about 0.5 for random axes.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=default_model_path())
+    parser.add_argument("--data", type=Path, default=None,
+                        help="synthetic dataset folder (default: generate_data's default folder)")
+    parser.add_argument("--images", type=int, default=150)
+    parser.add_argument("--output", type=Path, default=Path("models/evaluation/diagnostics"),
+                        help="writes OUTPUT.md and OUTPUT.json")
+    args = parser.parse_args(argv)
+    if args.images < 1:
+        parser.error("--images must be >= 1")
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    result = diagnose(args.checkpoint, args.data or default_output_dir(), args.images)
+    markdown = to_markdown(result)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.output.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
+    atomic_write_text(args.output.with_suffix(".md"), markdown)
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
