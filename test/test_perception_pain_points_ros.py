@@ -6,7 +6,8 @@
   in stamp order, and the newest frame of the burst is processed.
 - The debug image is rendered only while someone subscribes to it.
 - Without camera_info the node still answers (default intrinsics) and says so, throttled.
-- Pipeline.close drops the network, and on CUDA the GPU memory returns to its baseline.
+- Pipeline.close drops the network, and on CUDA the GPU memory returns to its baseline; a
+  stopping node's inference thread closes its pipeline (logged).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from vision_msgs.msg import Detection3DArray
 from scene3d_ros.geometry import CameraIntrinsics
 from scene3d_ros.pipeline import Pipeline
 from scene3d_ros.ros.conversions import header, rgb8_image_msg, stamp_to_ns
-from scene3d_ros.ros.perception_node import THROTTLE_S, parse_shutdown_stats
+from scene3d_ros.ros.perception_node import RELEASED_LOG, THROTTLE_S, parse_shutdown_stats
 
 FRAME = "cam_optical"
 WIDTH, HEIGHT = 160, 120
@@ -69,6 +70,7 @@ def _stop(node, perception) -> tuple[str, dict[str, float]]:
     code = perception.stop()
     log = perception.log()
     assert code in (0, -2) and "Traceback" not in log, log[-3000:]
+    assert RELEASED_LOG in log, log[-3000:]  # the inference thread dropped the network on its way out
     stats = parse_shutdown_stats(log)
     assert stats is not None, log[-3000:]
     return log, stats

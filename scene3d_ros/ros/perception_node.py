@@ -55,6 +55,8 @@ from scene3d_ros.world.cad_library import CadLibraryError
 
 TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 THROTTLE_S = 5.0
+RELEASED_LOG = "released the network"
+"""Logged by the inference thread when it has stopped and dropped the network (GPU memory freed)."""
 # The counters the node logs when it stops (see PerceptionNode.destroy_node); parse_shutdown_stats reads them back.
 _SHUTDOWN_STATS = re.compile(
     r"processed (?P<processed>\d+) frames \(mean (?P<processing_ms>[\d.]+) ms each\b[^;)]*"
@@ -245,9 +247,13 @@ class PerceptionNode(Node):
                 outcome["error"] = exc
             loaded.set()
             if "pipeline" in outcome:
-                while self._running and not self._serving.wait(0.2):
-                    pass
-                self._inference_loop()
+                try:
+                    while self._running and not self._serving.wait(0.2):
+                        pass
+                    self._inference_loop()
+                finally:  # released here, on the thread that uses it, once the last frame is done
+                    outcome["pipeline"].close()
+                    self.get_logger().info(RELEASED_LOG)
 
         self._worker = threading.Thread(target=run, name="inference", daemon=True)
         self._worker.start()
@@ -316,6 +322,9 @@ class PerceptionNode(Node):
         self._running = False
         self._frames.close()
         self._worker.join(timeout=10.0)
+        if self._worker.is_alive():
+            self.get_logger().warning("the inference thread is still busy after 10 s; it releases the network "
+                                      "when its current frame is done")
         stats = self._frames.stats
         mean_ms = 1e3 * self._processing_s / max(self._processed, 1)
         network_ms = 1e3 * self._inference_s / max(self._processed, 1)
@@ -323,7 +332,6 @@ class PerceptionNode(Node):
                                f"inference, publishing; network {network_ms:.1f} ms); received {stats.offered}, "
                                f"dropped {stats.dropped}; "
                                f"debug images rendered {self.debug_images_rendered}")
-        self._pipeline.close()
         super().destroy_node()
 
 
