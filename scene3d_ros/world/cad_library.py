@@ -72,6 +72,7 @@ from scene3d_ros.world.procedural_models import (
     SUBTYPES,
     SubtypeSpec,
     build_procedural_model,
+    procedural_model_id,
     procedural_model_ids,
 )
 from scene3d_ros.world.real_meshes import REAL_MESHES, build_real_mesh
@@ -353,7 +354,7 @@ def extra_procedural_model_ids(extra_instances: int) -> list[tuple[SubtypeSpec, 
     numbered on from the default library's ``INSTANCES_PER_SUBTYPE`` (e.g. ``chair_swivel_03``)."""
     if extra_instances < 0:
         raise ValueError(f"extra_instances must be >= 0, got {extra_instances}")
-    return [(spec, f"{spec.category}_{spec.subtype}_{k + 1:02d}")
+    return [(spec, procedural_model_id(spec, k + 1))
             for spec in SUBTYPES for k in range(INSTANCES_PER_SUBTYPE, INSTANCES_PER_SUBTYPE + extra_instances)]
 
 

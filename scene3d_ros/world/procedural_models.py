@@ -2060,10 +2060,14 @@ def model_rng(seed: int, model_id: str) -> Generator:
     return np.random.default_rng([int(seed), zlib.crc32(model_id.encode("utf-8"))])
 
 
+def procedural_model_id(spec: SubtypeSpec, instance: int) -> str:
+    """The model id of instance ``instance`` (1-based) of a sub-type, e.g. ``chair_swivel_01``."""
+    return f"{spec.category}_{spec.subtype}_{instance:02d}"
+
+
 def procedural_model_ids() -> list[tuple[SubtypeSpec, str]]:
-    """(sub-type spec, model id) of every procedural model, e.g. ``chair_swivel_01``."""
-    return [(spec, f"{spec.category}_{spec.subtype}_{k + 1:02d}")
-            for spec in SUBTYPES for k in range(INSTANCES_PER_SUBTYPE)]
+    """(sub-type spec, model id) of every procedural model of the default library."""
+    return [(spec, procedural_model_id(spec, k + 1)) for spec in SUBTYPES for k in range(INSTANCES_PER_SUBTYPE)]
 
 
 def build_procedural_model(spec: SubtypeSpec, model_id: str, seed: int) -> ProceduralModel:
