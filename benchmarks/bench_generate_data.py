@@ -28,6 +28,7 @@ from common import RESULTS, machine, wait_until_quiet
 
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset, read_manifest
 from scene3d_ros.geometry import CameraIntrinsics, viewpoint_rotation
+from scene3d_ros.paths import atomic_write_text
 from scene3d_ros.world.cad_library import ensure_cad_library
 from scene3d_ros.world.renderer import Renderer
 from scene3d_ros.world.scene_sampler import SceneConfig
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_write:
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "generate_data.json").write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(RESULTS / "generate_data.json", json.dumps(result, indent=1) + "\n")
     lines = [
         "# generate_data throughput",
         "",
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         f"median {depth['faces_median']:.0f} faces).",
         "",
     ]
-    (RESULTS / "generate_data.md").write_text("\n".join(lines))
+    atomic_write_text(RESULTS / "generate_data.md", "\n".join(lines))
     print(f"wrote {RESULTS / 'generate_data.md'}")
     return 0
 

@@ -54,7 +54,7 @@ from common import RESULTS, machine, wait_until_quiet
 
 from scene3d_ros.cli.bringup import start_graph, stop_graph
 from scene3d_ros.config import load_yaml
-from scene3d_ros.paths import config_dir, default_model_path
+from scene3d_ros.paths import atomic_write_text, config_dir, default_model_path
 from scene3d_ros.pipeline import Pipeline
 from scene3d_ros.ros.environment import use_localhost_ros_environment
 from scene3d_ros.ros.graph import perception_graph
@@ -364,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         stem = "graph_quick" if args.quick else "graph"
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
-        (RESULTS / f"{stem}.md").write_text(text)
+        atomic_write_text(RESULTS / f"{stem}.json", json.dumps(result, indent=1) + "\n")
+        atomic_write_text(RESULTS / f"{stem}.md", text)
         print(f"wrote {RESULTS / stem}.md and .json")
     return 0
 

@@ -23,6 +23,8 @@ import time
 
 from common import RESULTS, machine, wait_until_quiet
 
+from scene3d_ros.paths import atomic_write_text
+
 LAYOUTS = ("worker_only", "main_only", "worker_after_main")
 
 
@@ -100,8 +102,8 @@ def main() -> int:
     lines += ["", f"worker_after_main / worker_only (medians): {ratio}", ""]
     print("\n".join(lines))
     if not args.no_write:
-        (RESULTS / "inference_thread.json").write_text(json.dumps(record, indent=1) + "\n")
-        (RESULTS / "inference_thread.md").write_text("\n".join(lines))
+        atomic_write_text(RESULTS / "inference_thread.json", json.dumps(record, indent=1) + "\n")
+        atomic_write_text(RESULTS / "inference_thread.md", "\n".join(lines))
         print(f"wrote {RESULTS / 'inference_thread.md'} and .json")
     return 0
 

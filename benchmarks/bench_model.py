@@ -31,7 +31,7 @@ from common import RESULTS, machine, wait_until_quiet
 
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
 from scene3d_ros.model import build_model, build_model_from_checkpoint
-from scene3d_ros.paths import default_model_path
+from scene3d_ros.paths import atomic_write_text, default_model_path
 from scene3d_ros.training import TrainConfig, TripletViewDataset, _to_device, build_optimizer, collate_scenes
 from scene3d_ros.world.annotations import generate_annotated_scene
 from scene3d_ros.world.cad_library import ensure_cad_library
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=1))
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(RESULTS / f"{args.name}.json", json.dumps(result, indent=1) + "\n")
     lines = ["# Network speed", "",
              f"Machine: {result['machine']['nproc']} cores, {result['machine']['cpu']}; torch {torch.__version__}, "
              f"{args.threads} CPU threads. Command: `benchmarks/bench_model.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{a['mean_detections']} / {b['mean_detections']} | {entry['train_step']['median_ms']} |")
     lines += ["", "The network resizes every input so its shorter side is the last `detector.min_size` "
               "(320 px) and the longer side at most `max_size`; a 640x480 image runs at 427x320.", ""]
-    (RESULTS / f"{args.name}.md").write_text("\n".join(lines))
+    atomic_write_text(RESULTS / f"{args.name}.md", "\n".join(lines))
     print("\n".join(lines))
     return 0
 

@@ -25,6 +25,7 @@ from common import RESULTS, machine, wait_until_quiet
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.model.rotations import canonicalize_quaternion
+from scene3d_ros.paths import atomic_write_text
 from scene3d_ros.retrieval import ShapeDatabase
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -112,8 +113,8 @@ def main() -> None:
     info = {"machine": machine(), "threads": args.threads, "busy_before": busy, "quick": args.quick}
     name = "retrieval_quick" if args.quick else "retrieval"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps({"info": info, "rows": rows}, indent=1) + "\n")
-    (RESULTS / f"{name}.md").write_text(to_markdown(rows, info))
+    atomic_write_text(RESULTS / f"{name}.json", json.dumps({"info": info, "rows": rows}, indent=1) + "\n")
+    atomic_write_text(RESULTS / f"{name}.md", to_markdown(rows, info))
     print(f"written to {RESULTS / name}.md/.json")
 
 
