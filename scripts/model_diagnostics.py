@@ -126,7 +126,8 @@ def to_markdown(result: dict) -> str:
     labels = [f"{a}-{b}" for a, b in zip(bins[:-1], bins[1:], strict=True)]
     lines = ["# Model diagnostics (ground-truth boxes)", "",
              f"Checkpoint `{Path(result['checkpoint']).name}`, {result['images']} images of "
-             f"`{result['data']}`. Command: `scripts/model_diagnostics.py` (see its docstring).", "",
+             f"`{result['data']}`. Command: `{result.get('command', 'scripts/model_diagnostics.py')}` "
+             "(see its docstring).", "",
              "| category | objects | rotation MedErr (deg) | errors per bin " + " / ".join(labels)
              + f" deg | errors > {result['large_error_deg']:.0f} deg: mean vertical-axis share "
              "| mask IoU predicted (median) | mask IoU 28x28 oracle (median) "
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--images must be >= 1")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     result = diagnose(args.checkpoint, args.data or default_output_dir(), args.images)
+    result["command"] = " ".join(["scripts/model_diagnostics.py", *(sys.argv[1:] if argv is None else argv)])
     markdown = to_markdown(result)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
