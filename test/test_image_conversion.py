@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
-from scene3d_ros.ros.conversions import ImageConversionError, header, image_msg_to_rgb, rgb8_image_msg
+from scene3d_ros.ros.conversions import (
+    ImageConversionError,
+    frame_convention_problem,
+    header,
+    image_msg_to_rgb,
+    rgb8_image_msg,
+)
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
@@ -68,3 +74,14 @@ def test_truncated_data_is_rejected():
     msg.data = msg.data[:-1]
     with pytest.raises(ImageConversionError, match="data holds"):
         image_msg_to_rgb(msg)
+
+
+@pytest.mark.parametrize("frame_id, problem", [
+    ("camera_color_optical_frame", None),
+    ("cam_Optical", None),
+    ("", "empty frame_id"),
+    ("camera_link", "does not name an optical frame"),
+])
+def test_frame_convention_problem_flags_empty_and_body_frames(frame_id, problem):
+    text = frame_convention_problem(frame_id)
+    assert (text is None) if problem is None else (problem in text)

@@ -191,3 +191,33 @@ def test_thresholds_change_at_run_time_and_out_of_range_values_are_refused(check
         finally:
             code = perception.stop()
         assert code in (0, -2), perception.log()[-3000:]
+
+
+def test_empty_and_body_frame_ids_are_warned_about_once_and_an_empty_one_gets_no_tf(checkpoint, tmp_path):
+    """Poses follow the optical convention of the image's frame: a frame named like a body frame is
+    served but warned about (once, however many frames); an empty frame_id is served without TF
+    frames (tf2 rejects an empty parent) and warned about."""
+    with ros_test_node("perception_frames") as node:
+        got = _collect(node)
+        image_pub = node.create_publisher(Image, "image", 10)
+        perception = perception_process(tmp_path, checkpoint, "-p", "image_reliability:=reliable")
+        rgb = (np.random.default_rng(2).random((120, 160, 3)) * 255).astype(np.uint8)
+        try:
+            assert spin_until(node, lambda: "serving" in perception.log(), 90.0, [perception])
+            assert spin_until(node, lambda: image_pub.get_subscription_count() > 0, 90.0, [perception])
+            for stamp, frame in ((1_000, "camera_link"), (2_000, "camera_link"), (3_000, "")):
+                for _ in range(60):  # best effort on the node's side: resend until it is answered
+                    image_pub.publish(rgb8_image_msg(rgb, header(stamp, frame)))
+                    if spin_until(node, lambda s=stamp: s in got["3d"], 1.0, [perception]):
+                        break
+            spin_until(node, lambda: False, 1.0)  # TF of the last frame, if any, would arrive now
+        finally:
+            code = perception.stop()
+        log = perception.log()
+        assert code in (0, -2) and "Traceback" not in log, log[-3000:]
+        assert {1_000, 2_000, 3_000} <= set(got["3d"])
+        assert got["3d"][1_000].header.frame_id == "camera_link" and got["3d"][3_000].header.frame_id == ""
+        assert len(got["3d"][1_000].detections) > 0 and len(got["3d"][3_000].detections) > 0
+        assert log.count("image frame_id 'camera_link' does not name an optical frame") == 1
+        assert log.count("empty frame_id") == 1
+        assert got["tf"].get(1_000) and 3_000 not in got["tf"]

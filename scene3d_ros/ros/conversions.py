@@ -25,6 +25,23 @@ def header(stamp_ns: int, frame_id: str) -> Header:
                   frame_id=frame_id)
 
 
+def frame_convention_problem(frame_id: str) -> str | None:
+    """Why poses published in the image frame ``frame_id`` may be misread, or ``None``.
+
+    Detections and TF frames are expressed in the image's frame with the optical convention
+    (REP 103: x right, y down, z forward). An empty frame_id cannot parent TF frames; a name
+    without "optical" is often the camera's body frame (x forward), where these poses are rotated.
+    """
+    if not frame_id:
+        return ("the image header has an empty frame_id: detections carry no frame and no TF frames are "
+                "published (tf2 rejects an empty parent); set the camera driver's frame_id to its optical frame")
+    if "optical" not in frame_id.lower():
+        return (f"image frame_id '{frame_id}' does not name an optical frame: poses are published in it with the "
+                "optical convention (REP 103: x right, y down, z forward), which is wrong if it is the camera's "
+                "body frame (x forward); publish the images in the optical frame (e.g. camera_optical_frame)")
+    return None
+
+
 def stamp_to_ns(stamp: Time) -> int:
     """builtin_interfaces/Time -> integer nanoseconds (the key used to join topics by stamp)."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)

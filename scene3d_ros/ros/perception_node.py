@@ -8,6 +8,10 @@ image's header (stamp and frame_id):
   descriptors     sensor_msgs/Image 32FC1, one row per detection in the same order
   debug_image     sensor_msgs/Image rgb8 (masks, boxes, pose axes), rendered only while subscribed
   /tf             one frame ``<tf_prefix><category>_<k>`` per object under the image's frame_id
+                  (none for an image without frame_id)
+
+Poses follow the optical-frame convention of the image's frame (REP 103): an empty frame_id, or
+one that does not name an optical frame (often the camera body frame), is warned about once.
 
 Image callbacks only hand the still-serialized message to a keep-latest slot; one inference
 thread deserializes the newest frame and runs the network (a frame is never processed twice;
@@ -44,6 +48,7 @@ from scene3d_ros.pipeline import DetectedObject, Pipeline
 from scene3d_ros.ros.conversions import (
     ImageConversionError,
     detection3d_msg,
+    frame_convention_problem,
     image_msg_to_rgb,
     intrinsics_from_camera_info,
     rgb8_image_msg,
@@ -132,6 +137,7 @@ class PerceptionNode(Node):
         self._processing_s = 0.0  # wall time spent on processed frames, seconds
         self._inference_s = 0.0  # of that, in the network call
         self.debug_images_rendered = 0
+        self._checked_frames: set[str] = set()  # image frame_ids already checked (each warned about once)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, input_qos,
                                  event_callbacks=self._incompatible_qos_warning("camera_info"))
         # raw: frames replaced before inference takes them are never deserialized
@@ -284,6 +290,7 @@ class PerceptionNode(Node):
                 continue
             if not self._running:
                 break
+            self._check_frame(msg.header.frame_id)
             try:
                 self._publish(msg.header, rgb, intrinsics, objects)
             except Exception as exc:  # the context may shut down under us while stopping
@@ -294,6 +301,15 @@ class PerceptionNode(Node):
             self._processed += 1
             self._processing_s += time.perf_counter() - start
             self._inference_s += network_s
+
+    def _check_frame(self, frame_id: str) -> None:
+        """Warn once per image frame_id that is empty or does not look like an optical frame."""
+        if frame_id in self._checked_frames or len(self._checked_frames) >= 64:
+            return
+        self._checked_frames.add(frame_id)
+        problem = frame_convention_problem(frame_id)
+        if problem:
+            self.get_logger().warning(problem)
 
     def _publish(self, msg_header, rgb: np.ndarray, intrinsics: CameraIntrinsics,
                  objects: list[DetectedObject]) -> None:
@@ -306,7 +322,7 @@ class PerceptionNode(Node):
             for o, name in zip(objects, names, strict=True)]))
         if self._pub_desc is not None:
             self._pub_desc.publish(descriptors_msg(msg_header, objects, self._descriptor_dim))
-        if self._publish_tf and objects:
+        if self._publish_tf and objects and msg_header.frame_id:
             self._pub_tf.publish(TFMessage(transforms=[
                 transform_stamped_msg(msg_header, self._tf_prefix + name, o.quaternion, o.translation)
                 for o, name in zip(objects, names, strict=True)]))
