@@ -270,7 +270,7 @@ def markdown(result: dict, args) -> str:
     lines = ["# Perception graph: end-to-end latency, throughput, overhead, memory", "",
              f"Machine: {result['machine']['nproc']} cores, {result['machine']['cpu']}; torch {torch.__version__}, "
              f"{result['torch_threads']} CPU threads. Command: `scripts/in_netns.sh .venv/bin/python "
-             f"benchmarks/bench_graph.py{' --quick' if args.quick else ''}` ({result['date']}); cores busy before: "
+             f"{' '.join(['benchmarks/bench_graph.py', *args.argv])}` ({result['date']}); cores busy before: "
              f"{result['cores_busy_before']:.0%}.",
              f"Model: {result['checkpoint']}. Camera: {args.frames} pre-rendered {args.size} scenes published in turn "
              f"at {args.rate:g} Hz (best effort); node parameters from config/perception.yaml. Window: "
@@ -322,9 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-interval", type=float, default=None, help="RSS sampling period (s; default 5, quick 1)")
     parser.add_argument("--devices", default="auto", help="auto (cpu, plus cuda when available) | cpu | cuda")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--name", default=None,
+                        help="results file stem under benchmarks/results (default graph, quick: graph_quick)")
     parser.add_argument("--max-wait", type=float, default=None, help="seconds to wait for idle cores first "
                         "(default 300, quick 0)")
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     quick = {"frames": 2, "warmup": 1.0, "seconds": 3.0, "soak_seconds": 3.0, "rss_interval": 1.0, "max_wait": 0.0}
     full = {"frames": 8, "warmup": 10.0, "seconds": 60.0, "soak_seconds": 600.0, "rss_interval": 5.0, "max_wait": 300.0}
     for key, value in (quick if args.quick else full).items():
@@ -362,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(result, args)
     print(text)
     if not args.no_write:
-        stem = "graph_quick" if args.quick else "graph"
+        stem = args.name or ("graph_quick" if args.quick else "graph")
         RESULTS.mkdir(parents=True, exist_ok=True)
         atomic_write_text(RESULTS / f"{stem}.json", json.dumps(result, indent=1) + "\n")
         atomic_write_text(RESULTS / f"{stem}.md", text)
