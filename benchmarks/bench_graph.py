@@ -262,7 +262,8 @@ def summarize(stream: Stream, phases: dict, stats: dict, pipeline: dict, args) -
             "seconds": args.soak_seconds, "samples": len(stream.rss),
             "throughput_fps": round(len(stream.window(phases["window_end"], phases["soak_end"])) / args.soak_seconds, 2),
             "rss_mib": {"start": round(rss[0], 1), "end": round(rss[-1], 1), "max": round(max(rss), 1)},
-            "rss_slope_mib_per_min": _slope_mib_per_min(soak)}
+            "rss_slope_mib_per_min": _slope_mib_per_min(soak),
+            "rss_series": [[round(t, 1), round(m, 1)] for t, m in stream.rss if np.isfinite(m)]}  # (s, MiB)
     return entry
 
 
