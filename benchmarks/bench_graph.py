@@ -50,7 +50,7 @@ from typing import TypeVar
 
 import numpy as np
 import torch
-from common import RESULTS, machine, wait_until_quiet
+from common import RESULTS, command_line, machine, wait_until_quiet
 
 from scene3d_ros.cli.bringup import start_graph, stop_graph
 from scene3d_ros.config import load_yaml
@@ -271,7 +271,7 @@ def markdown(result: dict, args) -> str:
     lines = ["# Perception graph: end-to-end latency, throughput, overhead, memory", "",
              f"Machine: {result['machine']['nproc']} cores, {result['machine']['cpu']}; torch {torch.__version__}, "
              f"{result['torch_threads']} CPU threads. Command: `scripts/in_netns.sh .venv/bin/python "
-             f"{' '.join(['benchmarks/bench_graph.py', *args.argv])}` ({result['date']}); cores busy before: "
+             f"{args.command}` ({result['date']}); cores busy before: "
              f"{result['cores_busy_before']:.0%}.",
              f"Model: {result['checkpoint']}. Camera: {args.frames} pre-rendered {args.size} scenes published in turn "
              f"at {args.rate:g} Hz (best effort); node parameters from config/perception.yaml. Window: "
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-wait", type=float, default=None, help="seconds to wait for idle cores first "
                         "(default 300, quick 0)")
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.command = command_line("bench_graph.py", argv)
     quick = {"frames": 2, "warmup": 1.0, "seconds": 3.0, "soak_seconds": 3.0, "rss_interval": 1.0, "max_wait": 0.0}
     full = {"frames": 8, "warmup": 10.0, "seconds": 60.0, "soak_seconds": 600.0, "rss_interval": 5.0, "max_wait": 300.0}
     for key, value in (quick if args.quick else full).items():

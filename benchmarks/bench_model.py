@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, machine, wait_until_quiet
+from common import RESULTS, command_line, machine, wait_until_quiet
 
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
 from scene3d_ros.model import build_model, build_model_from_checkpoint
@@ -154,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(RESULTS / f"{args.name}.json", json.dumps(result, indent=1) + "\n")
     lines = ["# Network speed", "",
              f"Machine: {result['machine']['nproc']} cores, {result['machine']['cpu']}; torch {torch.__version__}, "
-             f"{args.threads} CPU threads. Command: `benchmarks/bench_model.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
+             f"{args.threads} CPU threads. Command: `{command_line('bench_model.py', argv)}` "
              f"({result['date']}); "
              f"median of {args.reps} runs after 2 warm-ups; cores busy before: {busy:.0%}.",
              f"Model: {result['checkpoint']}.", "",

@@ -1,15 +1,23 @@
-"""Shared helpers of the benchmarks: machine description and waiting for idle cores."""
+"""Shared helpers of the benchmarks: machine description, the command line of a record, waiting
+for idle cores."""
 
 from __future__ import annotations
 
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """How a benchmark ran, for its record: ``benchmarks/<script> <arguments>`` (``argv`` None:
+    this process's command-line arguments)."""
+    return " ".join([f"benchmarks/{script}", *(sys.argv[1:] if argv is None else argv)])
 
 
 def machine() -> dict[str, str | int]:

@@ -14,15 +14,16 @@ readable image stops the node at start-up with that message.
 from __future__ import annotations
 
 import sys
+from functools import partial
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from scene3d_ros.image_source import ImageSourceError, photos_in_folder, sample_photos
 from scene3d_ros.ros.conversions import camera_info_msg, header, rgb8_image_msg
-from scene3d_ros.ros.node_main import run_node
+from scene3d_ros.ros.node_main import declare_described, run_node
 
 
 class ImageFolderCamera(Node):
@@ -48,8 +49,7 @@ class ImageFolderCamera(Node):
                                f"{len(self._photos) - calibrated} with a {p['hfov_deg']} deg field of view)")
 
     def _declare_parameters(self) -> dict:
-        def declare(name, default, description, **range_kw):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=description, **range_kw)).value
+        declare = partial(declare_described, self)
 
         return {
             "folder": declare("folder", "", "Folder of .png/.jpg images, optional intrinsics.yaml (fx, fy, cx, cy); "

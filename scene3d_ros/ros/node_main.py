@@ -1,4 +1,5 @@
-"""The one ``main`` of every scene3d_ros node: init, spin, clean shutdown, clear start-up errors."""
+"""The one ``main`` of every scene3d_ros node (init, spin, clean shutdown, clear start-up errors)
+and the one way they declare parameters (with descriptions and ranges)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,17 @@ import sys
 from collections.abc import Callable
 
 import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from scene3d_ros.ros.environment import default_to_localhost_discovery
+
+
+def declare_described(node: Node, name: str, default, description: str, **descriptor_fields):
+    """Declare ``node``'s parameter ``name`` with its description and any other ParameterDescriptor
+    fields (``read_only``, ``floating_point_range``, ``integer_range``); return its value."""
+    return node.declare_parameter(name, default, ParameterDescriptor(description=description, **descriptor_fields)).value
 
 
 def run_node(factory: Callable[[], Node], name: str, startup_errors: tuple[type[Exception], ...],

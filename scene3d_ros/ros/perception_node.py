@@ -30,9 +30,10 @@ import re
 import sys
 import threading
 import time
+from functools import partial
 
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, SetParametersResult
 from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import QoSPolicyKind, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
@@ -54,7 +55,7 @@ from scene3d_ros.ros.conversions import (
     rgb8_image_msg,
     transform_stamped_msg,
 )
-from scene3d_ros.ros.node_main import run_node
+from scene3d_ros.ros.node_main import declare_described, run_node
 from scene3d_ros.visualization import draw_objects
 from scene3d_ros.world.cad_library import CadLibraryError
 
@@ -149,8 +150,7 @@ class PerceptionNode(Node):
 
     # ----------------------------------------------------------------------- parameters
     def _declare_parameters(self) -> dict:
-        def declare(name, default, description, **kw):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=description, **kw)).value
+        declare = partial(declare_described, self)
 
         unit = [FloatingPointRange(from_value=0.0, to_value=1.0)]
         return {

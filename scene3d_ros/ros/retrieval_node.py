@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import sys
 from collections import OrderedDict
+from functools import partial
 
 import numpy as np
 import torch
 from geometry_msgs.msg import Point
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -35,7 +36,7 @@ from scene3d_ros.model.rotations import egocentric_to_allocentric
 from scene3d_ros.paths import default_model_path
 from scene3d_ros.retrieval import FALLBACK_CUBOID, ShapeDatabase, ShapeDatabaseError, default_shape_db_path
 from scene3d_ros.ros.conversions import quaternion_wxyz, stamp_to_ns
-from scene3d_ros.ros.node_main import run_node
+from scene3d_ros.ros.node_main import declare_described, run_node
 from scene3d_ros.visualization import instance_colour
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 
@@ -58,8 +59,7 @@ class RetrievalNode(Node):
     def __init__(self) -> None:
         super().__init__("retrieval_node")
 
-        def declare(name, default, description, **kw):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=description, **kw)).value
+        declare = partial(declare_described, self)
 
         db_path = declare("shape_db", "", "Shape database file (empty: the default built by build_shape_db).",
                           read_only=True)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -34,7 +35,7 @@ from scene3d_ros.ros.conversions import (
     rgb8_image_msg,
     transform_stamped_msg,
 )
-from scene3d_ros.ros.node_main import run_node
+from scene3d_ros.ros.node_main import declare_described, run_node
 from scene3d_ros.world.annotations import AnnotatedScene, generate_annotated_scene
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 from scene3d_ros.world.renderer import Renderer
@@ -73,9 +74,7 @@ class SyntheticCamera(Node):
             f"'{self._frame_id}' ({len(self._library.models)} CAD models)")
 
     def _declare_parameters(self) -> dict:
-        def declare(name, default, description, **range_kw):
-            descriptor = ParameterDescriptor(description=description, **range_kw)
-            return self.declare_parameter(name, default, descriptor).value
+        declare = partial(declare_described, self)
 
         return {
             "rate_hz": declare("rate_hz", 5.0, "Frames per second.",
