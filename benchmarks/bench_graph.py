@@ -54,7 +54,7 @@ from common import RESULTS, command_line, machine, wait_until_quiet
 
 from scene3d_ros.cli.bringup import start_graph, stop_graph
 from scene3d_ros.config import load_yaml
-from scene3d_ros.paths import atomic_write_text, config_dir, default_model_path
+from scene3d_ros.paths import atomic_write_text, config_dir, default_model_path, report_path
 from scene3d_ros.pipeline import Pipeline
 from scene3d_ros.ros.environment import use_localhost_ros_environment
 from scene3d_ros.ros.graph import perception_graph
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = render_frames(args.frames, width, height)
     busy = wait_until_quiet(0.15, args.max_wait)
     result = {"machine": machine(), "torch_threads": torch.get_num_threads(), "cores_busy_before": round(busy, 2),
-              "checkpoint": str(checkpoint), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "checkpoint": report_path(checkpoint), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
               "settings": {k: getattr(args, k) for k in ("size", "rate", "frames", "warmup", "seconds",
                                                          "soak_seconds", "rss_interval")},
               "devices": {}}

@@ -30,7 +30,7 @@ from common import RESULTS, command_line, machine, wait_until_quiet
 
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
 from scene3d_ros.model import build_model, build_model_from_checkpoint
-from scene3d_ros.paths import atomic_write_text, default_model_path
+from scene3d_ros.paths import atomic_write_text, default_model_path, report_path
 from scene3d_ros.training import TrainConfig, TripletViewDataset, _to_device, build_optimizer, collate_scenes
 from scene3d_ros.world.annotations import generate_annotated_scene
 from scene3d_ros.world.cad_library import ensure_cad_library
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.checkpoint or (default_model_path() if default_model_path().exists() else None)
     busy = wait_until_quiet(0.15, args.max_wait)
     result = {"machine": machine(), "threads": args.threads, "reps": args.reps, "cores_busy_before": round(busy, 2),
-              "checkpoint": str(checkpoint) if checkpoint else "freshly built default model (untrained heads)",
+              "checkpoint": report_path(checkpoint) if checkpoint else "freshly built default model (untrained heads)",
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "devices": {}}
     for device in devices:
         name = torch.cuda.get_device_name(0) if device.type == "cuda" else result["machine"]["cpu"]

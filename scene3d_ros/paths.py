@@ -87,6 +87,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def report_path(path: str | Path) -> str:
+    """``path`` as a report records it: relative to the working directory when it lies inside it
+    (reports committed with the repository then name ``models/scene3d_default.pt``, not the
+    folder of the machine that wrote them), else absolute."""
+    resolved = Path(path).expanduser().resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Atomic text write (UTF-8); see :func:`atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"))

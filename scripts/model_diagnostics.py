@@ -40,7 +40,7 @@ from scene3d_ros.data.shards import default_output_dir
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.evaluation import rotation_errors_deg
 from scene3d_ros.model import build_model_from_checkpoint
-from scene3d_ros.paths import atomic_write_text, default_model_path
+from scene3d_ros.paths import atomic_write_text, default_model_path, report_path
 
 MASK_GRID = 28
 ERROR_BINS_DEG = (0, 30, 60, 90, 120, 150, 180.01)
@@ -116,7 +116,7 @@ def diagnose(checkpoint: Path, data: Path, num_images: int) -> dict:
             "mask_probability_on_truth_median": (round(float(np.median(on_mask[category])), 2)
                                                  if on_mask[category] else None),
         }
-    return {"checkpoint": str(checkpoint), "data": str(data), "images": count,
+    return {"checkpoint": report_path(checkpoint), "data": report_path(data), "images": count,
             "error_bins_deg": [0, 30, 60, 90, 120, 150, 180], "large_error_deg": LARGE_ERROR_DEG,
             "per_category": per_category}
 

@@ -201,3 +201,15 @@ def test_bad_config_override_exits_2(checkpoint, data, tmp_path, capsys):
     assert main(["--checkpoint", str(checkpoint), "--data", str(data), "--set",
                  "evaluate.retrieval.max_angle_deg=200"]) == 2
     assert "max_angle_deg must be in (0, 180]" in capsys.readouterr().err
+
+
+def test_reports_name_paths_inside_the_working_directory_relative_to_it(tmp_path, monkeypatch):
+    from scene3d_ros.paths import report_path
+
+    inside, outside = tmp_path / "repo", tmp_path / "elsewhere"
+    (inside / "models").mkdir(parents=True)
+    outside.mkdir()
+    monkeypatch.chdir(inside)
+    assert report_path(inside / "models" / "net.pt") == "models/net.pt"
+    assert report_path("models/../models/net.pt") == "models/net.pt"
+    assert report_path(outside / "data") == str((outside / "data").resolve())

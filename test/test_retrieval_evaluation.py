@@ -102,6 +102,25 @@ def test_per_category_mean_and_overall_by_hand():
     assert evaluator.summary()["num_images"] == {"gt_boxes": 2}
 
 
+def test_subtype_top1_counts_the_sibling_instance_of_the_same_subtype():
+    subtypes = {"car_a": "sedan", "car_b": "sedan", "chair_a": "swivel", "chair_b": "office"}
+    # car_a retrieves its sibling car_b (model wrong, sub-type right); chair_a retrieves chair_b (both wrong);
+    # chair_b retrieves itself (both right)
+    queries, labels = [_onehot(1), _onehot(3), _onehot(3)], [CAR, CHAIR, CHAIR]
+    gt = _gt(["car_a", "chair_a", "chair_b"], labels)
+    with_subtypes, without = RetrievalEvaluator(DB, subtypes=subtypes), RetrievalEvaluator(DB)
+    for evaluator in (with_subtypes, without):
+        evaluator.add("gt_boxes", _pred(queries, labels), gt)
+    top1 = _top1(with_subtypes.summary(), "gt_boxes/no_prior")
+    assert top1["per_category"]["car"] == 0.0 and top1["per_category"]["chair"] == 0.5
+    assert top1["subtype"]["per_category"]["car"] == 1.0 and top1["subtype"]["per_category"]["chair"] == 0.5
+    assert top1["subtype"]["mean"] == pytest.approx(0.75) and top1["subtype"]["overall"] == pytest.approx(2 / 3)
+    markdown = to_markdown(with_subtypes.summary())
+    assert markdown.count("Sub-type Top-1 (the retrieved model") == 1  # seen split only: no unseen objects
+    assert "subtype" not in _top1(without.summary(), "gt_boxes/no_prior")
+    assert without.summary()["subtype_definition"] is None and "Sub-type" not in to_markdown(without.summary())
+
+
 def test_detected_setting_matches_like_the_pose_evaluation_and_counts_misses_as_wrong():
     evaluator = RetrievalEvaluator(DB)
     gt = _gt(["car_a", "car_b", "chair_a"], [CAR, CAR, CHAIR])

@@ -10,7 +10,7 @@ import torch
 from tiny_model import save_tiny_checkpoint
 
 from scene3d_ros.cli.build_shape_db import main as build_shape_db_main
-from scene3d_ros.cli.evaluate import library_unseen_models, main
+from scene3d_ros.cli.evaluate import dataset_cad_library, main
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.world.cad_library import LIBRARY_FILE, build_cad_library
@@ -71,13 +71,14 @@ def test_an_explicit_unseen_list_wins(setup, tmp_path):
 
 def test_a_missing_or_changed_library_warns_and_declares_none(setup, tmp_path, capsys):
     library = setup["library"]
-    assert library_unseen_models(None, None) == ()  # the default library declares none
-    assert library_unseen_models(str(library.root), library.checksum) == library.unseen_models
-    assert library_unseen_models(str(library.root), "0" * 64) == ()
+    default = dataset_cad_library(None, None)  # the default library declares none
+    assert default is not None and default.unseen_models == ()
+    assert dataset_cad_library(str(library.root), library.checksum).unseen_models == library.unseen_models
+    assert dataset_cad_library(str(library.root), "0" * 64) is None
     assert "changed since the dataset was generated" in capsys.readouterr().err
     moved = tmp_path / "moved"
     shutil.copytree(library.root, moved)
     (moved / LIBRARY_FILE).unlink()
-    assert library_unseen_models(str(moved), library.checksum) == ()
+    assert dataset_cad_library(str(moved), library.checksum) is None
     err = capsys.readouterr().err
-    assert "cannot read the unseen models" in err and "evaluate.retrieval.unseen_models=[id,...]" in err
+    assert "cannot read the dataset's CAD library" in err and "evaluate.retrieval.unseen_models=[id,...]" in err

@@ -56,7 +56,7 @@ from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.evaluation import SETTINGS, Evaluator, to_markdown, write_report
 from scene3d_ros.model import CheckpointError, Scene3DNet, build_model_from_checkpoint
 from scene3d_ros.model.device import device_description, resolve_device
-from scene3d_ros.paths import atomic_write_text, default_model_path, packaged_config_file
+from scene3d_ros.paths import atomic_write_text, default_model_path, packaged_config_file, report_path
 from scene3d_ros.retrieval.evaluation import NO_PRIOR_DEG, RetrievalEvaluator
 from scene3d_ros.retrieval.evaluation import to_markdown as retrieval_to_markdown
 from scene3d_ros.retrieval.shape_database import ShapeDatabase, ShapeDatabaseError, default_shape_db_path
@@ -84,7 +84,7 @@ class RetrievalEvalConfig:
     without one) or ``false``; ``shape_db``: database file (None = ``build_shape_db``'s default
     output); ``max_angle_deg``: pose-prior window (degrees, geodesic, allocentric; 180 = no
     prior); ``unseen_models``: ids of the CAD models never seen in training (the unseen split;
-    empty = those that the dataset's CAD library declares, see :func:`library_unseen_models`).
+    empty = those that the dataset's CAD library declares, see :func:`dataset_cad_library`).
     """
 
     enabled: bool | str = "auto"
@@ -172,7 +172,7 @@ def open_dataset(kind: str, data: Path, split: str, config: EvaluateConfig) -> t
             dataset = SyntheticSceneDataset(root, include_difficult=config.include_difficult)
         except (FileNotFoundError, RuntimeError) as exc:
             raise EvaluationInputError(str(exc)) from exc
-        return dataset, {"kind": kind, "path": str(root.resolve()), "split": None, "seed": dataset.manifest.get("seed")}
+        return dataset, {"kind": kind, "path": report_path(root), "split": None, "seed": dataset.manifest.get("seed")}
     if kind == "pascal3d":
         if split not in SPLITS:
             raise EvaluationInputError(f"Pascal3D+ splits are {SPLITS}, got {split!r}")
@@ -184,38 +184,35 @@ def open_dataset(kind: str, data: Path, split: str, config: EvaluateConfig) -> t
                                       include_difficult=config.include_difficult)
         except FileNotFoundError as exc:
             raise EvaluationInputError(str(exc)) from exc
-        return _Pascal3DTorch(records), {"kind": kind, "path": str(records.root.resolve()), "split": split,
+        return _Pascal3DTorch(records), {"kind": kind, "path": report_path(records.root), "split": split,
                                          "seed": None}
     raise ValueError(f"dataset must be one of {DATASETS}, got {kind!r}")
 
 
-def library_unseen_models(library_root: str | None, library_checksum: str | None) -> tuple[str, ...]:
-    """The ``unseen_models`` declared by the CAD library a synthetic dataset was generated with.
+def dataset_cad_library(library_root: str | None, library_checksum: str | None) -> CadLibrary | None:
+    """The CAD library a synthetic dataset was generated with, or None with a warning on stderr.
 
-    ``library_root``: the dataset manifest's ``config.cad_library`` (None = the default library,
-    which declares none); ``library_checksum``: the manifest's ``identity.cad_library_checksum``.
-    An extended library (``build_cad_library --extra-instances K``) lists its extra models. Returns
-    () with a warning on stderr when the library cannot be read or has changed since the data was
-    generated (then every model counts as seen unless ``evaluate.retrieval.unseen_models`` is set).
+    ``library_root``: the dataset manifest's ``config.cad_library`` (None = the default library);
+    ``library_checksum``: the manifest's ``identity.cad_library_checksum``. None when the library
+    cannot be read or has changed since the data was generated: then every model counts as seen
+    (unless ``evaluate.retrieval.unseen_models`` is set) and the report has no sub-type Top-1.
     """
-    if not library_root:
-        return ()
-    hint = "every model counts as seen; pass --set evaluate.retrieval.unseen_models=[id,...] to name the unseen ones"
+    hint = ("every model counts as seen (pass --set evaluate.retrieval.unseen_models=[id,...] to name the unseen "
+            "ones) and the sub-type Top-1 is left out")
     try:
         library = CadLibrary.load(library_root)
     except CadLibraryError as exc:
-        print(f"evaluate: warning: cannot read the unseen models of the dataset's CAD library: {exc}\n"
-              f"evaluate: {hint}", file=sys.stderr)
-        return ()
+        print(f"evaluate: warning: cannot read the dataset's CAD library: {exc}\nevaluate: {hint}", file=sys.stderr)
+        return None
     if library_checksum is not None and library.checksum != library_checksum:
         print(f"evaluate: warning: the CAD library at {library.root} changed since the dataset was generated "
               f"(checksum {library.checksum[:12]}..., the dataset's {library_checksum[:12]}...): {hint}",
               file=sys.stderr)
-        return ()
+        return None
     if library.unseen_models:
         print(f"evaluate: unseen split: the {len(library.unseen_models)} unseen models declared by the CAD library at "
               f"{library.root} ({library.extra_instances} extra instance(s) per sub-type)", file=sys.stderr)
-    return library.unseen_models
+    return library
 
 
 def open_retrieval(config: RetrievalEvalConfig, checkpoint: Path, checkpoint_sha256: str, model: Scene3DNet,
@@ -225,8 +222,8 @@ def open_retrieval(config: RetrievalEvalConfig, checkpoint: Path, checkpoint_sha
     Raises :class:`EvaluationInputError` saying why retrieval cannot be evaluated and how to fix
     it: a network without descriptor or rotation head, a missing or unreadable database, or one
     built with another checkpoint or from another CAD library than the dataset's. The unseen models
-    are ``config.unseen_models``, or when empty those the dataset's library declares
-    (:func:`library_unseen_models`).
+    are ``config.unseen_models``, or when empty those the dataset's library declares; the library
+    also gives the models' sub-types (:func:`dataset_cad_library`).
     """
     heads = model.roi_heads
     if not (heads.has_descriptor() and heads.has_rotation()):
@@ -242,9 +239,11 @@ def open_retrieval(config: RetrievalEvalConfig, checkpoint: Path, checkpoint_sha
         library = f" --set shape_db.cad_library={library_root}" if library_root else ""
         raise EvaluationInputError(f"{exc}\nbuild the shape database of this checkpoint with `build_shape_db "
                                    f"--checkpoint {checkpoint} --output {path}{library}`") from exc
-    unseen = config.unseen_models or library_unseen_models(library_root, library_checksum)
+    library = dataset_cad_library(library_root, library_checksum)
+    unseen = config.unseen_models or (library.unseen_models if library is not None else ())
+    subtypes = None if library is None else {m.model_id: m.subtype for m in library.models}
     return RetrievalEvaluator(database, config.max_angle_deg, unseen, CATEGORIES, iou_threshold,
-                              device=device, database_path=path.resolve())
+                              device=device, database_path=report_path(path), subtypes=subtypes)
 
 
 def _collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[tuple, tuple]:
@@ -414,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     summaries = {setting: evaluator.summary() for setting, evaluator in evaluators.items()}
     first = next(iter(evaluators.values()))
     run = {
-        "checkpoint": str(args.checkpoint.resolve()),
+        "checkpoint": report_path(args.checkpoint),
         "checkpoint_sha256": checkpoint_sha256,
         "dataset": data_info,
         "num_images": first.num_images,

@@ -30,6 +30,13 @@ allocentric already. "No prior" is the search with ``max_angle_deg`` = :data:`NO
 (180): every view lies within 180 degrees, so all views of the category compete. Every search
 is restricted to the (predicted) category's models and has no distance threshold.
 
+**Sub-type Top-1.** Given the CAD library's sub-type of every model (``subtypes``), the report
+also gives the share of objects whose retrieved model is of the ground-truth model's sub-type
+(e.g. any ``bus_city_*`` for a ``bus_city_01``). The procedural library holds two instances of
+each sub-type that differ only in drawn dimensions (a few per cent), which an image can hardly
+tell apart, so model-level Top-1 is bounded well below 1 while the sub-type level shows whether
+the descriptor finds the right kind of shape.
+
 **Seen / unseen.** An object's model is *unseen* when its id is in ``unseen_models`` (models that
 the network never saw in training), else *seen*. When no object of the data is of an unseen
 model, the report says so instead of giving numbers. Objects whose ground-truth model is missing
@@ -44,7 +51,7 @@ library built with another seed is *not* an unseen set: it reuses the seen ids f
 ``build_cad_library --output DIR --extra-instances K`` builds such an *extended* library (the
 default models byte-identical, plus K extra instances per sub-type) whose ``library.json`` lists
 the extra ids as ``unseen_models``; ``evaluate`` takes that list when its own is empty
-(``scene3d_ros.cli.evaluate.library_unseen_models``; recipe: ``scripts/evaluate_unseen_models.sh``).
+(``scene3d_ros.cli.evaluate.dataset_cad_library``; recipe: ``scripts/evaluate_unseen_models.sh``).
 """
 
 from __future__ import annotations
@@ -69,6 +76,9 @@ SPLITS = ("all", "seen", "unseen")
 TOP1_TARGET = 0.60
 """The project's target: mean Top-1 on seen models with ground-truth boxes and the ground-truth pose prior."""
 TARGET_VARIANT = "gt_boxes/gt_prior"
+SUBTYPE_DEFINITION = ("Sub-type Top-1 = share of ground-truth objects whose retrieved CAD model is of the ground-truth "
+                      "model's sub-type in the CAD library (the two procedural instances of a sub-type differ only "
+                      "in their drawn dimensions)")
 DEFINITION = ("Top-1 = share of ground-truth objects whose retrieved CAD model id equals their ground-truth model id "
               "(missed detections and cuboid fallbacks count as wrong); per category, mean over the categories "
               "with objects, and overall over objects")
@@ -110,6 +120,15 @@ class RetrievedObject:
         """Top-1 hit under ``variant``."""
         return self.gt_model_id is not None and self.retrieved.get(variant) == self.gt_model_id
 
+    def correct_subtype(self, variant: str, subtypes: Mapping[str, str]) -> bool:
+        """Sub-type hit under ``variant``: the retrieved model's sub-type (``subtypes``: model id ->
+        sub-type) is the ground-truth model's; unknown ids never hit."""
+        retrieved = self.retrieved.get(variant)
+        if self.gt_model_id is None or retrieved is None:
+            return False
+        truth = subtypes.get(self.gt_model_id)
+        return truth is not None and subtypes.get(retrieved) == truth
+
 
 def _tensor(value: Any) -> torch.Tensor:
     """float32 CPU tensor of a tensor (any device) or array-like."""
@@ -136,12 +155,14 @@ class RetrievalEvaluator:
     ``max_angle_deg``: the pose-prior window (degrees, as ``retrieval_node``'s parameter);
     ``unseen_models``: model ids never seen in training; ``iou_threshold``: detection matching
     (as the pose :class:`~scene3d_ros.evaluation.Evaluator`); ``device``: where the torch search runs;
-    ``database_path``: the database's file, for the report.
+    ``database_path``: the database's file, for the report; ``subtypes``: model id -> sub-type
+    (the CAD library's), which adds the sub-type Top-1 to the summary.
     """
 
     def __init__(self, database: ShapeDatabase, max_angle_deg: float = 30.0, unseen_models: Iterable[str] = (),
                  categories: Sequence[str] = CATEGORIES, iou_threshold: float = 0.5,
-                 device: str | torch.device | None = None, database_path: str | Path | None = None) -> None:
+                 device: str | torch.device | None = None, database_path: str | Path | None = None,
+                 subtypes: Mapping[str, str] | None = None) -> None:
         if not 0.0 < float(max_angle_deg) <= NO_PRIOR_DEG:
             raise ValueError(f"max_angle_deg must be in (0, {NO_PRIOR_DEG}] degrees, got {max_angle_deg}")
         self.database = database
@@ -151,6 +172,7 @@ class RetrievalEvaluator:
         self.iou_threshold = float(iou_threshold)
         self.device = device
         self.database_path = None if database_path is None else str(database_path)
+        self.subtypes = None if subtypes is None else {str(k): str(v) for k, v in subtypes.items()}
         self.objects: dict[str, list[RetrievedObject]] = {}
         self.num_images: dict[str, int] = {}
         self._in_database = frozenset(database.model_ids)
@@ -217,7 +239,8 @@ class RetrievalEvaluator:
 
     def summary(self) -> dict[str, Any]:
         """JSON-serialisable Top-1 per split (``all``, ``seen``, ``unseen``) and variant: per
-        category (None = no object), ``mean`` over categories, ``overall`` over objects; plus counts."""
+        category (None = no object), ``mean`` over categories, ``overall`` over objects; plus counts.
+        With ``subtypes``, each variant's ``subtype`` entry holds the sub-type Top-1 the same way."""
         variants = [v for v in VARIANTS if v.setting in self.objects]
         splits: dict[str, Any] = {}
         for split in SPLITS:
@@ -226,14 +249,10 @@ class RetrievalEvaluator:
             for variant in variants:
                 chosen = [o for o in self.objects[variant.setting] if o.gt_model_id is not None
                           and (split == "all" or o.unseen == (split == "unseen"))]
-                per_category: dict[str, float | None] = {}
-                for k, name in enumerate(self.categories, start=1):
-                    hits = [o.correct(variant.key) for o in chosen if o.label == k]
-                    per_category[name] = float(np.mean(hits)) if hits else None
-                per_variant[variant.key] = {
-                    "per_category": per_category, "mean": mean_defined(list(per_category.values())),
-                    "overall": float(np.mean([o.correct(variant.key) for o in chosen])) if chosen else None,
-                    "objects": len(chosen)}
+                per_variant[variant.key] = _rates(chosen, lambda o, key=variant.key: o.correct(key), self.categories)
+                if self.subtypes is not None:
+                    per_variant[variant.key]["subtype"] = _rates(
+                        chosen, lambda o, key=variant.key: o.correct_subtype(key, self.subtypes), self.categories)
                 if not counts:  # the same ground truth in every setting: count it once
                     counts = {"objects": len(chosen),
                               "objects_per_category": {c: sum(o.label == k for o in chosen)
@@ -244,6 +263,7 @@ class RetrievalEvaluator:
         target_value = splits["seen"]["top1"].get(TARGET_VARIANT, {}).get("mean")
         return {
             "definition": DEFINITION,
+            "subtype_definition": SUBTYPE_DEFINITION if self.subtypes is not None else None,
             "max_angle_deg": self.max_angle_deg,
             "no_prior_deg": NO_PRIOR_DEG,
             "iou_threshold": self.iou_threshold,
@@ -260,23 +280,49 @@ class RetrievalEvaluator:
         }
 
 
+def _rates(objects: Sequence[RetrievedObject], hit: Any, categories: Sequence[str]) -> dict[str, Any]:
+    """Share of ``objects`` for which ``hit(object)`` holds: per category (None = no object),
+    ``mean`` over the categories with objects, ``overall`` over objects, and the object count."""
+    per_category: dict[str, float | None] = {}
+    for k, name in enumerate(categories, start=1):
+        hits = [hit(o) for o in objects if o.label == k]
+        per_category[name] = float(np.mean(hits)) if hits else None
+    return {"per_category": per_category, "mean": mean_defined(list(per_category.values())),
+            "overall": float(np.mean([hit(o) for o in objects])) if objects else None, "objects": len(objects)}
+
+
 # --------------------------------------------------------------------------- report
 def _cell(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _split_table(summary: Mapping[str, Any], split: str) -> list[str]:
+def _split_table(summary: Mapping[str, Any], split: str, subtype: bool = False) -> list[str]:
+    """Rows = categories, mean, overall; columns = variants: model-level Top-1, or with ``subtype``
+    the sub-type Top-1."""
     data = summary["splits"][split]
     variants = summary["variants"]
+
+    def rates(variant: Mapping[str, Any]) -> Mapping[str, Any]:
+        top1 = data["top1"][variant["key"]]
+        return top1["subtype"] if subtype else top1
+
     lines = ["| category | objects | " + " | ".join(v["title"] for v in variants) + " |",
              "|---|---:|" + "---:|" * len(variants)]
     for name in summary["categories"]:
-        cells = [_cell(data["top1"][v["key"]]["per_category"][name]) for v in variants]
+        cells = [_cell(rates(v)["per_category"][name]) for v in variants]
         lines.append(f"| {name} | {data['objects_per_category'][name]} | " + " | ".join(cells) + " |")
-    lines.append("| **mean (categories)** | | " + " | ".join(_cell(data["top1"][v["key"]]["mean"])
-                                                       for v in variants) + " |")
+    lines.append("| **mean (categories)** | | " + " | ".join(_cell(rates(v)["mean"]) for v in variants) + " |")
     lines.append(f"| **overall (objects)** | {data['objects']} | "
-                 + " | ".join(_cell(data["top1"][v["key"]]["overall"]) for v in variants) + " |")
+                 + " | ".join(_cell(rates(v)["overall"]) for v in variants) + " |")
+    return lines
+
+
+def _split_section(summary: Mapping[str, Any], split: str) -> list[str]:
+    """The split's model-level table and, when the summary has sub-types, its sub-type table."""
+    lines = _split_table(summary, split)
+    if summary.get("subtype_definition"):
+        lines += ["", "Sub-type Top-1 (the retrieved model is of the ground-truth model's sub-type):", ""]
+        lines += _split_table(summary, split, subtype=True)
     return lines
 
 
@@ -285,7 +331,8 @@ def to_markdown(summary: Mapping[str, Any], title: str = "Top-1 shape retrieval"
     from :meth:`RetrievalEvaluator.summary`."""
     db = summary["database"]
     where = f" `{db['path']}`," if db.get("path") else ""
-    lines = [f"# {title}", "", f"{summary['definition']}.", "",
+    subtype_rule = f" {summary['subtype_definition']}." if summary.get("subtype_definition") else ""
+    lines = [f"# {title}", "", f"{summary['definition']}.{subtype_rule}", "",
              f"Pose prior: only depth views within {summary['max_angle_deg']:g} deg (geodesic, allocentric) of the "
              f"ground-truth or predicted rotation are searched (widened when none is); no prior: every view of the "
              f"object's category ({summary['no_prior_deg']:g} deg window). Shape database:{where} "
@@ -296,10 +343,10 @@ def to_markdown(summary: Mapping[str, Any], title: str = "Top-1 shape retrieval"
     unseen = summary["unseen_models"]
     seen_rule = ("every model not listed as unseen." if unseen else
                  "every model (no unseen models listed: the network is taken to have seen them all).")
-    lines += ["## Seen models", "", f"Seen: {seen_rule}", ""] + _split_table(summary, "seen") + [""]
+    lines += ["## Seen models", "", f"Seen: {seen_rule}", ""] + _split_section(summary, "seen") + [""]
     lines += ["## Unseen models (never seen in training)", ""]
     if summary["splits"]["unseen"]["objects"]:
-        lines += _split_table(summary, "unseen")
+        lines += _split_section(summary, "unseen")
     elif unseen:
         lines.append(f"Unseen: no objects of unseen models in this split (none of the {len(unseen)} listed unseen "
                      "models occurs in the data).")
