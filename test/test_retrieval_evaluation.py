@@ -241,6 +241,7 @@ def test_evaluate_reports_top1_for_seen_and_unseen_models(setup, tmp_path, capsy
     for split in ("all", "seen", "unseen"):
         for top1 in splits[split]["top1"].values():
             assert 0.0 <= top1["overall"] <= 1.0
+            assert top1["overall"] <= top1["subtype"]["overall"] <= 1.0  # the dataset's library gives sub-types
     # the per-setting tables' Top-1 rows are the predicted-pose-prior retrievals
     for setting in ("gt_boxes", "detected"):
         pose = json.loads((tmp_path / f"evaluation_{setting}.json").read_text())
@@ -281,3 +282,29 @@ def test_missing_or_mismatched_database_says_how_to_build_it(setup, tmp_path, ca
     # off: no section at all
     assert _run(setup, tmp_path / "d", "evaluate.retrieval.enabled=false", *args, extra=fast) == 0
     assert "Top-1 shape retrieval" not in (tmp_path / "d" / "evaluation.md").read_text()
+
+
+def test_prior_window_sweep_matches_evaluate_and_180_deg_is_no_prior(setup, tmp_path):
+    """scripts/prior_window_sweep.py: the same Top-1 as ``evaluate`` at the same window, and a
+    180-deg window (every view admitted) equal to the no-prior search."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "prior_window_sweep.py"
+    spec = importlib.util.spec_from_file_location("prior_window_sweep", script)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    out = tmp_path / "sweep"
+    assert sweep.main(["--checkpoint", str(setup["checkpoint"]), "--data", str(setup["root"] / "val"),
+                       "--shape-db", str(setup["db"]), "--angles", "30", "180", "--output", str(out)]) == 0
+    rows = {(r["max_angle_deg"], r["variant"]): r for r in json.loads(out.with_suffix(".json").read_text())["rows"]}
+    for prior, no_prior in (("gt_boxes/gt_prior", "gt_boxes/no_prior"), ("gt_boxes/predicted_prior", "gt_boxes/no_prior"),
+                            ("detected/predicted_prior", "detected/no_prior")):
+        assert rows[(180.0, prior)]["top1_mean"] == rows[(180.0, no_prior)]["top1_mean"]
+        assert rows[(180.0, prior)]["subtype_top1_mean"] == rows[(180.0, no_prior)]["subtype_top1_mean"]
+    assert _run(setup, tmp_path / "eval", "evaluate.retrieval.enabled=true", f"evaluate.retrieval.shape_db={setup['db']}",
+                "evaluate.retrieval.max_angle_deg=30") == 0
+    summary = json.loads((tmp_path / "eval" / "evaluation_retrieval.json").read_text())
+    for key in ("gt_boxes/gt_prior", "gt_boxes/predicted_prior", "detected/predicted_prior"):
+        assert rows[(30.0, key)]["top1_mean"] == pytest.approx(summary["splits"]["seen"]["top1"][key]["mean"])
+    assert "| 30 |" in out.with_suffix(".md").read_text()
