@@ -16,6 +16,13 @@ Per category:
   head could reach. A large gap means the head is under-trained, a low oracle that the
   resolution limits. Also the median of the predicted mask probability over each object's
   true-mask pixels (1 = confident and right; 0.5 is the binarisation threshold).
+* **retrieval** (when the shape database of the checkpoint is there): Top-1 and sub-type Top-1
+  with the ground-truth pose prior (``evaluate``'s Table 2 setting) for the RGB descriptor of
+  network 1, next to an oracle query: network 2's descriptor of the object's own depth view in
+  its exact ground-truth pose (what the triplet loss pulls the RGB descriptor towards). The
+  oracle is what a perfectly trained descriptor head would retrieve from this database and its
+  view grid: a low oracle means network 2 or the grid limits retrieval, a large gap that the
+  descriptor head does.
 
 Writes OUTPUT.md and OUTPUT.json (atomically). The network runs on the CPU.
 """
@@ -36,15 +43,21 @@ from torchvision.ops import roi_align
 from tqdm import tqdm
 
 from scene3d_ros import CATEGORIES
-from scene3d_ros.data.shards import default_output_dir
+from scene3d_ros.data.shards import default_output_dir, sha256_file
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.evaluation import rotation_errors_deg
+from scene3d_ros.geometry import quaternion_to_matrix
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.paths import atomic_write_text, default_model_path, report_path
+from scene3d_ros.retrieval.evaluation import ground_truth_allocentric
+from scene3d_ros.retrieval.shape_database import ShapeDatabase, ShapeDatabaseError, default_shape_db_path
+from scene3d_ros.world.cad_library import CadLibrary
+from scene3d_ros.world.depth_views import object_depth_view
 
 MASK_GRID = 28
 ERROR_BINS_DEG = (0, 30, 60, 90, 120, 150, 180.01)
 LARGE_ERROR_DEG = 60.0
+PRIOR_WINDOW_DEG = 30.0
 
 
 def mask_oracle(masks: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int], grid: int = MASK_GRID) -> torch.Tensor:
@@ -73,11 +86,35 @@ def vertical_axis_share(q_pred: np.ndarray, q_gt: np.ndarray) -> np.ndarray:
     return np.where(norm > 0, np.abs(rotvec[:, 2]) / np.maximum(norm, 1e-12), 0.0)
 
 
-def diagnose(checkpoint: Path, data: Path, num_images: int) -> dict:
+def retrieval_hits(database: ShapeDatabase, library: CadLibrary, descriptors: torch.Tensor,
+                   rotations: torch.Tensor, model_ids: list[str], categories: list[str]) -> list[tuple[bool, bool]]:
+    """(model hit, sub-type hit) per object: ``descriptors`` (N, D) searched among the views of the
+    object's category within :data:`PRIOR_WINDOW_DEG` of ``rotations`` (N, 4) (allocentric)."""
+    results = database.search(descriptors, rotations, categories, max_angle_deg=PRIOR_WINDOW_DEG)
+    hits = []
+    for result, truth in zip(results, model_ids, strict=True):
+        same_subtype = result.model_id is not None and library.get(result.model_id).subtype == library.get(truth).subtype
+        hits.append((result.model_id == truth, same_subtype))
+    return hits
+
+
+def diagnose(checkpoint: Path, data: Path, num_images: int, shape_db: Path | None = None) -> dict:
+    """Per-category rotation, mask and (with a matching shape database) retrieval diagnostics."""
     dataset = SyntheticSceneDataset(data)
     model = build_model_from_checkpoint(checkpoint, torch.device("cpu")).eval()
     errors, z_share = defaultdict(list), defaultdict(list)
     pred_iou, oracle_iou, on_mask = defaultdict(list), defaultdict(list), defaultdict(list)
+    rgb_hits, view_hits = defaultdict(list), defaultdict(list)
+    database, library, retrieval_note = None, None, None
+    library_root = dataset.manifest.get("config", {}).get("cad_library")
+    try:
+        library = CadLibrary.load(library_root)
+        database = ShapeDatabase.load(shape_db or default_shape_db_path(), expected_library_checksum=library.checksum,
+                                      expected_checkpoint_sha256=sha256_file(checkpoint))
+    except (ShapeDatabaseError, OSError, ValueError) as exc:
+        retrieval_note = f"no retrieval diagnostics: {exc}".replace("\n", " ")
+        print(f"model_diagnostics: {retrieval_note}", file=sys.stderr)
+    view_size = model.config.depth_encoder.view_size_px
     count = min(num_images, len(dataset))
     with torch.inference_mode():
         for index in tqdm(range(count), unit="img", desc="diagnostics"):
@@ -99,6 +136,18 @@ def diagnose(checkpoint: Path, data: Path, num_images: int) -> dict:
                 if truth.any():
                     on_mask[category].append(float(prediction["masks"][k, 0][truth].mean()))
                 oracle_iou[category].append(mask_iou(oracle[k], truth))
+            if database is not None and target.get("model_ids"):
+                ids = list(target["model_ids"])
+                names = [CATEGORIES[label - 1] for label in target["labels"].tolist()]
+                allocentric = ground_truth_allocentric(target)
+                views = np.stack([object_depth_view(library.mesh(m), quaternion_to_matrix(q.numpy().astype(np.float64)),
+                                                    view_size) for m, q in zip(ids, allocentric, strict=True)])
+                own = model.depth_encoder(torch.from_numpy(views)).float()
+                for name, rgb, view in zip(
+                        names, retrieval_hits(database, library, prediction["descriptors"], allocentric, ids, names),
+                        retrieval_hits(database, library, own, allocentric, ids, names), strict=True):
+                    rgb_hits[name].append(rgb)
+                    view_hits[name].append(view)
     per_category = {}
     for category in CATEGORIES:
         if not errors[category]:
@@ -116,9 +165,18 @@ def diagnose(checkpoint: Path, data: Path, num_images: int) -> dict:
             "mask_probability_on_truth_median": (round(float(np.median(on_mask[category])), 2)
                                                  if on_mask[category] else None),
         }
+        if rgb_hits[category]:
+            rgb, view = np.array(rgb_hits[category]), np.array(view_hits[category])
+            per_category[category]["retrieval"] = {
+                "objects": len(rgb), "rgb_top1": round(float(rgb[:, 0].mean()), 3),
+                "rgb_subtype_top1": round(float(rgb[:, 1].mean()), 3),
+                "own_view_top1": round(float(view[:, 0].mean()), 3),
+                "own_view_subtype_top1": round(float(view[:, 1].mean()), 3)}
     return {"checkpoint": report_path(checkpoint), "data": report_path(data), "images": count,
             "error_bins_deg": [0, 30, 60, 90, 120, 150, 180], "large_error_deg": LARGE_ERROR_DEG,
-            "per_category": per_category}
+            "per_category": per_category, "retrieval_prior_window_deg": PRIOR_WINDOW_DEG,
+            "retrieval_note": retrieval_note,
+            "shape_db": None if database is None else {"views": len(database), "models": len(database.model_ids)}}
 
 
 def to_markdown(result: dict) -> str:
@@ -142,6 +200,25 @@ def to_markdown(result: dict) -> str:
                      f"{row['mask_probability_on_truth_median']} |")
     lines += ["", "Vertical-axis share: 1 = the error is a pure turn about the object's +z (azimuth), "
               "about 0.5 for random axes.", ""]
+    rows = {c: r["retrieval"] for c, r in result["per_category"].items() if "retrieval" in r}
+    if rows:
+        db = result["shape_db"]
+        lines += ["## Retrieval: RGB descriptor vs network 2's own view (oracle)", "",
+                  f"Ground-truth boxes and ground-truth pose prior ({result['retrieval_prior_window_deg']:g} deg), "
+                  f"shape database of this checkpoint ({db['views']} views of {db['models']} models). Cells: Top-1 / "
+                  "sub-type Top-1. Oracle query: network 2's descriptor of the object's own depth view in its exact "
+                  "ground-truth pose.", "",
+                  "| category | objects | RGB descriptor (network 1) | own depth view (network 2, oracle) |",
+                  "|---|---:|---:|---:|"]
+        for category, r in rows.items():
+            lines.append(f"| {category} | {r['objects']} | {r['rgb_top1']} / {r['rgb_subtype_top1']} | "
+                         f"{r['own_view_top1']} / {r['own_view_subtype_top1']} |")
+        mean = {k: round(float(np.mean([r[k] for r in rows.values()])), 3)
+                for k in ("rgb_top1", "rgb_subtype_top1", "own_view_top1", "own_view_subtype_top1")}
+        lines += [f"| **mean (categories)** | | {mean['rgb_top1']} / {mean['rgb_subtype_top1']} | "
+                  f"{mean['own_view_top1']} / {mean['own_view_subtype_top1']} |", ""]
+    elif result.get("retrieval_note"):
+        lines += [f"Retrieval: {result['retrieval_note']}", ""]
     return "\n".join(lines)
 
 
@@ -151,13 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None,
                         help="synthetic dataset folder (default: generate_data's default folder)")
     parser.add_argument("--images", type=int, default=150)
+    parser.add_argument("--shape-db", type=Path, default=None,
+                        help="shape database of the checkpoint (default: build_shape_db's output)")
     parser.add_argument("--output", type=Path, default=Path("models/evaluation/diagnostics"),
                         help="writes OUTPUT.md and OUTPUT.json")
     args = parser.parse_args(argv)
     if args.images < 1:
         parser.error("--images must be >= 1")
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    result = diagnose(args.checkpoint, args.data or default_output_dir(), args.images)
+    result = diagnose(args.checkpoint, args.data or default_output_dir(), args.images, args.shape_db)
     result["command"] = " ".join(["scripts/model_diagnostics.py", *(sys.argv[1:] if argv is None else argv)])
     markdown = to_markdown(result)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -36,8 +36,10 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGINT (a clean rclpy shutdown), then SIGKILL after ``timeout`` seconds."""
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGINT (a clean rclpy shutdown), then SIGKILL after ``timeout`` seconds (longer than the
+        10 s perception_node gives a frame still in inference when it stops, so a slow frame on a
+        loaded machine does not turn into a kill)."""
         if self.alive():
             self.process.send_signal(signal.SIGINT)
             try:

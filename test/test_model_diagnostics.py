@@ -48,18 +48,55 @@ def test_vertical_axis_share_separates_azimuth_from_tilt_errors(diagnostics):
     np.testing.assert_allclose(diagnostics.vertical_axis_share(q_pred, q_gt), [1.0, 0.0, 0.0], atol=1e-9)
 
 
+def test_retrieval_hits_score_the_model_and_its_subtype(diagnostics):
+    from scene3d_ros.retrieval import ShapeDatabase
+    from scene3d_ros.world.cad_library import ensure_cad_library
+
+    library = ensure_cad_library(progress=False)
+    ids = ["car_sedan_01", "car_sedan_02", "car_suv_01"]
+    identity = np.array([[1.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    db = ShapeDatabase(torch.eye(3), torch.arange(3), torch.tensor(np.repeat(identity, 3, axis=0)), ids,
+                       ["car"] * 3, ["none"] * 3, library_checksum=library.checksum, checkpoint_sha256="x")
+    # every query is truly car_sedan_01; the descriptors point at sedan_01, its twin sedan_02, and the SUV
+    hits = diagnostics.retrieval_hits(db, library, torch.eye(3), torch.tensor(np.repeat(identity, 3, axis=0)),
+                                      ["car_sedan_01"] * 3, ["car"] * 3)
+    assert hits == [(True, True), (False, True), (False, False)]
+
+
 def test_script_writes_a_report_for_the_shipped_model(tmp_path: Path):
     data = tmp_path / "data"
     subprocess.run([sys.executable, "-m", "scene3d_ros.cli.generate_data", "--output", str(data), "--workers", "1",
                     "--set", "output.num_scenes=4", "output.scenes_per_shard=4", "output.seed=5"],
                    cwd=ROOT, check=True, capture_output=True, timeout=240)
+    from tiny_model import build_tiny_shape_db
+
+    from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+    from scene3d_ros.paths import default_model_path
+
+    dataset = SyntheticSceneDataset(data)
+    model_ids = sorted({m for i in range(3) for m in dataset[i][1]["model_ids"]})
+    db = build_tiny_shape_db(tmp_path / "db.pt", default_model_path(), model_ids, azimuths=4, elevations=1)
     out = tmp_path / "diag"
-    run = subprocess.run([sys.executable, str(SCRIPT), "--data", str(data), "--images", "3", "--output", str(out)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=240)
+    run = subprocess.run([sys.executable, str(SCRIPT), "--data", str(data), "--images", "3", "--output", str(out),
+                          "--shape-db", str(db)], cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     result = json.loads(out.with_suffix(".json").read_text())
     assert result["images"] == 3 and result["per_category"]
+    assert result["shape_db"] == {"views": 4 * len(model_ids) - 3 * _continuous(model_ids), "models": len(model_ids)}
     for row in result["per_category"].values():
         assert row["objects"] == sum(row["rotation_histogram"]) >= 1
         assert 0.0 <= row["mask_iou_predicted_median"] <= 1.0 and 0.0 <= row["mask_iou_oracle28_median"] <= 1.0
-    assert out.with_suffix(".md").read_text().startswith("# Model diagnostics")
+        retrieval = row["retrieval"]  # every object has its model in the database
+        assert retrieval["objects"] == row["objects"]
+        assert 0.0 <= retrieval["rgb_top1"] <= retrieval["rgb_subtype_top1"] <= 1.0
+        assert 0.0 <= retrieval["own_view_top1"] <= retrieval["own_view_subtype_top1"] <= 1.0
+    markdown = out.with_suffix(".md").read_text()
+    assert markdown.startswith("# Model diagnostics") and "## Retrieval: RGB descriptor vs network 2" in markdown
+
+
+def _continuous(model_ids):
+    """How many of ``model_ids`` are continuously symmetric (one azimuth in a database grid)."""
+    from scene3d_ros.world.cad_library import ensure_cad_library
+
+    library = ensure_cad_library(progress=False)
+    return sum(library.get(m).symmetry == "continuous" for m in model_ids)
