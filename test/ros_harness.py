@@ -36,15 +36,17 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self, timeout: float = 20.0) -> int:
-        """SIGINT (a clean rclpy shutdown), then SIGKILL after ``timeout`` seconds (longer than the
+    def stop(self, timeout: float = 20.0, signum: int = signal.SIGINT) -> int:
+        """``signum`` (SIGINT or SIGTERM: a clean node shutdown), then SIGKILL after ``timeout`` seconds (longer than the
         10 s perception_node gives a frame still in inference when it stops, so a slow frame on a
         loaded machine does not turn into a kill)."""
         if self.alive():
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(signum)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
+                self.process.send_signal(signal.SIGUSR1)  # the node prints its threads' stacks to the log
+                time.sleep(1.0)
                 self.process.kill()
                 self.process.wait(5)
         self._log.close()

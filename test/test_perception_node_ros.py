@@ -7,6 +7,8 @@ and the next good frame is still processed.
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 from ros_harness import NodeProcess, perception_process, ros_test_node, spin_until
@@ -221,3 +223,31 @@ def test_empty_and_body_frame_ids_are_warned_about_once_and_an_empty_one_gets_no
         assert log.count("image frame_id 'camera_link' does not name an optical frame") == 1
         assert log.count("empty frame_id") == 1
         assert got["tf"].get(1_000) and 3_000 not in got["tf"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_frames_stream_stops_the_node_cleanly(checkpoint, tmp_path, signum):
+    """SIGINT or SIGTERM while the inference thread is busy publishing: the node stops the thread,
+    releases the network and reports its frame count before the ROS context goes down (exit 0,
+    no publish on a shut-down context)."""
+    with ros_test_node("perception_feeder_stop") as node:
+        got = _collect(node)
+        image_pub = node.create_publisher(Image, "image", 10)
+        perception = perception_process(tmp_path, checkpoint, "-p", "image_reliability:=reliable")
+        try:
+            assert spin_until(node, lambda: "serving" in perception.log(), 90.0, [perception])
+            assert spin_until(node, lambda: image_pub.get_subscription_count() > 0, 90.0, [perception])
+            rgb = (np.random.default_rng(2).random((120, 160, 3)) * 255).astype(np.uint8)
+            stamp = 10_000
+            while len(got["3d"]) < 3 and stamp < 10_000 + 400:
+                image_pub.publish(rgb8_image_msg(rgb, header(stamp, FRAME)))
+                spin_until(node, lambda: False, 0.05)
+                stamp += 1
+            assert len(got["3d"]) >= 3, perception.log()[-3000:]
+            image_pub.publish(rgb8_image_msg(rgb, header(stamp, FRAME)))  # one more in flight
+        finally:
+            code = perception.stop(signum=signum)
+        log = perception.log()
+        assert code == 0, log[-3000:]
+        assert "released the network" in log and "processed " in log, log[-3000:]
+        assert "context is invalid" not in log and "Traceback" not in log, log[-3000:]

@@ -3,13 +3,17 @@ and the one way they declare parameters (with descriptions and ranges)."""
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from scene3d_ros.ros.environment import default_to_localhost_discovery
 
@@ -20,19 +24,37 @@ def declare_described(node: Node, name: str, default, description: str, **descri
     return node.declare_parameter(name, default, ParameterDescriptor(description=description, **descriptor_fields)).value
 
 
+SPIN_PERIOD_S = 0.1
+"""How often the spinning main thread looks at the stop request (seconds)."""
+
+
 def run_node(factory: Callable[[], Node], name: str, startup_errors: tuple[type[Exception], ...],
              args: list[str] | None = None) -> int:
-    """Spin the node ``factory()`` builds until Ctrl-C or shutdown; returns the exit code.
+    """Spin the node ``factory()`` builds until SIGINT (Ctrl-C), SIGTERM or shutdown; returns the exit code.
 
     Exceptions in ``startup_errors`` (bad parameters, missing model or database) are logged as one
-    fatal line naming the problem and give exit code 1 instead of a traceback.
+    fatal line naming the problem and give exit code 1 instead of a traceback. ``kill -USR1 <pid>``
+    prints every thread's Python stack to stderr (to see where a node that does not respond is).
+
+    Stopping is ordered: SIGINT/SIGTERM only ask the spin loop to end; then the node is destroyed
+    (perception_node joins its inference thread, so nothing publishes any more) and only then is
+    the ROS context shut down. rclpy's own signal handlers would shut the context down first, under
+    a worker thread that may be publishing at that moment.
     """
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     default_to_localhost_discovery()
-    rclpy.init(args=args if args is not None else sys.argv)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     node, code = None, 0
     try:
         node = factory()
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except startup_errors as exc:
