@@ -30,7 +30,6 @@ Writes OUTPUT.md and OUTPUT.json (atomically). The network runs on the CPU.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -45,10 +44,10 @@ from tqdm import tqdm
 from scene3d_ros import CATEGORIES
 from scene3d_ros.data.shards import default_output_dir, sha256_file
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
-from scene3d_ros.evaluation import rotation_errors_deg
+from scene3d_ros.evaluation import rotation_errors_deg, write_report
 from scene3d_ros.geometry import quaternion_to_matrix
 from scene3d_ros.model import build_model_from_checkpoint
-from scene3d_ros.paths import atomic_write_text, default_model_path, report_path
+from scene3d_ros.paths import default_model_path, report_path
 from scene3d_ros.retrieval.evaluation import ground_truth_allocentric
 from scene3d_ros.retrieval.shape_database import ShapeDatabase, ShapeDatabaseError, default_shape_db_path
 from scene3d_ros.world.cad_library import CadLibrary
@@ -239,9 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     result = diagnose(args.checkpoint, args.data or default_output_dir(), args.images, args.shape_db)
     result["command"] = " ".join(["scripts/model_diagnostics.py", *(sys.argv[1:] if argv is None else argv)])
     markdown = to_markdown(result)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.output.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
-    atomic_write_text(args.output.with_suffix(".md"), markdown)
+    write_report(result, args.output.parent, args.output.name, render=lambda _summary, _title: markdown)
     print(markdown)
     return 0
 

@@ -16,7 +16,6 @@ window ``retrieval_node``'s ``max_angle_deg`` should default to (its deployment 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -33,9 +32,9 @@ from scene3d_ros.cli.evaluate import (
     open_retrieval,
 )
 from scene3d_ros.data.shards import sha256_file
-from scene3d_ros.evaluation import SETTINGS
+from scene3d_ros.evaluation import SETTINGS, write_report
 from scene3d_ros.model import build_model_from_checkpoint
-from scene3d_ros.paths import atomic_write_text, default_model_path, report_path
+from scene3d_ros.paths import default_model_path, report_path
 from scene3d_ros.retrieval.evaluation import NO_PRIOR_DEG, RetrievalEvaluator
 
 DEFAULT_ANGLES = (10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, NO_PRIOR_DEG)
@@ -49,10 +48,13 @@ def sweep(checkpoint: Path, data: Path, angles: list[float], settings: tuple[str
     dataset, data_info = open_dataset("synthetic", data, "val", config)
     model = build_model_from_checkpoint(checkpoint, device, expected_classes=CATEGORIES).eval()
     digest = sha256_file(checkpoint)
-    evaluators: dict[float, RetrievalEvaluator] = {
-        angle: open_retrieval(RetrievalEvalConfig(enabled=True, shape_db=shape_db, max_angle_deg=angle), checkpoint,
-                              digest, model, dataset, device, config.iou_threshold)
-        for angle in angles}
+    # the database and the dataset's library are opened and checked once; one evaluator per window shares them
+    first = open_retrieval(RetrievalEvalConfig(enabled=True, shape_db=shape_db, max_angle_deg=angles[0]), checkpoint,
+                           digest, model, dataset, device, config.iou_threshold)
+    evaluators: dict[float, RetrievalEvaluator] = {angles[0]: first} | {
+        angle: RetrievalEvaluator(first.database, angle, first.unseen_models, first.categories, first.iou_threshold,
+                                  device=first.device, database_path=first.database_path, subtypes=first.subtypes)
+        for angle in angles[1:]}
     count = len(dataset) if num_images is None else min(num_images, len(dataset))
     with torch.inference_mode():
         for index in tqdm(range(count), unit="img", desc="prior window sweep"):
@@ -129,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     result["command"] = " ".join(["scripts/prior_window_sweep.py", *(sys.argv[1:] if argv is None else argv)])
     markdown = to_markdown(result)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.output.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
-    atomic_write_text(args.output.with_suffix(".md"), markdown)
+    write_report(result, args.output.parent, args.output.name, render=lambda _summary, _title: markdown)
     print(markdown)
     return 0
 
