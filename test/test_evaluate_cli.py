@@ -72,6 +72,8 @@ def test_predict_with_boxes_gives_one_unit_pose_per_given_box(model):
         np.testing.assert_allclose(det["boxes"].numpy(), given.numpy(), atol=1e-3)  # resize round trip
         assert det["labels"].tolist() == lab.tolist() and det["scores"].tolist() == [1.0] * n
         assert det["masks"].shape == (n, 1, *image.shape[-2:])
+        assert det["box_masks"].shape == (n, 28, 28)
+        assert bool(((det["box_masks"] >= 0) & (det["box_masks"] <= 1)).all())
         assert det["quaternions"].shape == (n, 4) and det["allocentric_quaternions"].shape == (n, 4)
         assert det["translations"].shape == (n, 3) and det["descriptors"].shape == (n, 500)
         np.testing.assert_allclose(det["quaternions"].norm(dim=1).numpy(), 1.0, atol=1e-5)
@@ -86,7 +88,7 @@ def test_predict_with_boxes_on_the_detections_reproduces_the_forward_pass(model)
         detected = model([image], intrinsics=[K])[0]
         again = model.predict_with_boxes([image], [detected["boxes"]], [detected["labels"]], [K])[0]
     assert detected["boxes"].shape[0] > 0
-    for key in ("boxes", "quaternions", "allocentric_quaternions", "translations", "descriptors", "masks"):
+    for key in ("boxes", "quaternions", "allocentric_quaternions", "translations", "descriptors", "masks", "box_masks"):
         np.testing.assert_allclose(again[key].numpy(), detected[key].numpy(), atol=1e-3, err_msg=key)
 
 

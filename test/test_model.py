@@ -26,7 +26,7 @@ from scene3d_ros.model.rotations import (
 )
 from scene3d_ros.model.rotations import quaternion_to_matrix as torch_quaternion_to_matrix
 from scene3d_ros.model.translation import decode_translation, encode_translation, resize_intrinsics
-from scene3d_ros.world.depth_views import BACKGROUND, object_depth_view
+from scene3d_ros.world.depth_views import BACKGROUND, object_depth_view, view_silhouette
 from scene3d_ros.world.renderer import render_depth
 
 torch.set_num_threads(2)
@@ -230,6 +230,29 @@ def test_depth_view_is_shape_only():
     assert np.abs(object_depth_view(box, np.eye(3), 48) - view).max() > 0.5
 
 
+def test_view_silhouette_fills_the_tight_box_of_the_object():
+    view = np.full((40, 40), BACKGROUND, dtype=np.float32)
+    view[10:20, 5:35] = 0.2  # a 30 x 10 px object: its tight box is filled entirely
+    silhouette = view_silhouette(view)
+    assert silhouette.shape == (28, 28) and silhouette.dtype == np.float32
+    # roi_align without pixel alignment, like Mask R-CNN's mask targets: the last row and column
+    # blend half a view pixel of background in (up to three cells here: 10 px over 28 cells)
+    np.testing.assert_allclose(silhouette[:-3, :-1], 1.0, atol=1e-6)
+    assert 0.05 < silhouette[-1, -1] < 0.9
+    view[15:20, 5:20] = BACKGROUND  # cut out the lower-left quarter of the box
+    silhouette = view_silhouette(view)
+    assert silhouette[:10, :-1].min() > 0.99 and silhouette[16:, :12].max() < 0.01
+    assert silhouette[16:-3, 16:-1].min() > 0.99
+    assert silhouette.mean() == pytest.approx(0.72, abs=0.05)  # 3/4 of the box, less the blended edge
+    assert not view_silhouette(np.full((8, 8), BACKGROUND)).any()
+    # a rendered view: an elongated box seen from the side fills a wide, short outline
+    box = trimesh.creation.box(extents=(4.0, 1.0, 1.0))
+    side = view_silhouette(object_depth_view(box, np.eye(3), 48))
+    assert side.mean() > 0.9
+    with pytest.raises(ValueError, match="depth view"):
+        view_silhouette(np.zeros((2, 8, 8)))
+
+
 # --------------------------------------------------------------------------- network
 @pytest.fixture(scope="module")
 def tiny_model():
@@ -278,7 +301,7 @@ def test_eval_outputs_shapes_and_canonical_quaternions(tiny_model, caplog):
         assert 0 < n <= 5
         assert det["quaternions"].shape == (n, 4) and det["allocentric_quaternions"].shape == (n, 4)
         assert det["translations"].shape == (n, 3) and det["descriptors"].shape == (n, 500)
-        assert det["masks"].shape[0] == n
+        assert det["masks"].shape[0] == n and det["box_masks"].shape == (n, 28, 28)
         np.testing.assert_allclose(det["quaternions"].norm(dim=1).numpy(), 1.0, atol=1e-5)
         assert torch.all(det["quaternions"][:, 0] >= 0) and torch.all(det["allocentric_quaternions"][:, 0] >= 0)
         assert torch.all(det["translations"][:, 2] > 0)

@@ -20,7 +20,9 @@ Inference::
 Each detection dict holds torchvision's ``boxes`` (original image pixels), ``labels``,
 ``scores``, ``masks`` plus ``quaternions`` (N, 4; object -> camera optical frame, w >= 0),
 ``allocentric_quaternions`` (N, 4; relative to the viewing ray, the rotation depth views use),
-``translations`` (N, 3; metres, optical frame) and ``descriptors`` (N, D). Without
+``translations`` (N, 3; metres, optical frame), ``descriptors`` (N, D) and ``box_masks`` (N, 28, 28;
+the mask head's probabilities over each box, before they are pasted into the image: what shape
+retrieval compares with depth-view silhouettes). Without
 ``intrinsics`` a camera with ``config.default_hfov_deg`` horizontal field of view is assumed
 (and logged): translations are then only as right as that guess.
 """
@@ -199,7 +201,7 @@ class Scene3DNet(MaskRCNN):
         detections, detector_losses = self.roi_heads(features, proposals, image_list.image_sizes, targets, intrinsics)
         if self.training:
             return {**detector_losses, **proposal_losses}
-        return self.transform.postprocess(detections, image_list.image_sizes, original_image_sizes)
+        return self.transform.postprocess(_with_box_masks(detections), image_list.image_sizes, original_image_sizes)
 
     def predict_with_boxes(self, images: list[Tensor], boxes: Sequence[Tensor], labels: Sequence[Tensor],
                            intrinsics: Sequence[Tensor] | None = None) -> list[dict[str, Tensor]]:
@@ -215,7 +217,7 @@ class Scene3DNet(MaskRCNN):
         Returns one dict per image in the layout of :meth:`forward`, row ``j`` for box ``j``:
         ``boxes`` (the given ones, after the resize round trip), ``labels`` (the given ones),
         ``scores`` (all 1), ``masks``, ``quaternions``, ``allocentric_quaternions``,
-        ``translations`` (metres), ``descriptors`` (each only when its head exists).
+        ``translations`` (metres), ``descriptors``, ``box_masks`` (each only when its head exists).
         """
         if self.training:
             raise RuntimeError("predict_with_boxes is inference only: call model.eval() first")
@@ -254,7 +256,7 @@ class Scene3DNet(MaskRCNN):
                 heads._forward_pose(pose_features, head_boxes, head_labels, None, None, intrinsics, result)
             if heads.has_descriptor():
                 heads._forward_descriptor(pose_features, head_boxes, None, None, result)
-        return self.transform.postprocess(result, image_shapes, original_image_sizes)
+        return self.transform.postprocess(_with_box_masks(result), image_shapes, original_image_sizes)
 
     def _prepare_targets(self, images: list[Tensor], targets: list[dict[str, Tensor]],
                          intrinsics: Sequence[Tensor] | None) -> list[dict[str, Tensor]]:
@@ -314,3 +316,12 @@ def build_model(config: ModelConfig | None = None, classes: Sequence[str] = CATE
     """
     config = config or ModelConfig()
     return Scene3DNet(build_backbone(config.backbone, load_weights=load_backbone_weights), config, classes)
+
+
+def _with_box_masks(detections: list[dict[str, Tensor]]) -> list[dict[str, Tensor]]:
+    """Keep each detection's box-relative mask probabilities ``(N, M, M)`` as ``box_masks`` before
+    the transform pastes ``masks`` into the image (``postprocess`` leaves unknown keys alone)."""
+    for detection in detections:
+        if "masks" in detection:
+            detection["box_masks"] = detection["masks"][:, 0].clone()
+    return detections

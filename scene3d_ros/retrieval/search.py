@@ -14,10 +14,27 @@ matmul when many views are allowed), the FAISS backend searches an exact ``Index
 an ``IDSelectorBatch`` of the allowed views per query (distances to those views only; ranking
 all views and filtering top-k candidates was ~75x slower at 100k views, the filter keeping
 ~0.75 % of them at 30 degrees).
+
+**Silhouette check** (:class:`SilhouetteCheck`, when the caller has each object's box-relative
+mask, e.g. ``box_masks`` of network 1, and the database stores view silhouettes): the
+``candidates`` allowed views nearest in descriptor space are re-scored with
+
+    score = d - weight * IoU(mask, silhouette) + angle_weight * angle / 180
+
+(``d`` squared L2 descriptor distance, IoU the soft IoU ``sum(min) / sum(max)`` of the mask
+probabilities and the view's silhouette, ``angle`` the view's geodesic angle in degrees from the
+predicted rotation) and the lowest score wins. The outline of the object in the image thus
+chooses among views (and models) that the descriptor alone finds about equally close, and the
+winning view's rotation is a pose estimate in its own right (``RetrievalResult.rotation``): with a
+wide window (90 degrees) it corrects many of the network's azimuth errors (recorded in
+``models/evaluation``). The weights are in squared-descriptor-distance units, so they belong to a
+trained network; ``scripts/silhouette_check_sweep.py`` tunes them on a split that the report does
+not use.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +60,26 @@ _DENSE_BUDGET = 1 << 24
 
 
 @dataclass(frozen=True)
+class SilhouetteCheck:
+    """Weights of the silhouette check (module doc): ``weight`` per unit of silhouette IoU and
+    ``angle_weight`` per 180 degrees between the view and the predicted rotation, both in squared
+    descriptor distance units (>= 0); ``candidates``: how many of the nearest allowed views
+    (descriptor distance) are re-scored (>= 1)."""
+
+    weight: float = 20.0
+    angle_weight: float = 10.0
+    candidates: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("weight", "angle_weight"):
+            value = float(getattr(self, name))
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"silhouette check {name} must be a finite number >= 0, got {getattr(self, name)}")
+        if isinstance(self.candidates, bool) or int(self.candidates) != self.candidates or int(self.candidates) < 1:
+            raise ValueError(f"silhouette check candidates must be an integer >= 1, got {self.candidates}")
+
+
+@dataclass(frozen=True)
 class RetrievalResult:
     """The retrieved CAD model for one query.
 
@@ -53,7 +90,10 @@ class RetrievalResult:
     the view's rotation (symmetry-aware for continuous models). ``widened_to_deg``: the pose
     window actually used when no view lay within ``max_angle_deg`` (``None`` when not widened).
     ``fallback``: ``"cuboid"`` when the query's category has no model in the database or the
-    best distance exceeds ``max_distance``; else ``None``.
+    best distance exceeds ``max_distance``; else ``None``. ``rotation``: the chosen view's
+    allocentric rotation (w, x, y, z), for continuously symmetric models turned about +z to the
+    query's azimuth (``None`` when no view was chosen). ``silhouette_iou``: the soft IoU of the
+    query's mask with the view's silhouette when the silhouette check ran, else ``None``.
     """
 
     model_id: str | None
@@ -63,6 +103,8 @@ class RetrievalResult:
     view_angle_deg: float
     widened_to_deg: float | None = None
     fallback: str | None = None
+    rotation: tuple[float, float, float, float] | None = None
+    silhouette_iou: float | None = None
 
 
 def query_rotations(rotations: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
@@ -173,6 +215,30 @@ def _nearest_gathered(queries: Tensor, mask: Tensor, counts: Tensor, k: int, des
     return local, best_v
 
 
+def _allowed_views(query_q: Tensor, query_r: Tensor, query_cat: Tensor, max_angle_deg: float, view_q: Tensor,
+                   view_r: Tensor, view_continuous: Tensor, view_cat: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The pose window and category filter for a chunk of queries: (cos(angle/2) ``(n, V)``, -1
+    for views of another category; allowed ``(n, V)`` bool; allowed count ``(n,)``; window used
+    ``(n,)`` degrees, widened per query when its first window holds no view, nan when none can)."""
+    device = view_q.device
+    v = view_q.shape[0]
+    c = cos_half_angles(query_q, query_r, view_q, view_r, view_continuous)  # in [0, 1]
+    if not bool((query_cat == -1).all()):
+        cat_ok = (query_cat[:, None] == -1) | (view_cat[None, :] == query_cat[:, None])
+        c.masked_fill_(~cat_ok, -1.0)  # never within any window
+    nc = c.shape[0]
+    mask = c >= cos_half_threshold(min(float(max_angle_deg), 180.0)).to(device)
+    counts = mask.sum(dim=1)
+    win = torch.full((nc,), min(float(max_angle_deg), 180.0), device=device)
+    empty = torch.nonzero(counts == 0).flatten()
+    if len(empty):  # widen the window of the queries without a view in it
+        best_c = c[empty].amax(dim=1) if v else torch.full((len(empty),), -1.0, device=device)
+        win[empty] = effective_angles(best_c.cpu(), max_angle_deg).to(device)
+        mask[empty] = c[empty] >= cos_half_threshold(win[empty].cpu()).to(device)[:, None]
+        counts[empty] = mask[empty].sum(dim=1)
+    return c, mask, counts, win
+
+
 def search_torch(queries: Tensor, query_q: Tensor, query_r: Tensor, query_cat: Tensor, max_angle_deg: float,
                  descriptors: Tensor, sq_norms: Tensor, view_q: Tensor, view_r: Tensor,
                  view_continuous: Tensor, view_cat: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -188,20 +254,9 @@ def search_torch(queries: Tensor, query_q: Tensor, query_r: Tensor, query_cat: T
     step = _chunk_size(v)
     for start in range(0, n, step):
         sl = slice(start, min(n, start + step))
-        c = cos_half_angles(query_q[sl], query_r[sl], view_q, view_r, view_continuous)  # in [0, 1]
-        if not bool((query_cat[sl] == -1).all()):
-            cat_ok = (query_cat[sl, None] == -1) | (view_cat[None, :] == query_cat[sl, None])
-            c.masked_fill_(~cat_ok, -1.0)  # never within any window
+        c, mask, counts, win = _allowed_views(query_q[sl], query_r[sl], query_cat[sl], max_angle_deg, view_q,
+                                              view_r, view_continuous, view_cat)
         nc = c.shape[0]
-        mask = c >= cos_half_threshold(min(float(max_angle_deg), 180.0)).to(device)
-        counts = mask.sum(dim=1)
-        win = torch.full((nc,), min(float(max_angle_deg), 180.0), device=device)
-        empty = torch.nonzero(counts == 0).flatten()
-        if len(empty):  # widen the window of the queries without a view in it
-            best_c = c[empty].amax(dim=1) if v else torch.full((len(empty),), -1.0, device=device)
-            win[empty] = effective_angles(best_c.cpu(), max_angle_deg).to(device)
-            mask[empty] = c[empty] >= cos_half_threshold(win[empty].cpu()).to(device)[:, None]
-            counts[empty] = mask[empty].sum(dim=1)
         k = int(counts.max()) if nc else 0
         if k * _GATHER_WEIGHT * nc <= max(nc, _DENSE_MIN_ROWS) * v:
             local, best_v = _nearest_gathered(queries[sl], mask, counts, k, descriptors, sq_norms)
@@ -218,27 +273,92 @@ def search_torch(queries: Tensor, query_q: Tensor, query_r: Tensor, query_cat: T
     return index, dist, window, chosen_c
 
 
-def search_faiss(index, queries: np.ndarray, allowed: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def candidates_torch(queries: Tensor, query_q: Tensor, query_r: Tensor, query_cat: Tensor, max_angle_deg: float,
+                     k: int, descriptors: Tensor, sq_norms: Tensor, view_q: Tensor, view_r: Tensor,
+                     view_continuous: Tensor, view_cat: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The ``k`` allowed views nearest in descriptor distance per query (pose window and category
+    as :func:`search_torch`, one masked matmul per chunk of queries). Returns (view indices
+    ``(N, k)``, -1 where fewer are allowed; squared distances ``(N, k)`` ascending, inf there;
+    window used ``(N,)`` degrees; cos(angle/2) to each candidate ``(N, k)``)."""
+    n, v = queries.shape[0], descriptors.shape[0]
+    device = descriptors.device
+    k = max(1, min(int(k), v)) if v else 1
+    index = torch.full((n, k), -1, dtype=torch.long, device=device)
+    dist = torch.full((n, k), float("inf"), device=device)
+    window = torch.full((n,), float("nan"), device=device)
+    cos_half = torch.zeros((n, k), device=device)
+    if v == 0:
+        return index, dist, window, cos_half
+    step = _chunk_size(v)
+    for start in range(0, n, step):
+        sl = slice(start, min(n, start + step))
+        c, mask, _, win = _allowed_views(query_q[sl], query_r[sl], query_cat[sl], max_angle_deg, view_q, view_r,
+                                         view_continuous, view_cat)
+        qd = queries[sl]
+        full = ((qd * qd).sum(1, keepdim=True) - 2.0 * qd @ descriptors.T + sq_norms[None, :]).clamp_min(0.0)
+        full = torch.where(mask, full, torch.tensor(float("inf"), device=device))
+        d, idx = torch.topk(full, k, dim=1, largest=False)
+        found = torch.isfinite(d)
+        index[sl] = torch.where(found, idx, torch.full_like(idx, -1))
+        dist[sl], window[sl] = d, win
+        cos_half[sl] = torch.where(found, c.gather(1, idx), torch.zeros_like(d))
+    return index, dist, window, cos_half
+
+
+def soft_iou(masks: Tensor, silhouettes: Tensor) -> Tensor:
+    """Soft IoU ``sum(min) / sum(max)`` of masks ``(N, G, G)`` with candidate silhouettes
+    ``(N, K, G, G)``, values in [0, 1]: ``(N, K)``; 0 where both are empty."""
+    a = masks[:, None].float()
+    b = silhouettes.float()
+    union = torch.maximum(a, b).sum(dim=(2, 3))
+    return torch.minimum(a, b).sum(dim=(2, 3)) / union.clamp_min(1e-6)
+
+
+def silhouette_choice(distances: Tensor, ious: Tensor, angles_deg: Tensor, check: SilhouetteCheck) -> Tensor:
+    """Column ``(N,)`` of the best-scoring candidate (module doc); ``distances`` (N, K) squared
+    L2, inf for padding (never chosen unless a row has no candidate); ``ious``, ``angles_deg`` (N, K)."""
+    score = distances - float(check.weight) * ious + float(check.angle_weight) * angles_deg / 180.0
+    score = torch.where(torch.isfinite(distances), score, torch.tensor(float("inf"), device=score.device))
+    return score.argmin(dim=1)
+
+
+def align_azimuth(view_r: Tensor, query_r: Tensor) -> Tensor:
+    """``view_r @ Rz(a)`` ``(N, 3, 3)`` with the turn ``a`` about the object's +z that brings each
+    view rotation closest to its query rotation (both ``(N, 3, 3)``): the pose of a continuously
+    symmetric model, whose database views have azimuth 0 only (see :func:`cos_half_angles`)."""
+    a = (query_r[:, :, 0] * view_r[:, :, 0]).sum(1) + (query_r[:, :, 1] * view_r[:, :, 1]).sum(1)
+    b = (query_r[:, :, 0] * view_r[:, :, 1]).sum(1) - (query_r[:, :, 1] * view_r[:, :, 0]).sum(1)
+    angle = torch.atan2(b, a)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rz = torch.zeros(view_r.shape, dtype=view_r.dtype, device=view_r.device)
+    rz[:, 0, 0], rz[:, 0, 1], rz[:, 1, 0], rz[:, 1, 1], rz[:, 2, 2] = cos, -sin, sin, cos, 1.0
+    return view_r @ rz
+
+
+def search_faiss(index, queries: np.ndarray, allowed: list[np.ndarray], k: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact nearest allowed view per query with a FAISS index over all views (e.g. ``IndexFlatL2``).
 
     ``queries`` (N, D) float32; ``allowed[i]``: the view ids query i may return (pose window and
     category already applied). Each query searches with an ``IDSelectorBatch`` of its ids, so
     FAISS computes distances to those views only. Returns (view index (-1 = none), squared L2
-    distance (inf = none)).
+    distance (inf = none)), each ``(N,)``; with ``k``, the ``k`` nearest allowed views ``(N, k)``
+    in ascending distance, padded with (-1, inf).
     """
     faiss = faiss_module()
     n = queries.shape[0]
-    out_i = np.full(n, -1, dtype=np.int64)
-    out_d = np.full(n, np.inf, dtype=np.float32)
+    width = 1 if k is None else max(1, int(k))
+    out_i = np.full((n, width), -1, dtype=np.int64)
+    out_d = np.full((n, width), np.inf, dtype=np.float32)
     for i in range(n):
         ids = allowed[i]
         if len(ids) == 0:
             continue
         params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64)))
-        dist, found = index.search(np.ascontiguousarray(queries[i:i + 1], dtype=np.float32), 1, params=params)
-        if found[0, 0] >= 0:
-            out_i[i], out_d[i] = found[0, 0], max(float(dist[0, 0]), 0.0)
-    return out_i, out_d
+        dist, found = index.search(np.ascontiguousarray(queries[i:i + 1], dtype=np.float32), width, params=params)
+        ok = found[0] >= 0
+        out_i[i, ok], out_d[i, ok] = found[0, ok], np.maximum(dist[0, ok], 0.0)
+    return (out_i[:, 0], out_d[:, 0]) if k is None else (out_i, out_d)
 
 
 def faiss_module():

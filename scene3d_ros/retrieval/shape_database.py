@@ -15,10 +15,12 @@ File format (one ``torch.save`` of plain tensors/lists/dicts, read with
 ``torch.load(weights_only=True)``; written atomically)::
 
     format              "scene3d_ros.shape_database"
-    format_version      1
+    format_version      2
     descriptors         (V, D) float32 or float16
     model_index         (V,) int64, row into model_ids
     view_quaternions    (V, 4) float32, allocentric, w >= 0
+    silhouettes         (V, G, G) uint8 (0..255) view silhouettes for the silhouette check
+                        (world.depth_views.view_silhouette, G = 28), or None
     model_ids           list[str] (M), categories list[str] (M), symmetries list[str] (M)
     library_checksum    CadLibrary.checksum of the library rendered
     checkpoint_sha256   sha256 of the checkpoint whose network 2 embedded the views
@@ -51,7 +53,10 @@ from scene3d_ros.paths import atomic_write_bytes, atomic_write_text, data_dir
 from scene3d_ros.retrieval.search import (
     FALLBACK_CUBOID,
     RetrievalResult,
+    SilhouetteCheck,
+    align_azimuth,
     angle_from_cos_half,
+    candidates_torch,
     cos_half_angles,
     cos_half_threshold,
     effective_angles,
@@ -59,10 +64,12 @@ from scene3d_ros.retrieval.search import (
     query_rotations,
     search_faiss,
     search_torch,
+    silhouette_choice,
+    soft_iou,
 )
 
 DB_FORMAT = "scene3d_ros.shape_database"
-DB_FORMAT_VERSION = 1
+DB_FORMAT_VERSION = 2
 DESCRIPTOR_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 BACKENDS = ("torch", "faiss")
 _REQUIRED_KEYS = ("format", "format_version", "descriptors", "model_index", "view_quaternions", "model_ids",
@@ -147,7 +154,7 @@ class ShapeDatabase:
     def __init__(self, descriptors: Tensor, model_index: Tensor, view_quaternions: Tensor, model_ids: Sequence[str],
                  categories: Sequence[str], symmetries: Sequence[str], *, library_checksum: str = "",
                  checkpoint_sha256: str = "", grid: dict[str, Any] | None = None, view_size_px: int = 0,
-                 build: dict[str, Any] | None = None) -> None:
+                 build: dict[str, Any] | None = None, silhouettes: Tensor | None = None) -> None:
         self.descriptors = descriptors
         self.model_index = model_index.long()
         self.view_quaternions = view_quaternions.float()
@@ -159,8 +166,13 @@ class ShapeDatabase:
         self.grid = dict(grid or {})
         self.view_size_px = int(view_size_px)
         self.build = dict(build or {})
+        self.silhouettes = silhouettes
         _validate_arrays(self.descriptors, self.model_index, self.view_quaternions, self.model_ids,
                          self.categories, self.symmetries)
+        if silhouettes is not None and (silhouettes.dtype != torch.uint8 or silhouettes.dim() != 3
+                                        or silhouettes.shape[0] != len(self) or silhouettes.shape[1] != silhouettes.shape[2]):
+            raise ValueError(f"silhouettes must be ({len(self)}, G, G) uint8, got {tuple(silhouettes.shape)} "
+                             f"{silhouettes.dtype}")
         self._device_cache: dict[str, dict[str, Tensor]] = {}
         self._faiss_index = None
 
@@ -187,6 +199,7 @@ class ShapeDatabase:
             "categories": list(self.categories), "symmetries": list(self.symmetries),
             "library_checksum": self.library_checksum, "checkpoint_sha256": self.checkpoint_sha256,
             "grid": dict(self.grid), "view_size_px": self.view_size_px, "build": dict(self.build),
+            "silhouettes": None if self.silhouettes is None else self.silhouettes.cpu().contiguous(),
         }
 
     def manifest(self) -> dict[str, Any]:
@@ -201,6 +214,7 @@ class ShapeDatabase:
             "grid": self.grid, "view_size_px": self.view_size_px,
             "descriptor_dim": self.dim, "descriptor_dtype": str(self.descriptors.dtype).replace("torch.", ""),
             "num_views": len(self), "num_models": len(self.model_ids),
+            "silhouette_grid": None if self.silhouettes is None else int(self.silhouettes.shape[1]),
             "models_per_category": {c: self.categories.count(c) for c in per_category},
             "views_per_category": per_category, "build": self.build,
         }
@@ -243,6 +257,8 @@ class ShapeDatabase:
         for key in ("descriptors", "model_index", "view_quaternions"):
             if not isinstance(data[key], Tensor):
                 raise ShapeDatabaseError(f"{path}: {key!r} must be a tensor; {hint}")
+        if data.get("silhouettes") is not None and not isinstance(data["silhouettes"], Tensor):
+            raise ShapeDatabaseError(f"{path}: 'silhouettes' must be a tensor or None; {hint}")
         for key in ("model_ids", "categories", "symmetries"):
             if not isinstance(data[key], list) or not all(isinstance(v, str) for v in data[key]):
                 raise ShapeDatabaseError(f"{path}: {key!r} must be a list of strings; {hint}")
@@ -261,7 +277,8 @@ class ShapeDatabase:
             return cls(data["descriptors"], data["model_index"], data["view_quaternions"], data["model_ids"],
                        data["categories"], data["symmetries"], library_checksum=data["library_checksum"],
                        checkpoint_sha256=data["checkpoint_sha256"], grid=data.get("grid") or {},
-                       view_size_px=int(data["view_size_px"]), build=data.get("build") or {})
+                       view_size_px=int(data["view_size_px"]), build=data.get("build") or {},
+                       silhouettes=data.get("silhouettes"))
         except (ValueError, TypeError) as exc:
             raise ShapeDatabaseError(f"{path} is invalid: {exc}; {hint}") from exc
 
@@ -277,13 +294,15 @@ class ShapeDatabase:
                 "descriptors": desc, "sq_norms": (desc * desc).sum(dim=1), "view_q": view_q,
                 "view_r": quaternion_to_matrix(view_q), "continuous": continuous[self.model_index].to(device),
                 "view_cat": category_of_model[self.model_index].to(device),
+                "silhouettes": None if self.silhouettes is None else self.silhouettes.to(device),
             }
         return self._device_cache[key]
 
     def search(self, descriptors: Tensor | np.ndarray, rotations: Tensor | np.ndarray,
                categories: Sequence[str | None] | None = None, max_angle_deg: float = 30.0,
                backend: str = "torch", max_distance: float | None = None,
-               device: str | torch.device | None = None) -> list[RetrievalResult]:
+               device: str | torch.device | None = None, masks: Tensor | np.ndarray | None = None,
+               check: SilhouetteCheck | None = None) -> list[RetrievalResult]:
         """Retrieve the CAD model for each of N objects (see :mod:`scene3d_ros.retrieval.search`).
 
         ``descriptors`` (N, D): network 1's object descriptors; ``rotations``: the objects'
@@ -296,6 +315,12 @@ class ShapeDatabase:
         ``backend``: ``"torch"`` (on ``device``: CPU by default, or CUDA; the database is copied
         there once and cached) or ``"faiss"`` (exact ``IndexFlatL2`` built on first use, CPU); both
         give the same results.
+
+        ``masks`` (N, G, G): each object's mask probabilities over its box (network 1's
+        ``box_masks``, G = the database's silhouette grid): runs the silhouette check
+        (:class:`SilhouetteCheck`, ``check`` or its defaults) among the allowed views, so the
+        result may be a view farther in descriptor space whose silhouette fits the mask; needs a
+        database with silhouettes. Every result carries the chosen view's ``rotation``.
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -330,6 +355,9 @@ class ShapeDatabase:
         if not torch.isfinite(queries).all():
             raise ValueError("descriptors must be finite")
         qq, qr, qc = query_q.to(dev), query_r.to(dev), query_cat.to(dev)
+        if masks is not None:
+            return self._search_checked(queries, qq, qr, qc, max_angle_deg, t, self._check_masks(masks, n, dev),
+                                        check or SilhouetteCheck(), backend, max_distance, categories)
         if backend == "torch":
             index, dist, window, chosen_c = search_torch(queries, qq, qr, qc, max_angle_deg, t["descriptors"],
                                                          t["sq_norms"], t["view_q"], t["view_r"],
@@ -338,10 +366,50 @@ class ShapeDatabase:
             chosen_c = chosen_c.cpu()
         else:
             index, dist, window, chosen_c = self._search_faiss(queries, qq, qr, qc, max_angle_deg, t)
-        return self._results(index, dist, window, chosen_c, max_angle_deg, max_distance, categories)
+        return self._results(index, dist, window, chosen_c, max_angle_deg, max_distance, categories, qr.cpu())
+
+    def _check_masks(self, masks: Tensor | np.ndarray, n: int, device: torch.device) -> Tensor:
+        """Validated ``(n, G, G)`` float32 masks on ``device`` for the silhouette check."""
+        if self.silhouettes is None:
+            raise ValueError("this shape database has no view silhouettes, so it cannot run the silhouette check; "
+                             + rebuild_hint())
+        m = torch.as_tensor(np.asarray(masks) if not isinstance(masks, Tensor) else masks).to(device, torch.float32)
+        grid = int(self.silhouettes.shape[1])
+        if m.shape != (n, grid, grid):
+            raise ValueError(f"masks must be ({n}, {grid}, {grid}) (one box-relative mask per descriptor), "
+                             f"got {tuple(m.shape)}")
+        if not torch.isfinite(m).all():
+            raise ValueError("masks must be finite")
+        return m.clamp(0.0, 1.0)
+
+    def _search_checked(self, queries: Tensor, qq: Tensor, qr: Tensor, qc: Tensor, max_angle_deg: float,
+                        t: dict[str, Tensor], masks: Tensor, check: SilhouetteCheck, backend: str,
+                        max_distance: float | None, categories: Sequence[str | None]) -> list[RetrievalResult]:
+        """The silhouette check (:mod:`~scene3d_ros.retrieval.search` module doc) on the
+        ``check.candidates`` nearest allowed views of each query, from either backend."""
+        if backend == "torch":
+            idx, dist, window, cos_half = candidates_torch(queries, qq, qr, qc, max_angle_deg, check.candidates,
+                                                           t["descriptors"], t["sq_norms"], t["view_q"], t["view_r"],
+                                                           t["continuous"], t["view_cat"])
+        else:
+            idx_np, dist_np, window_np, cos_half = self._search_faiss(queries, qq, qr, qc, max_angle_deg, t,
+                                                                      k=check.candidates)
+            idx, dist, window = torch.from_numpy(idx_np), torch.from_numpy(dist_np), torch.from_numpy(window_np)
+        ious = soft_iou(masks, t["silhouettes"][idx.clamp_min(0)].float() / 255.0)
+        column = silhouette_choice(dist, ious, angle_from_cos_half(cos_half), check)
+        rows = torch.arange(idx.shape[0], device=idx.device)
+        found = idx[rows, column] >= 0
+        chosen_iou = ious[rows, column].cpu().numpy()
+        results = self._results(torch.where(found, idx[rows, column], -1).cpu().numpy(),
+                                dist[rows, column].cpu().numpy(), window.cpu().numpy(),
+                                cos_half[rows, column].cpu(), max_angle_deg, max_distance, categories, qr.cpu())
+        return [dataclasses.replace(r, silhouette_iou=float(chosen_iou[i])) if r.view_index >= 0 else r
+                for i, r in enumerate(results)]
 
     def _search_faiss(self, queries: Tensor, qq: Tensor, qr: Tensor, qc: Tensor, max_angle_deg: float,
-                      t: dict[str, Tensor]) -> tuple[np.ndarray, np.ndarray, np.ndarray, Tensor]:
+                      t: dict[str, Tensor], k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, Tensor]:
+        """FAISS backend: the nearest allowed view per query (``(N,)`` arrays, cos(angle/2) to it),
+        or with ``k`` the ``k`` nearest (``(N, k)``, padded with -1 / inf / 0)."""
         faiss = faiss_module()
         if self._faiss_index is None:
             flat = faiss.IndexFlatL2(self.dim)
@@ -362,14 +430,20 @@ class ShapeDatabase:
             mask = (c >= cos_half_threshold(windows[sl])[:, None]) & cat_ok
             allowed.extend(torch.nonzero(row).flatten().numpy() for row in mask)
             cos_half.extend(c)
-        index, dist = search_faiss(self._faiss_index, queries.numpy(), allowed)
-        chosen_c = torch.tensor([float(cos_half[i][index[i]]) if index[i] >= 0 else 0.0 for i in range(n)])
+        index, dist = search_faiss(self._faiss_index, queries.numpy(), allowed, k)
+        if k is None:
+            chosen_c = torch.tensor([float(cos_half[i][index[i]]) if index[i] >= 0 else 0.0 for i in range(n)])
+        else:
+            chosen_c = torch.stack([torch.where(torch.from_numpy(index[i]) >= 0,
+                                                cos_half[i][torch.from_numpy(index[i]).clamp_min(0)], 0.0)
+                                    for i in range(n)]) if n else torch.zeros((0, int(k)))
         return index, dist, windows.numpy(), chosen_c
 
     def _results(self, index: np.ndarray, dist: np.ndarray, window: np.ndarray, chosen_c: Tensor,
                  max_angle_deg: float, max_distance: float | None,
-                 query_categories: Sequence[str | None]) -> list[RetrievalResult]:
+                 query_categories: Sequence[str | None], query_r: Tensor) -> list[RetrievalResult]:
         angles = angle_from_cos_half(chosen_c).numpy()
+        rotations = self._view_rotations(np.asarray(index), query_r)
         results = []
         for i in range(len(index)):
             view = int(index[i])
@@ -385,8 +459,22 @@ class ShapeDatabase:
                 model_id=None if too_far else self.model_ids[model],
                 category=self.categories[model], distance=distance, view_index=view,
                 view_angle_deg=float(angles[i]), widened_to_deg=widened,
-                fallback=FALLBACK_CUBOID if too_far else None))
+                fallback=FALLBACK_CUBOID if too_far else None, rotation=tuple(float(x) for x in rotations[i])))
         return results
+
+    def _view_rotations(self, index: np.ndarray, query_r: Tensor) -> np.ndarray:
+        """(N, 4) allocentric quaternions of the chosen views (rows of -1: identity), those of
+        continuously symmetric models turned about +z towards the query rotation ``query_r`` (N, 3, 3)."""
+        if not len(self):
+            return np.tile(np.array([1.0, 0.0, 0.0, 0.0]), (len(index), 1))
+        views = torch.from_numpy(np.clip(index, 0, None)).long()
+        q = self.view_quaternions[views].double()
+        continuous = torch.tensor([self.symmetries[int(self.model_index[v])] == "continuous" and i >= 0
+                                   for v, i in zip(views.tolist(), index.tolist(), strict=True)], dtype=torch.bool)
+        if bool(continuous.any()):
+            turned = align_azimuth(quaternion_to_matrix(q[continuous]), query_r[continuous].double())
+            q[continuous] = torch.from_numpy(matrix_to_quaternion(turned.numpy()))
+        return q.numpy()
 
 
 def _validate_arrays(descriptors: Tensor, model_index: Tensor, view_quaternions: Tensor, model_ids: list[str],
@@ -430,7 +518,7 @@ def build_shape_database(library, depth_encoder: torch.nn.Module, grid: ViewGrid
     """
     from tqdm import tqdm
 
-    from scene3d_ros.world.depth_views import object_depth_view
+    from scene3d_ros.world.depth_views import object_depth_view, view_silhouette
 
     if descriptor_dtype not in DESCRIPTOR_DTYPES:
         raise ValueError(f"descriptor_dtype must be one of {sorted(DESCRIPTOR_DTYPES)}, got {descriptor_dtype!r}")
@@ -443,7 +531,7 @@ def build_shape_database(library, depth_encoder: torch.nn.Module, grid: ViewGrid
     rotations = {s: grid.rotations(s) for s in {m.symmetry for m in models}}
     quats = {s: matrix_to_quaternion(r).astype(np.float32) for s, r in rotations.items()}
     jobs = [(k, r) for k, m in enumerate(models) for r in range(len(rotations[m.symmetry]))]
-    descriptors, index, view_q = [], [], []
+    descriptors, index, view_q, silhouettes = [], [], [], []
     bar = tqdm(total=len(jobs), desc="shape database views", unit="view", disable=not progress)
     mesh_cache: dict[int, Any] = {}
     for b in range(0, len(jobs), int(batch_size)):
@@ -454,6 +542,7 @@ def build_shape_database(library, depth_encoder: torch.nn.Module, grid: ViewGrid
                 mesh_cache.clear()  # jobs are ordered by model: keep one mesh
                 mesh_cache[k] = library.mesh(models[k].model_id)
             views[j] = object_depth_view(mesh_cache[k], rotations[models[k].symmetry][r], view_size_px)
+            silhouettes.append(np.rint(255.0 * view_silhouette(views[j])).astype(np.uint8))
             index.append(k)
             view_q.append(quats[models[k].symmetry][r])
         out = depth_encoder(torch.from_numpy(views).to(device)).float().cpu()
@@ -469,5 +558,5 @@ def build_shape_database(library, depth_encoder: torch.nn.Module, grid: ViewGrid
                          torch.from_numpy(np.stack(view_q)), [m.model_id for m in models],
                          [m.category for m in models], [m.symmetry for m in models],
                          library_checksum=library.checksum, checkpoint_sha256=checkpoint_sha256,
-                         grid=grid.as_dict(),
-                         view_size_px=view_size_px, build=build)
+                         grid=grid.as_dict(), view_size_px=view_size_px, build=build,
+                         silhouettes=torch.from_numpy(np.stack(silhouettes)))

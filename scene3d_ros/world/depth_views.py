@@ -13,6 +13,11 @@ way whatever its metric size. Depth is normalised to a shape-only map::
 with ``z`` the z-depth in metres and ``z_centre`` the depth of the bounding-box centre. Training
 (positives/negatives of the triplet loss) and the retrieval database both render with
 :func:`object_depth_view`, so they always agree.
+
+A view's **silhouette** (:func:`view_silhouette`) is its object pixels resampled to a
+``SILHOUETTE_GRID`` x ``SILHOUETTE_GRID`` grid over their tight bounding box, the way Mask R-CNN
+resamples a mask into its box: it compares directly with the mask head's box-relative output
+(``box_masks`` of a detection), whatever the object's size in the image.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ VIEW_FOV_DEG = 30.0
 """Field of view of the virtual camera, degrees (horizontal = vertical: square views)."""
 BACKGROUND = 1.5
 """Value of background pixels (beyond the farthest possible surface at +1)."""
+SILHOUETTE_GRID = 28
+"""Side of a view silhouette (cells): the resolution of torchvision's Mask R-CNN mask head."""
 
 
 def view_intrinsics(size_px: int) -> CameraIntrinsics:
@@ -86,3 +93,25 @@ def triplet_depth_views(meshes: Sequence[trimesh.Trimesh], negative_meshes: Sequ
         positives[i] = object_depth_view(meshes[i], rotation, size_px, renderer)
         negatives[i] = object_depth_view(negative_meshes[i], rotation, size_px, renderer)
     return positives, negatives
+
+
+def view_silhouette(view: np.ndarray, grid: int = SILHOUETTE_GRID) -> np.ndarray:
+    """Silhouette ``(grid, grid)`` float32 in [0, 1] of a depth view ``(S, S)`` (module doc): the
+    object pixels (``view < BACKGROUND``) over their tight bounding box, resampled with
+    ``torchvision.ops.roi_align`` (as Mask R-CNN's mask targets); all zeros for an empty view."""
+    import torch
+    from torchvision.ops import roi_align
+
+    view = np.asarray(view)
+    if view.ndim != 2:
+        raise ValueError(f"a depth view is (S, S), got shape {view.shape}")
+    if int(grid) < 1:
+        raise ValueError(f"silhouette grid must be >= 1 cell, got {grid}")
+    inside = view < BACKGROUND
+    rows, cols = np.nonzero(inside)
+    if len(rows) == 0:
+        return np.zeros((int(grid), int(grid)), dtype=np.float32)
+    box = torch.tensor([[0.0, cols.min(), rows.min(), cols.max() + 1.0, rows.max() + 1.0]], dtype=torch.float32)
+    image = torch.from_numpy(inside.astype(np.float32))[None, None]
+    return roi_align(image, box, (int(grid), int(grid)), spatial_scale=1.0, sampling_ratio=2,
+                     aligned=False)[0, 0].numpy()
