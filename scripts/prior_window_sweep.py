@@ -49,7 +49,9 @@ def sweep(checkpoint: Path, data: Path, angles: list[float], settings: tuple[str
     model = build_model_from_checkpoint(checkpoint, device, expected_classes=CATEGORIES).eval()
     digest = sha256_file(checkpoint)
     # the database and the dataset's library are opened and checked once; one evaluator per window shares them
-    first = open_retrieval(RetrievalEvalConfig(enabled=True, shape_db=shape_db, max_angle_deg=angles[0]), checkpoint,
+    # the descriptor-only search (the silhouette check has its own window: scripts/silhouette_check_sweep.py)
+    first = open_retrieval(RetrievalEvalConfig(enabled=True, shape_db=shape_db, max_angle_deg=angles[0],
+                                               silhouette_check=False), checkpoint,
                            digest, model, dataset, device, config.iou_threshold)
     evaluators: dict[float, RetrievalEvaluator] = {angles[0]: first} | {
         angle: RetrievalEvaluator(first.database, angle, first.unseen_models, first.categories, first.iou_threshold,

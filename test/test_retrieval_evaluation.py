@@ -230,7 +230,11 @@ def test_evaluate_reports_top1_for_seen_and_unseen_models(setup, tmp_path, capsy
     summary = json.loads((tmp_path / "evaluation_retrieval.json").read_text())
     assert [v["key"] for v in summary["variants"]] == ["gt_boxes/gt_prior", "gt_boxes/predicted_prior",
                                                        "gt_boxes/no_prior", "detected/predicted_prior",
-                                                       "detected/no_prior"]
+                                                       "detected/no_prior", "gt_boxes/gt_prior+silhouette",
+                                                       "gt_boxes/predicted_prior+silhouette",
+                                                       "detected/predicted_prior+silhouette"]
+    assert summary["silhouette_check"] == {"weight": 20.0, "angle_weight": 10.0, "candidates": 64,
+                                           "max_angle_deg": 90.0}
     dataset = setup["dataset"]
     ids = [m for i in range(len(dataset)) for m in dataset[i][1]["model_ids"]]
     splits = summary["splits"]
@@ -242,15 +246,25 @@ def test_evaluate_reports_top1_for_seen_and_unseen_models(setup, tmp_path, capsy
         for top1 in splits[split]["top1"].values():
             assert 0.0 <= top1["overall"] <= 1.0
             assert top1["overall"] <= top1["subtype"]["overall"] <= 1.0  # the dataset's library gives sub-types
-    # the per-setting tables' Top-1 rows are the predicted-pose-prior retrievals
+    # the per-setting tables' Top-1 rows are the predicted-pose-prior retrievals with the silhouette
+    # check (what retrieval_node publishes)
     for setting in ("gt_boxes", "detected"):
         pose = json.loads((tmp_path / f"evaluation_{setting}.json").read_text())
         per_category = pose["subsets"]["all"]["per_category"]
-        expected = splits["all"]["top1"][f"{setting}/predicted_prior"]["per_category"]
+        expected = splits["all"]["top1"][f"{setting}/predicted_prior+silhouette"]["per_category"]
         assert {c: per_category[c]["top1"] for c in CATEGORIES} == pytest.approx(expected)
+        # the check's rotation is scored next to the network's on the same paired objects
+        refinement = summary["pose_refinement"][setting]
+        assert refinement["network"]["objects"] == refinement["silhouette_check"]["objects"]
+        for method in refinement.values():
+            if method["objects"]:  # the tiny network may detect nothing
+                assert 0.0 <= method["mean_median_deg"] <= 180.0 and 0.0 <= method["mean_acc_pi_6"] <= 1.0
+    gt_boxes = summary["pose_refinement"]["gt_boxes"]["network"]
+    assert gt_boxes["objects"] == len(ids)  # every ground-truth box is paired with itself
     combined = (tmp_path / "evaluation.md").read_text()
     for needle in ("## Top-1 shape retrieval", "### Seen models", "### Unseen models (never seen in training)",
-                   "| category | objects | GT boxes + GT pose prior |", "| **mean (categories)** |"):
+                   "| category | objects | GT boxes + GT pose prior |", "| **mean (categories)** |",
+                   "### Rotation from the silhouette check", "| category | objects | MedErr network (deg) |"):
         assert needle in combined
     assert "evaluation_retrieval.md/.json" in capsys.readouterr().err
 
@@ -308,3 +322,36 @@ def test_prior_window_sweep_matches_evaluate_and_180_deg_is_no_prior(setup, tmp_
     for key in ("gt_boxes/gt_prior", "gt_boxes/predicted_prior", "detected/predicted_prior"):
         assert rows[(30.0, key)]["top1_mean"] == pytest.approx(summary["splits"]["seen"]["top1"][key]["mean"])
     assert "| 30 |" in out.with_suffix(".md").read_text()
+
+
+# --------------------------------------------------------------------------- the silhouette check
+def test_silhouette_variants_and_the_rotation_of_the_chosen_view_by_hand():
+    from scene3d_ros.retrieval import SilhouetteCheck
+
+    wide, tall = np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.uint8)
+    wide[8:20, :], tall[:, 8:20] = 255, 255
+    # car_a (tall outline, azimuth 0) is the nearer descriptor; car_b (wide outline) sits at azimuth 60
+    db = _database([("car_a", "car", _onehot(0), 0.0), ("car_b", "car", _onehot(0) + 0.5 * _onehot(1), 60.0)])
+    db.silhouettes = torch.tensor(np.stack([tall, wide]))
+    evaluator = RetrievalEvaluator(db, check=SilhouetteCheck(weight=2.0, angle_weight=0.0), check_max_angle_deg=90.0)
+    # the network says azimuth 20 (ground truth 60, car_b); its mask is the wide outline
+    prediction = {**_pred([_onehot(0)], [CAR], azimuths=[20.0]),
+                  "box_masks": torch.tensor(wide[None] / 255.0, dtype=torch.float32),
+                  "quaternions": torch.tensor(_quat(20.0)[None]), "translations": torch.tensor([ON_AXIS])}
+    returned = evaluator.add("gt_boxes", prediction, _gt(["car_b"], [CAR], azimuths=[60.0]))
+    assert returned == ["car_b"]  # the silhouette-checked model, as retrieval_node publishes it
+    summary = evaluator.summary()
+    assert _top1(summary, "gt_boxes/predicted_prior")["overall"] == 0.0  # descriptor alone: car_a
+    assert _top1(summary, "gt_boxes/predicted_prior+silhouette")["overall"] == 1.0
+    assert _top1(summary, "gt_boxes/gt_prior+silhouette")["overall"] == 1.0
+    refinement = summary["pose_refinement"]["gt_boxes"]
+    assert refinement["network"]["per_category"]["car"]["median_deg"] == pytest.approx(40.0, abs=1e-3)
+    assert refinement["silhouette_check"]["per_category"]["car"]["median_deg"] == pytest.approx(0.0, abs=1e-3)
+    assert refinement["network"]["mean_acc_pi_6"] == 0.0 and refinement["silhouette_check"]["mean_acc_pi_6"] == 1.0
+    markdown = to_markdown(summary)
+    assert "## Rotation from the silhouette check" in markdown and "| car | 1 | 40.0 | 0.0 | 0.000 | 1.000 |" in markdown
+    # without masks in the predictions the check cannot run, and says so
+    with pytest.raises(ValueError, match="box_masks"):
+        evaluator.add("gt_boxes", _pred([_onehot(0)], [CAR]), _gt(["car_b"], [CAR]))
+    with pytest.raises(ValueError, match="view silhouettes"):
+        RetrievalEvaluator(DB, check=SilhouetteCheck())

@@ -19,6 +19,14 @@ Variants (:data:`VARIANTS`), per setting of :mod:`scene3d_ros.evaluation`:
   :func:`scene3d_ros.evaluation.pair_predictions` (the pose evaluation's matching), searched with
   ``predicted_prior`` (end to end, what ``retrieval_node`` does) or ``no_prior``.
 
+With a :class:`~scene3d_ros.retrieval.search.SilhouetteCheck` (``check``; the predictions must
+carry ``box_masks`` and the database silhouettes) three more variants run the silhouette check:
+``gt_boxes/gt_prior+silhouette`` (window ``max_angle_deg``), ``gt_boxes/predicted_prior+silhouette``
+and ``detected/predicted_prior+silhouette`` (window ``check_max_angle_deg``, wider: the check
+weighs the angle itself). The rotation of the view that the check chooses is a pose estimate: for
+every paired object the report also gives its symmetry-aware error (egocentric, converted with
+the predicted translation) next to the network's own (``pose_refinement``: MedErr, Acc_pi/6).
+
 The pose prior: :meth:`ShapeDatabase.search` compares **allocentric** rotations (object ->
 camera optical frame relative to the viewing ray through the object, the rotation a depth view
 shows) and searches only the views within ``max_angle_deg`` (degrees, geodesic; widened when
@@ -65,8 +73,16 @@ import numpy as np
 import torch
 
 from scene3d_ros import CATEGORIES
-from scene3d_ros.evaluation import SETTINGS, mean_defined, pair_predictions
-from scene3d_ros.model.rotations import canonicalize_quaternion, egocentric_to_allocentric
+from scene3d_ros.evaluation import (
+    SETTINGS,
+    mean_defined,
+    median_or_none,
+    pair_predictions,
+    rotation_errors_deg,
+    share_below,
+)
+from scene3d_ros.model.rotations import allocentric_to_egocentric, canonicalize_quaternion, egocentric_to_allocentric
+from scene3d_ros.retrieval.search import SilhouetteCheck
 from scene3d_ros.retrieval.shape_database import ShapeDatabase
 
 NO_PRIOR_DEG = 180.0
@@ -86,13 +102,14 @@ DEFINITION = ("Top-1 = share of ground-truth objects whose retrieved CAD model i
 
 @dataclass(frozen=True)
 class RetrievalVariant:
-    """One column of the report: the ``setting`` the descriptors come from and the pose ``prior``
-    (``"ground_truth"``, ``"predicted"`` or ``"none"``)."""
+    """One column of the report: the ``setting`` the descriptors come from, the pose ``prior``
+    (``"ground_truth"``, ``"predicted"`` or ``"none"``) and whether the silhouette check runs."""
 
     key: str
     setting: str
     prior: str
     title: str
+    silhouette: bool = False
 
 
 VARIANTS = (
@@ -102,6 +119,16 @@ VARIANTS = (
     RetrievalVariant("detected/predicted_prior", "detected", "predicted", "detected + predicted pose prior"),
     RetrievalVariant("detected/no_prior", "detected", "none", "detected, no prior"),
 )
+SILHOUETTE_VARIANTS = (
+    RetrievalVariant("gt_boxes/gt_prior+silhouette", "gt_boxes", "ground_truth", "GT boxes + GT pose prior + silhouette",
+                     True),
+    RetrievalVariant("gt_boxes/predicted_prior+silhouette", "gt_boxes", "predicted",
+                     "GT boxes + predicted pose prior + silhouette", True),
+    RetrievalVariant("detected/predicted_prior+silhouette", "detected", "predicted",
+                     "detected + predicted pose prior + silhouette", True),
+)
+ACCURACY_THRESHOLD_DEG = 30.0
+"""Acc_pi/6 of the pose refinement: share of rotation errors below 30 degrees."""
 
 
 @dataclass(frozen=True)
@@ -156,15 +183,22 @@ class RetrievalEvaluator:
     ``unseen_models``: model ids never seen in training; ``iou_threshold``: detection matching
     (as the pose :class:`~scene3d_ros.evaluation.Evaluator`); ``device``: where the torch search runs;
     ``database_path``: the database's file, for the report; ``subtypes``: model id -> sub-type
-    (the CAD library's), which adds the sub-type Top-1 to the summary.
+    (the CAD library's), which adds the sub-type Top-1 to the summary; ``check``: run the
+    silhouette variants (module doc) with these weights, ``check_max_angle_deg`` their window
+    with the predicted prior (degrees).
     """
 
     def __init__(self, database: ShapeDatabase, max_angle_deg: float = 30.0, unseen_models: Iterable[str] = (),
                  categories: Sequence[str] = CATEGORIES, iou_threshold: float = 0.5,
                  device: str | torch.device | None = None, database_path: str | Path | None = None,
-                 subtypes: Mapping[str, str] | None = None) -> None:
-        if not 0.0 < float(max_angle_deg) <= NO_PRIOR_DEG:
-            raise ValueError(f"max_angle_deg must be in (0, {NO_PRIOR_DEG}] degrees, got {max_angle_deg}")
+                 subtypes: Mapping[str, str] | None = None, check: SilhouetteCheck | None = None,
+                 check_max_angle_deg: float = 90.0) -> None:
+        for name, value in (("max_angle_deg", max_angle_deg), ("check_max_angle_deg", check_max_angle_deg)):
+            if not 0.0 < float(value) <= NO_PRIOR_DEG:
+                raise ValueError(f"{name} must be in (0, {NO_PRIOR_DEG}] degrees, got {value}")
+        if check is not None and database.silhouettes is None:
+            raise ValueError("the silhouette check needs a shape database with view silhouettes (rebuild it with "
+                             "build_shape_db)")
         self.database = database
         self.max_angle_deg = float(max_angle_deg)
         self.unseen_models = frozenset(str(m) for m in unseen_models)
@@ -173,17 +207,21 @@ class RetrievalEvaluator:
         self.device = device
         self.database_path = None if database_path is None else str(database_path)
         self.subtypes = None if subtypes is None else {str(k): str(v) for k, v in subtypes.items()}
+        self.check = check
+        self.check_max_angle_deg = float(check_max_angle_deg)
+        self.variants = VARIANTS + (SILHOUETTE_VARIANTS if check is not None else ())
         self.objects: dict[str, list[RetrievedObject]] = {}
+        self.pose_errors: dict[str, list[tuple[int, float, float]]] = {}
         self.num_images: dict[str, int] = {}
         self._in_database = frozenset(database.model_ids)
 
     def _search(self, descriptors: torch.Tensor, rotations: torch.Tensor, categories: list[str],
-                max_angle_deg: float) -> list[str | None]:
+                max_angle_deg: float, masks: torch.Tensor | None = None) -> list:
+        """The search results (``RetrievalResult``), with the silhouette check when ``masks`` are given."""
         if descriptors.shape[0] == 0:
             return []
-        results = self.database.search(descriptors, rotations, categories, max_angle_deg=max_angle_deg,
-                                       device=self.device)
-        return [r.model_id for r in results]
+        return self.database.search(descriptors, rotations, categories, max_angle_deg=max_angle_deg,
+                                    device=self.device, masks=masks, check=self.check if masks is not None else None)
 
     def add(self, setting: str, prediction: Mapping[str, Any], gt: Mapping[str, Any]) -> list[str | None]:
         """Add one image of ``setting`` (``"gt_boxes"`` or ``"detected"``).
@@ -192,7 +230,9 @@ class RetrievalEvaluator:
         (N, D), ``allocentric_quaternions`` (N, 4)); ``gt``: the target (``labels``, ``boxes``,
         ``quaternions``, optional ``translations`` and ``model_ids``). Returns the model id that
         the predicted pose prior retrieves for **every** prediction (None = cuboid), ready to be
-        the prediction's ``model_ids`` for the pose :class:`~scene3d_ros.evaluation.Evaluator`.
+        the prediction's ``model_ids`` for the pose :class:`~scene3d_ros.evaluation.Evaluator`:
+        with the silhouette check when it runs (what ``retrieval_node`` publishes), which then
+        also needs the predictions' ``box_masks`` (N, G, G), ``quaternions`` and ``translations``.
         """
         if setting not in SETTINGS:
             raise ValueError(f"unknown setting {setting!r}, expected one of {SETTINGS}")
@@ -213,21 +253,34 @@ class RetrievalEvaluator:
         descriptors = _tensor(prediction["descriptors"]).reshape(n, -1) if n else torch.zeros(0, 0)
         rotations = _tensor(prediction["allocentric_quaternions"]).reshape(n, 4) if n else torch.zeros(0, 4)
         categories = [self.categories[label - 1] for label in pred_labels]
-        predicted = self._search(descriptors, rotations, categories, self.max_angle_deg)
+        predicted = _ids(self._search(descriptors, rotations, categories, self.max_angle_deg))
+        masks, checked = None, []
+        if self.check is not None:
+            if n and any(k not in prediction for k in ("box_masks", "quaternions", "translations")):
+                raise ValueError("the silhouette check needs the predictions' 'box_masks', 'quaternions' and "
+                                 "'translations'")
+            masks = _tensor(prediction["box_masks"]) if n else None
+            checked = self._search(descriptors, rotations, categories, self.check_max_angle_deg, masks)
 
         p_idx = [i for i, _ in pairs]
         g_idx = [j for _, j in pairs]
         paired_categories = [categories[i] for i in p_idx]
         retrieved: dict[str, list[str | None]] = {}
-        for variant in (v for v in VARIANTS if v.setting == setting):
+        for variant in (v for v in self.variants if v.setting == setting):
             if variant.prior == "predicted":
-                retrieved[variant.key] = [predicted[i] for i in p_idx]
+                retrieved[variant.key] = [(_ids(checked) if variant.silhouette else predicted)[i] for i in p_idx]
             elif variant.prior == "none":
-                retrieved[variant.key] = self._search(descriptors[p_idx], rotations[p_idx], paired_categories,
-                                                      NO_PRIOR_DEG)
+                retrieved[variant.key] = _ids(self._search(descriptors[p_idx], rotations[p_idx], paired_categories,
+                                                           NO_PRIOR_DEG))
             else:
                 prior = ground_truth_allocentric(gt)[g_idx] if g_idx else torch.zeros(0, 4)
-                retrieved[variant.key] = self._search(descriptors[p_idx], prior, paired_categories, self.max_angle_deg)
+                retrieved[variant.key] = _ids(self._search(
+                    descriptors[p_idx], prior, paired_categories, self.max_angle_deg,
+                    masks[p_idx] if variant.silhouette and masks is not None else None))
+        if self.check is not None and n:
+            if pairs:
+                self._add_pose_errors(setting, prediction, gt, checked, p_idx, g_idx)
+            predicted = _ids(checked)
         by_gt = {j: {key: ids[k] for key, ids in retrieved.items()} for k, j in enumerate(g_idx)}
         objects = self.objects.setdefault(setting, [])
         for j, (label, model_id) in enumerate(zip(gt_labels, gt_ids, strict=True)):
@@ -237,11 +290,52 @@ class RetrievalEvaluator:
         self.num_images[setting] = self.num_images.get(setting, 0) + 1
         return predicted
 
+    def _add_pose_errors(self, setting: str, prediction: Mapping[str, Any], gt: Mapping[str, Any], checked: list,
+                         p_idx: list[int], g_idx: list[int]) -> None:
+        """Rotation errors (degrees, symmetry-aware, egocentric) of the network and of the view the
+        silhouette check chose, per paired object."""
+        q_net = _tensor(prediction["quaternions"]).reshape(-1, 4)[p_idx].double()
+        t_pred = _tensor(prediction["translations"]).reshape(-1, 3)[p_idx].double()
+        has_view = torch.tensor([checked[i].rotation is not None for i in p_idx])
+        chosen = torch.tensor([checked[i].rotation or (1.0, 0.0, 0.0, 0.0) for i in p_idx], dtype=torch.float64)
+        q_checked = torch.where(has_view[:, None], allocentric_to_egocentric(chosen, t_pred), q_net)
+        q_gt = _tensor(gt["quaternions"]).reshape(-1, 4)[g_idx].double()
+        symmetries = gt.get("symmetries")
+        symmetries = None if symmetries is None else [symmetries[j] for j in g_idx]
+        labels = _tensor(gt["labels"]).long().reshape(-1)[g_idx].tolist()
+        net = rotation_errors_deg(q_net.numpy(), q_gt.numpy(), symmetries)
+        refined = rotation_errors_deg(q_checked.numpy(), q_gt.numpy(), symmetries)
+        self.pose_errors.setdefault(setting, []).extend(
+            (int(label), float(a), float(b)) for label, a, b in zip(labels, net, refined, strict=True))
+
+    def _pose_summary(self) -> dict[str, Any] | None:
+        """Per setting and method (``network``, ``silhouette_check``): MedErr and Acc_pi/6 per
+        category, their means over categories, and the object count (None without the check)."""
+        if self.check is None:
+            return None
+        out: dict[str, Any] = {}
+        for setting in self.objects:
+            records = self.pose_errors.get(setting, [])
+            per_method: dict[str, Any] = {}
+            for column, method in ((1, "network"), (2, "silhouette_check")):
+                per_category = {}
+                for k, name in enumerate(self.categories, start=1):
+                    errors = [r[column] for r in records if r[0] == k]
+                    per_category[name] = {"objects": len(errors), "median_deg": median_or_none(errors),
+                                          "acc_pi_6": share_below(errors, ACCURACY_THRESHOLD_DEG)}
+                per_method[method] = {
+                    "per_category": per_category,
+                    "mean_median_deg": mean_defined([c["median_deg"] for c in per_category.values()]),
+                    "mean_acc_pi_6": mean_defined([c["acc_pi_6"] for c in per_category.values()]),
+                    "objects": len(records)}
+            out[setting] = per_method
+        return out
+
     def summary(self) -> dict[str, Any]:
         """JSON-serialisable Top-1 per split (``all``, ``seen``, ``unseen``) and variant: per
         category (None = no object), ``mean`` over categories, ``overall`` over objects; plus counts.
         With ``subtypes``, each variant's ``subtype`` entry holds the sub-type Top-1 the same way."""
-        variants = [v for v in VARIANTS if v.setting in self.objects]
+        variants = [v for v in self.variants if v.setting in self.objects]
         splits: dict[str, Any] = {}
         for split in SPLITS:
             per_variant: dict[str, Any] = {}
@@ -273,11 +367,21 @@ class RetrievalEvaluator:
             "database": {"path": self.database_path, "num_views": len(self.database), "num_models": len(self.database.model_ids),
                          "library_checksum": self.database.library_checksum,
                          "checkpoint_sha256": self.database.checkpoint_sha256},
-            "variants": [{"key": v.key, "setting": v.setting, "prior": v.prior, "title": v.title} for v in variants],
+            "variants": [{"key": v.key, "setting": v.setting, "prior": v.prior, "title": v.title,
+                          "silhouette": v.silhouette} for v in variants],
+            "silhouette_check": None if self.check is None else {
+                "weight": self.check.weight, "angle_weight": self.check.angle_weight,
+                "candidates": self.check.candidates, "max_angle_deg": self.check_max_angle_deg},
+            "pose_refinement": self._pose_summary(),
             "splits": splits,
             "target": {"variant": TARGET_VARIANT, "split": "seen", "metric": "mean", "min": TOP1_TARGET,
                        "value": target_value, "met": None if target_value is None else target_value >= TOP1_TARGET},
         }
+
+
+def _ids(results: Sequence[Any]) -> list[str | None]:
+    """The model ids of search results (None = cuboid fallback)."""
+    return [r.model_id for r in results]
 
 
 def _rates(objects: Sequence[RetrievedObject], hit: Any, categories: Sequence[str]) -> dict[str, Any]:
@@ -326,6 +430,35 @@ def _split_section(summary: Mapping[str, Any], split: str) -> list[str]:
     return lines
 
 
+def _deg(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def _pose_refinement_section(summary: Mapping[str, Any]) -> list[str]:
+    """The silhouette check's rotation against the network's (empty without the check)."""
+    check, refinement = summary.get("silhouette_check"), summary.get("pose_refinement")
+    if not check or not refinement:
+        return []
+    lines = ["## Rotation from the silhouette check", "",
+             f"Silhouette check: score = squared descriptor distance - {check['weight']:g} x silhouette IoU + "
+             f"{check['angle_weight']:g} x angle / 180 deg over the {check['candidates']} nearest views within "
+             f"{check['max_angle_deg']:g} deg of the predicted rotation (GT-prior variant: within "
+             f"{summary['max_angle_deg']:g} deg of the ground truth). The chosen view's rotation (egocentric with the "
+             "predicted translation) against the network's own, symmetry-aware, paired objects only:", ""]
+    for setting, methods in refinement.items():
+        net, chk = methods["network"], methods["silhouette_check"]
+        lines += [f"Setting `{setting}` ({net['objects']} objects):", "",
+                  "| category | objects | MedErr network (deg) | MedErr silhouette check (deg) | Acc_pi/6 network | "
+                  "Acc_pi/6 silhouette check |", "|---|---:|---:|---:|---:|---:|"]
+        for name in summary["categories"]:
+            a, b = net["per_category"][name], chk["per_category"][name]
+            lines.append(f"| {name} | {a['objects']} | {_deg(a['median_deg'])} | {_deg(b['median_deg'])} | "
+                         f"{_cell(a['acc_pi_6'])} | {_cell(b['acc_pi_6'])} |")
+        lines += [f"| **mean (categories)** | | {_deg(net['mean_median_deg'])} | {_deg(chk['mean_median_deg'])} | "
+                  f"{_cell(net['mean_acc_pi_6'])} | {_cell(chk['mean_acc_pi_6'])} |", ""]
+    return lines
+
+
 def to_markdown(summary: Mapping[str, Any], title: str = "Top-1 shape retrieval") -> str:
     """Markdown tables (rows = categories, mean, overall; columns = variants) per seen / unseen split
     from :meth:`RetrievalEvaluator.summary`."""
@@ -357,6 +490,7 @@ def to_markdown(summary: Mapping[str, Any], title: str = "Top-1 shape retrieval"
     if missing:
         lines += [f"{missing} of {summary['splits']['all']['objects']} objects have a ground-truth model that is "
                   "not in the shape database: they cannot be retrieved and count as wrong.", ""]
+    lines += _pose_refinement_section(summary)
     target = summary["target"]
     if target["value"] is not None:
         verdict = "met" if target["met"] else "not met"
