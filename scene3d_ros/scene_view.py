@@ -43,13 +43,16 @@ class PosedMesh:
 
 
 def posed_meshes(objects: Sequence[DetectedObject], library: CadLibrary) -> list[PosedMesh]:
-    """The retrieved mesh of each object (a box of ``size`` for the cuboid fallback), posed."""
+    """The retrieved mesh of each object (a box of ``size`` for the cuboid fallback), posed: a
+    retrieved model in the rotation of its chosen view (``model_quaternion``), a cuboid in the
+    network's rotation."""
     meshes = []
     for k, obj in enumerate(objects):
         cuboid = obj.model_id is None
         mesh = trimesh.creation.box(extents=np.asarray(obj.size, dtype=np.float64)) if cuboid \
             else library.mesh(obj.model_id)
-        meshes.append(PosedMesh(f"{obj.category}_{k}", mesh, quaternion_to_matrix(np.asarray(obj.quaternion)),
+        rotation = obj.quaternion if cuboid or obj.model_quaternion is None else obj.model_quaternion
+        meshes.append(PosedMesh(f"{obj.category}_{k}", mesh, quaternion_to_matrix(np.asarray(rotation)),
                                 np.asarray(obj.translation, dtype=np.float64), instance_colour(k), cuboid))
     return meshes
 

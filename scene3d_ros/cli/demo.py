@@ -76,6 +76,7 @@ def object_record(obj: DetectedObject) -> dict:
     return {"category": obj.category, "score": round(float(obj.score), 4),
             "quaternion": np.round(obj.quaternion, 6).tolist(), "translation": np.round(obj.translation, 4).tolist(),
             "size": np.round(obj.size, 4).tolist(), "model_id": obj.model_id, "fallback": obj.fallback,
+            "model_quaternion": None if obj.model_quaternion is None else np.round(obj.model_quaternion, 6).tolist(),
             "retrieval_distance": None if obj.retrieval_distance is None else round(float(obj.retrieval_distance), 4)}
 
 
