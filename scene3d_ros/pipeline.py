@@ -23,6 +23,9 @@ from scene3d_ros.paths import default_model_path
 from scene3d_ros.retrieval import ShapeDatabase, SilhouetteCheck
 from scene3d_ros.world.cad_library import CadLibrary
 
+DEFAULT_CHECK = SilhouetteCheck()
+"""The silhouette check's default weights (as ``retrieval_node``'s parameters)."""
+
 
 @dataclass
 class DetectedObject:
@@ -72,7 +75,7 @@ class Pipeline:
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", score_threshold: float = 0.5,
                  library: CadLibrary | None = None, max_detections: int = 100, input_size: int | None = None,
                  shape_db: ShapeDatabase | None = None, max_angle_deg: float = 30.0,
-                 max_distance: float | None = None, silhouette_check: SilhouetteCheck | None = SilhouetteCheck(),
+                 max_distance: float | None = None, silhouette_check: SilhouetteCheck | None = DEFAULT_CHECK,
                  silhouette_max_angle_deg: float = 90.0) -> None:
         self.checkpoint = Path(checkpoint) if checkpoint else default_model_path()
         self.device = resolve_device(device)

@@ -31,10 +31,11 @@ def checkpoint(tmp_path_factory):
 
 
 def _collect(node):
-    got = {"2d": {}, "3d": {}, "desc": {}, "tf": {}}
+    got = {"2d": {}, "3d": {}, "desc": {}, "masks": {}, "tf": {}}
     node.create_subscription(Detection2DArray, "detections_2d", lambda m: got["2d"].__setitem__(stamp_to_ns(m.header.stamp), m), 10)
     node.create_subscription(Detection3DArray, "detections_3d", lambda m: got["3d"].__setitem__(stamp_to_ns(m.header.stamp), m), 10)
     node.create_subscription(Image, "descriptors", lambda m: got["desc"].__setitem__(stamp_to_ns(m.header.stamp), m), 10)
+    node.create_subscription(Image, "masks", lambda m: got["masks"].__setitem__(stamp_to_ns(m.header.stamp), m), 10)
 
     def on_tf(msg):
         for t in msg.transforms:
@@ -57,7 +58,8 @@ def test_camera_to_perception_outputs_share_the_image_header(checkpoint, tmp_pat
                 return [t for t in got["tf"].get(stamp, []) if not t.child_frame_id.startswith("gt_")]
 
             def complete():
-                return [s for s in got["3d"] if s in got["2d"] and s in got["desc"] and s in images and ours(s)]
+                return [s for s in got["3d"] if s in got["2d"] and s in got["desc"] and s in got["masks"]
+                        and s in images and ours(s)]
 
             assert spin_until(node, lambda: len(complete()) >= 2, 120.0, [camera, perception]), (
                 {k: len(v) for k, v in got.items()}, perception.log()[-3000:])
@@ -72,6 +74,9 @@ def test_camera_to_perception_outputs_share_the_image_header(checkpoint, tmp_pat
             assert desc.encoding == "32FC1" and desc.height == n and desc.width == TINY_MODEL["descriptor"]["dim"]
             rows = np.frombuffer(bytes(desc.data), dtype="<f4").reshape(n, -1)
             assert np.all(np.isfinite(rows))
+            masks = got["masks"][stamp]  # one 28 x 28 box mask per detection, same order
+            assert masks.header.frame_id == FRAME and masks.encoding == "mono8"
+            assert (masks.width, masks.height, masks.step, len(masks.data)) == (28, 28 * n, 28, 28 * 28 * n)
             assert sorted(t.child_frame_id for t in ours(stamp)) == sorted(d.id for d in d3.detections)
             assert all(t.header.frame_id == FRAME for t in ours(stamp))
             for det in d3.detections:
@@ -123,7 +128,7 @@ def test_bad_images_are_rejected_and_the_next_good_frame_is_processed(checkpoint
 
 
 def test_outputs_can_be_switched_off(checkpoint, tmp_path):
-    """publish_detections_2d / publish_descriptors / publish_tf false: those topics get no publisher
+    """publish_detections_2d / publish_descriptors / publish_masks / publish_tf false: those topics get no publisher
     and no message, detections_3d still flows."""
     with ros_test_node("perception_feeder_quiet") as node:
         got = _collect(node)
@@ -131,7 +136,7 @@ def test_outputs_can_be_switched_off(checkpoint, tmp_path):
         info_pub = node.create_publisher(CameraInfo, "camera_info", 10)
         perception = perception_process(tmp_path, checkpoint, "-p", "image_reliability:=reliable",
                                         "-p", "publish_detections_2d:=false", "-p", "publish_descriptors:=false",
-                                        "-p", "publish_tf:=false")
+                                        "-p", "publish_masks:=false", "-p", "publish_tf:=false")
         try:
             assert spin_until(node, lambda: "serving" in perception.log(), 90.0, [perception])
             assert spin_until(node, lambda: image_pub.get_subscription_count() > 0, 90.0, [perception])
@@ -144,10 +149,11 @@ def test_outputs_can_be_switched_off(checkpoint, tmp_path):
             spin_until(node, lambda: False, 0.5)
             assert 1_000 in got["3d"] and len(got["3d"][1_000].detections) > 0
             assert node.count_publishers("detections_2d") == 0 and node.count_publishers("descriptors") == 0
+            assert node.count_publishers("masks") == 0
         finally:
             code = perception.stop()
         assert code in (0, -2), perception.log()[-3000:]
-        assert not got["2d"] and not got["desc"] and not got["tf"]
+        assert not got["2d"] and not got["desc"] and not got["masks"] and not got["tf"]
 
 
 def test_thresholds_change_at_run_time_and_out_of_range_values_are_refused(checkpoint, tmp_path):

@@ -46,7 +46,8 @@ def test_retrieval_node_publishes_models_cuboids_and_markers(database, tmp_path)
         node.create_subscription(MarkerArray, "markers", lambda m: got["markers"].__setitem__(stamp_to_ns(m.markers[0].header.stamp), m), 10)
         det_pub = node.create_publisher(Detection3DArray, "detections_3d", 10)
         desc_pub = node.create_publisher(Image, "descriptors", 10)
-        retrieval = NodeProcess("scene3d_ros.ros.retrieval_node", tmp_path, ["-p", f"shape_db:={db_path}"])
+        retrieval = NodeProcess("scene3d_ros.ros.retrieval_node", tmp_path,
+                                ["-p", f"shape_db:={db_path}", "-p", "silhouette_check:=false"])
         try:
             assert spin_until(node, lambda: det_pub.get_subscription_count() > 0 and desc_pub.get_subscription_count() > 0,
                               60.0, [retrieval])
@@ -85,3 +86,62 @@ def test_retrieval_node_publishes_models_cuboids_and_markers(database, tmp_path)
     assert [m.type for m in bodies] == [Marker.MESH_RESOURCE, Marker.CUBE]
     assert bodies[0].mesh_resource == car["mesh_uri"] and bodies[1].scale.x == pytest.approx(30.0)
     assert all(m.header.frame_id == FRAME for m in markers)
+
+
+def _mask_image(stamp_ns: int, masks: np.ndarray) -> Image:
+    """mono8 stacked box masks, as perception_node publishes them."""
+    rows = np.ascontiguousarray(np.rint(255.0 * masks), dtype=np.uint8).reshape(-1, masks.shape[-1])
+    return Image(header=header(stamp_ns, FRAME), height=rows.shape[0], width=rows.shape[1], encoding="mono8",
+                 step=rows.shape[1], data=rows.tobytes())
+
+
+def test_silhouette_check_joins_masks_and_poses_the_model_in_the_chosen_view(database, tmp_path):
+    """With masks (the default), a frame waits for all three topics; the mask that equals a stored
+    view's silhouette retrieves that view even when the descriptor points elsewhere, and the
+    object's orientation becomes the view's rotation; bad masks are rejected and the node serves on."""
+    db_path, _ = database
+    db = ShapeDatabase.load(db_path)
+    target = 5
+    model = db.model_ids[int(db.model_index[target])]
+    category = db.categories[int(db.model_index[target])]
+    same = [v for v in range(len(db)) if db.categories[int(db.model_index[v])] == category and v != target]
+    decoy = max(same, key=lambda v: float((db.silhouettes[v].float() - db.silhouettes[target].float()).abs().sum()))
+    silhouette = db.silhouettes[target].float().numpy() / 255.0
+    # the query: the decoy's descriptor, the target's mask and rotation
+    q_prior = db.view_quaternions[target].double().numpy()
+    with ros_test_node("retrieval_mask_feeder") as node:
+        got = {}
+        node.create_subscription(Detection3DArray, "objects", lambda m: got.__setitem__(stamp_to_ns(m.header.stamp), m), 10)
+        det_pub = node.create_publisher(Detection3DArray, "detections_3d", 10)
+        desc_pub = node.create_publisher(Image, "descriptors", 10)
+        mask_pub = node.create_publisher(Image, "masks", 10)
+        retrieval = NodeProcess("scene3d_ros.ros.retrieval_node", tmp_path,
+                                ["-p", f"shape_db:={db_path}", "-p", "silhouette_weight:=1000000.0",
+                                 "-p", "silhouette_max_angle_deg:=180.0"])
+        try:
+            assert spin_until(node, lambda: min(p.get_subscription_count() for p in (det_pub, desc_pub, mask_pub)) > 0,
+                              60.0, [retrieval])
+            h = header(9_000_000, FRAME)
+            detections = Detection3DArray(header=h, detections=[
+                detection3d_msg(h, category, 0.9, q_prior, [0.0, 0.0, 8.0], [4.0, 1.8, 1.5], "obj_0")])
+            row = db.descriptors[decoy].float().numpy()[None]
+            bad = header(8_000_000, FRAME)  # masks of the wrong size: rejected, the node keeps serving
+            det_pub.publish(Detection3DArray(header=bad, detections=detections.detections))
+            desc_pub.publish(_descriptor_image(8_000_000, row))
+            mask_pub.publish(_mask_image(8_000_000, np.zeros((1, 14, 14))))
+            det_pub.publish(detections)
+            desc_pub.publish(_descriptor_image(9_000_000, row))
+            spin_until(node, lambda: False, 0.5)
+            assert 9_000_000 not in got  # no masks yet: the frame waits for them
+            mask_pub.publish(_mask_image(9_000_000, silhouette[None]))
+            assert spin_until(node, lambda: 9_000_000 in got, 30.0, [retrieval]), retrieval.log()[-3000:]
+        finally:
+            code = retrieval.stop()
+    log = retrieval.log()
+    assert code in (0, -2), log[-3000:]
+    assert "silhouette check on" in log and "masks are 14x14, expected 28x28" in log and 8_000_000 not in got
+    obj = got[9_000_000].detections[0]
+    record = json.loads(obj.id)
+    assert record["model_id"] == model and record["silhouette_iou"] == pytest.approx(1.0, abs=1e-6)
+    o = obj.results[0].pose.pose.orientation
+    np.testing.assert_allclose([o.w, o.x, o.y, o.z], db.view_quaternions[target].double().numpy(), atol=1e-5)

@@ -6,6 +6,9 @@ image's header (stamp and frame_id):
   detections_3d   vision_msgs/Detection3DArray (pose in the optical frame, metres; bbox.size =
                   the 3D box along the object's x front / y left / z up axes)
   descriptors     sensor_msgs/Image 32FC1, one row per detection in the same order
+  masks           sensor_msgs/Image mono8, 28 rows per detection in the same order (height 28 N,
+                  width 28): each object's mask probability x 255 over its box, what the retrieval
+                  node's silhouette check compares with the shape database's view silhouettes
   debug_image     sensor_msgs/Image rgb8 (masks, boxes, pose axes), rendered only while subscribed
   /tf             one frame ``<tf_prefix><category>_<k>`` per object under the image's frame_id
                   (none for an image without frame_id)
@@ -97,6 +100,16 @@ def detection2d_msg(msg_header, obj: DetectedObject, object_id: str) -> Detectio
     return det
 
 
+def box_masks_msg(msg_header, objects: list[DetectedObject]) -> Image:
+    """sensor_msgs/Image mono8 of the objects' box-relative masks (G x G each, probability x 255)
+    stacked in detection order: height G N, width G (G = 28)."""
+    grid = int(objects[0].box_mask.shape[0]) if objects else 28
+    rows = np.array([np.rint(255.0 * np.clip(o.box_mask, 0.0, 1.0)) for o in objects],
+                    dtype=np.uint8).reshape(len(objects) * grid, grid)
+    return Image(header=msg_header, height=len(objects) * grid, width=grid, encoding="mono8", is_bigendian=0,
+                 step=grid, data=rows.tobytes())
+
+
 def descriptors_msg(msg_header, objects: list[DetectedObject], dim: int) -> Image:
     """sensor_msgs/Image 32FC1 holding one descriptor per row, in detection order."""
     rows = np.array([o.descriptor for o in objects], dtype="<f4").reshape(len(objects), dim)
@@ -129,6 +142,8 @@ class PerceptionNode(Node):
                         if p["publish_detections_2d"] else None)
         self._pub_3d = self.create_publisher(Detection3DArray, "detections_3d", output_qos)
         self._pub_desc = self.create_publisher(Image, "descriptors", output_qos) if p["publish_descriptors"] else None
+        self._pub_masks = (self.create_publisher(Image, "masks", output_qos)
+                           if p["publish_masks"] and self._pipeline.model.roi_heads.has_mask() else None)
         self._pub_debug = self.create_publisher(Image, "debug_image", output_qos)
         self._pub_tf = self.create_publisher(TFMessage, "/tf", TF_QOS)
         self._camera_info: CameraInfo | None = None
@@ -175,6 +190,8 @@ class PerceptionNode(Node):
             "publish_detections_2d": declare("publish_detections_2d", True, "Publish detections_2d.", read_only=True),
             "publish_descriptors": declare("publish_descriptors", True,
                                            "Publish descriptors (the retrieval node needs them).", read_only=True),
+            "publish_masks": declare("publish_masks", True, "Publish masks, each object's mask over its box (the "
+                                     "retrieval node's silhouette check needs them).", read_only=True),
             "tf_prefix": declare("tf_prefix", "", "Prefix of the object TF frame names."),
         }
 
@@ -322,6 +339,8 @@ class PerceptionNode(Node):
             for o, name in zip(objects, names, strict=True)]))
         if self._pub_desc is not None:
             self._pub_desc.publish(descriptors_msg(msg_header, objects, self._descriptor_dim))
+        if self._pub_masks is not None:
+            self._pub_masks.publish(box_masks_msg(msg_header, objects))
         if self._publish_tf and objects and msg_header.frame_id:
             self._pub_tf.publish(TFMessage(transforms=[
                 transform_stamped_msg(msg_header, self._tf_prefix + name, o.quaternion, o.translation)

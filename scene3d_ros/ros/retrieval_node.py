@@ -1,16 +1,25 @@
 """retrieval_node: replaces detected objects by CAD models from the shape database.
 
-Joins ``detections_3d`` (vision_msgs/Detection3DArray) and ``descriptors`` (sensor_msgs/Image
-32FC1, one row per detection, same order) by header stamp in a bounded cache, searches the shape
-database with each object's descriptor, category and rotation (the pose prior: only depth views
-within ``max_angle_deg`` of the predicted allocentric rotation), and publishes with the input header:
+Joins ``detections_3d`` (vision_msgs/Detection3DArray), ``descriptors`` (sensor_msgs/Image
+32FC1, one row per detection, same order) and, with ``silhouette_check`` (default), ``masks``
+(sensor_msgs/Image mono8, 28 rows per detection: each object's mask over its box) by header stamp
+in a bounded cache. It searches the shape database with each object's descriptor, category and
+rotation (the pose prior: only depth views within ``max_angle_deg`` of the predicted allocentric
+rotation); with the silhouette check, the ``silhouette_candidates`` nearest views within
+``silhouette_max_angle_deg`` are re-scored with how well their silhouette fits the mask
+(:class:`scene3d_ros.retrieval.SilhouetteCheck`), and the object's orientation becomes that of
+the chosen view: the pose in which the model fits the image. Publishes with the input header:
 
   objects   vision_msgs/Detection3DArray: the input detections, bbox.size = the retrieved model's
-            extents (or the input size for cuboids), and ``id`` = a JSON object
+            extents (or the input size for cuboids), orientation = the chosen view's rotation
+            with the silhouette check (else the input's), and ``id`` = a JSON object
             {"name": "<category>_<k>", "model_id": "<id>" | null, "mesh_uri": "file://..." | null,
-             "fallback": null | "cuboid", "distance": <squared L2>} (machine-readable)
+             "fallback": null | "cuboid", "distance": <squared L2>,
+             "silhouette_iou": <0..1> | null} (machine-readable)
   markers   visualization_msgs/MarkerArray: DELETEALL first, then per object a MESH_RESOURCE
             marker (file:// URI into the CAD library) or a CUBE of the box size, and a text label
+
+The search parameters (windows, weights, ``max_distance``) can be changed at run time.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from functools import partial
 import numpy as np
 import torch
 from geometry_msgs.msg import Point
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -32,13 +41,32 @@ from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import Marker, MarkerArray
 
 from scene3d_ros.data.shards import sha256_file
-from scene3d_ros.model.rotations import egocentric_to_allocentric
+from scene3d_ros.model.rotations import allocentric_to_egocentric, egocentric_to_allocentric
 from scene3d_ros.paths import default_model_path
-from scene3d_ros.retrieval import FALLBACK_CUBOID, ShapeDatabase, ShapeDatabaseError, default_shape_db_path
+from scene3d_ros.retrieval import (
+    FALLBACK_CUBOID,
+    ShapeDatabase,
+    ShapeDatabaseError,
+    SilhouetteCheck,
+    default_shape_db_path,
+)
 from scene3d_ros.ros.conversions import quaternion_wxyz, stamp_to_ns
 from scene3d_ros.ros.node_main import declare_described, run_node
 from scene3d_ros.visualization import instance_colour
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
+
+
+def parse_box_masks(msg: Image, count: int, grid: int) -> np.ndarray:
+    """(count, grid, grid) float32 in [0, 1] from a mono8 image of stacked box masks; ValueError
+    naming the mismatch."""
+    if msg.encoding != "mono8":
+        raise ValueError(f"masks must be mono8, got {msg.encoding!r}")
+    if msg.width != grid or msg.height != count * grid:
+        raise ValueError(f"masks are {msg.width}x{msg.height}, expected {grid}x{count * grid} for {count} detections "
+                         f"of {grid}x{grid} (the shape database's silhouettes)")
+    if msg.step != msg.width or len(msg.data) != msg.step * msg.height:
+        raise ValueError(f"mask image of {msg.width}x{msg.height} has step {msg.step} and {len(msg.data)} bytes")
+    return np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(count, grid, grid).astype(np.float32) / 255.0
 
 
 def parse_descriptors(msg: Image, rows: int) -> np.ndarray:
@@ -67,13 +95,27 @@ class RetrievalNode(Node):
         model_path = declare("model_path", "", "Checkpoint of the perception node; the database must have been built "
                              "with it (empty: checked against the shipped model when shape_db is empty too).",
                              read_only=True)
-        self._max_angle = declare("max_angle_deg", 30.0, "Pose prior: only views this close to the predicted "
-                                  "rotation (degrees; widened when none is).",
-                                  floating_point_range=[FloatingPointRange(from_value=1.0, to_value=180.0)])
+        angle = [FloatingPointRange(from_value=1.0, to_value=180.0)]
+        weight = [FloatingPointRange(from_value=0.0, to_value=1e6)]
+        self._max_angle = declare("max_angle_deg", 30.0, "Pose prior without the silhouette check: only views this "
+                                  "close to the predicted rotation (degrees; widened when none is).",
+                                  floating_point_range=angle)
         max_distance = declare("max_distance", 0.0, "Cuboid fallback when the best descriptor distance exceeds "
                                "this (0: never).", floating_point_range=[FloatingPointRange(from_value=0.0,
                                                                                                to_value=1e9)])
         self._max_distance = max_distance or None
+        self._use_masks = declare("silhouette_check", True, "Join the masks topic and re-score the candidate views "
+                                  "by how well their silhouette fits each object's mask.", read_only=True)
+        self._check = SilhouetteCheck(
+            declare("silhouette_weight", SilhouetteCheck.weight, "Silhouette check: weight of the mask/silhouette IoU "
+                    "(squared descriptor distance units).", floating_point_range=weight),
+            declare("silhouette_angle_weight", SilhouetteCheck.angle_weight, "Silhouette check: weight per 180 deg "
+                    "between a view and the predicted rotation (squared descriptor distance units).",
+                    floating_point_range=weight),
+            declare("silhouette_candidates", SilhouetteCheck.candidates, "Silhouette check: nearest views re-scored.",
+                    integer_range=[IntegerRange(from_value=1, to_value=4096)]))
+        self._check_angle = declare("silhouette_max_angle_deg", 90.0, "Silhouette check: pose window around the "
+                                    "predicted rotation (degrees).", floating_point_range=angle)
         self._cache_size = declare("cache_size", 30, "Frames kept while waiting for the other topic.",
                                    integer_range=[IntegerRange(from_value=1, to_value=1000)])
         qos_depth = declare("qos_depth", 10, "QoS history depth.", integer_range=[IntegerRange(from_value=1,
@@ -84,38 +126,83 @@ class RetrievalNode(Node):
                                       expected_library_checksum=self._library.checksum,
                                       expected_checkpoint_sha256=sha256_file(checkpoint) if checkpoint else None)
         qos = QoSProfile(depth=qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        if self._use_masks and self._db.silhouettes is None:
+            raise ShapeDatabaseError("the shape database holds no view silhouettes, which the silhouette check needs: "
+                                     "rebuild it with build_shape_db, or set silhouette_check:=false")
+        self._kinds = ("detections", "descriptors") + (("masks",) if self._use_masks else ())
         self._pending: OrderedDict[tuple[int, str], dict] = OrderedDict()
         self.create_subscription(Detection3DArray, "detections_3d", lambda m: self._on_message("detections", m), qos)
         self.create_subscription(Image, "descriptors", lambda m: self._on_message("descriptors", m), qos)
+        if self._use_masks:
+            self.create_subscription(Image, "masks", lambda m: self._on_message("masks", m), qos)
+        self.add_on_set_parameters_callback(self._on_parameters)
         self._pub_objects = self.create_publisher(Detection3DArray, "objects", qos)
         self._pub_markers = self.create_publisher(MarkerArray, "markers", qos)
-        self.get_logger().info(f"retrieving from {len(self._db)} views of {len(self._db.model_ids)} models")
+        check = f"silhouette check on (window {self._check_angle:g} deg)" if self._use_masks else "silhouette check off"
+        self.get_logger().info(f"retrieving from {len(self._db)} views of {len(self._db.model_ids)} models; {check}")
+
+    def _on_parameters(self, params) -> SetParametersResult:
+        """Apply run-time changes of the search parameters (ranges are checked by ROS)."""
+        check = self._check
+        try:
+            for param in params:
+                if param.name == "max_angle_deg":
+                    self._max_angle = float(param.value)
+                elif param.name == "max_distance":
+                    self._max_distance = float(param.value) or None
+                elif param.name == "silhouette_max_angle_deg":
+                    self._check_angle = float(param.value)
+                elif param.name == "silhouette_weight":
+                    check = SilhouetteCheck(float(param.value), check.angle_weight, check.candidates)
+                elif param.name == "silhouette_angle_weight":
+                    check = SilhouetteCheck(check.weight, float(param.value), check.candidates)
+                elif param.name == "silhouette_candidates":
+                    check = SilhouetteCheck(check.weight, check.angle_weight, int(param.value))
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._check = check
+        return SetParametersResult(successful=True)
 
     def _on_message(self, kind: str, msg) -> None:
         key = (stamp_to_ns(msg.header.stamp), msg.header.frame_id)
         entry = self._pending.setdefault(key, {})
         entry[kind] = msg
-        if len(entry) == 2:
+        if len(entry) == len(self._kinds):
             del self._pending[key]
             try:
-                self._retrieve(entry["detections"], entry["descriptors"])
+                self._retrieve(entry["detections"], entry["descriptors"], entry.get("masks"))
             except ValueError as exc:
                 self.get_logger().error(f"skipping frame {key[0]}: {exc}", throttle_duration_sec=5.0)
         while len(self._pending) > self._cache_size:  # bounded: forget the oldest unmatched frame
-            self._pending.popitem(last=False)
+            _, forgotten = self._pending.popitem(last=False)
+            if self._use_masks and "masks" not in forgotten and len(forgotten) == len(self._kinds) - 1:
+                self.get_logger().warning(
+                    "frames with detections and descriptors but no masks are being dropped: is perception_node "
+                    "publishing masks (publish_masks)? Set silhouette_check:=false to retrieve without them.",
+                    throttle_duration_sec=10.0)
 
-    def _retrieve(self, detections: Detection3DArray, descriptors: Image) -> None:
+    def _retrieve(self, detections: Detection3DArray, descriptors: Image, masks: Image | None = None) -> None:
         dets = detections.detections
         results = []
         if dets:
             rows = parse_descriptors(descriptors, len(dets))
+            box_masks = None if masks is None else parse_box_masks(masks, len(dets), int(self._db.silhouettes.shape[1]))
             q = torch.tensor(np.array([quaternion_wxyz(d.results[0].pose.pose.orientation) for d in dets]))
             t = torch.tensor([[d.results[0].pose.pose.position.x, d.results[0].pose.pose.position.y,
                                d.results[0].pose.pose.position.z] for d in dets], dtype=torch.float64)
             allocentric = egocentric_to_allocentric(q, t).float()
             categories = [d.results[0].hypothesis.class_id for d in dets]
-            results = self._db.search(rows, allocentric, categories, max_angle_deg=self._max_angle,
-                                      max_distance=self._max_distance)
+            results = self._db.search(rows, allocentric, categories,
+                                      max_angle_deg=self._max_angle if box_masks is None else self._check_angle,
+                                      max_distance=self._max_distance, masks=box_masks,
+                                      check=self._check if box_masks is not None else None)
+            if box_masks is not None:  # the model's pose: the chosen view's rotation, egocentric
+                for det, result, position in zip(dets, results, t, strict=True):
+                    if result.rotation is not None and result.fallback is None:
+                        w, x, y, z = allocentric_to_egocentric(torch.tensor([result.rotation], dtype=torch.float64),
+                                                               position[None])[0].tolist()
+                        orientation = det.results[0].pose.pose.orientation
+                        orientation.w, orientation.x, orientation.y, orientation.z = w, x, y, z
         out = Detection3DArray(header=detections.header)
         markers = MarkerArray(markers=[Marker(header=detections.header, action=Marker.DELETEALL)])
         for k, (det, result) in enumerate(zip(dets, results, strict=True)):
@@ -125,7 +212,7 @@ class RetrievalNode(Node):
             if model_id:
                 det.bbox.size.x, det.bbox.size.y, det.bbox.size.z = (float(v) for v in self._library.get(model_id).extents)
             det.id = json.dumps({"name": name, "model_id": model_id, "mesh_uri": uri, "fallback": result.fallback,
-                                 "distance": float(result.distance)})
+                                 "distance": float(result.distance), "silhouette_iou": result.silhouette_iou})
             out.detections.append(det)
             markers.markers.extend(self._markers(detections.header, k, det, model_id, uri, name))
         self._pub_objects.publish(out)
