@@ -233,7 +233,7 @@ def test_evaluate_reports_top1_for_seen_and_unseen_models(setup, tmp_path, capsy
                                                        "detected/no_prior", "gt_boxes/gt_prior+silhouette",
                                                        "gt_boxes/predicted_prior+silhouette",
                                                        "detected/predicted_prior+silhouette"]
-    assert summary["silhouette_check"] == {"weight": 20.0, "angle_weight": 10.0, "candidates": 64,
+    assert summary["silhouette_check"] == {"weight": 20.0, "angle_weight": 5.0, "candidates": 64,
                                            "max_angle_deg": 90.0}
     dataset = setup["dataset"]
     ids = [m for i in range(len(dataset)) for m in dataset[i][1]["model_ids"]]
@@ -322,6 +322,37 @@ def test_prior_window_sweep_matches_evaluate_and_180_deg_is_no_prior(setup, tmp_
     for key in ("gt_boxes/gt_prior", "gt_boxes/predicted_prior", "detected/predicted_prior"):
         assert rows[(30.0, key)]["top1_mean"] == pytest.approx(summary["splits"]["seen"]["top1"][key]["mean"])
     assert "| 30 |" in out.with_suffix(".md").read_text()
+
+
+def test_silhouette_check_sweep_matches_evaluate(setup, tmp_path):
+    """scripts/silhouette_check_sweep.py: per weight combination the same Top-1 and rotation as
+    ``evaluate`` with those weights; the baseline is the descriptor-only search."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "silhouette_check_sweep.py"
+    spec = importlib.util.spec_from_file_location("silhouette_check_sweep", script)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    out = tmp_path / "sweep"
+    assert sweep.main(["--checkpoint", str(setup["checkpoint"]), "--data", str(setup["root"] / "val"),
+                       "--shape-db", str(setup["db"]), "--weights", "0", "50", "--angle-weights", "5",
+                       "--windows", "90", "--output", str(out)]) == 0
+    result = json.loads(out.with_suffix(".json").read_text())
+    rows = {r["weight"]: r for r in result["rows"]}
+    assert sorted(rows) == [0.0, 50.0] and all(r["setting"] == "gt_boxes" for r in rows.values())
+    assert _run(setup, tmp_path / "eval", "evaluate.retrieval.enabled=true", f"evaluate.retrieval.shape_db={setup['db']}",
+                "evaluate.retrieval.silhouette_weight=50", "evaluate.retrieval.silhouette_angle_weight=5",
+                "evaluate.retrieval.silhouette_max_angle_deg=90") == 0
+    summary = json.loads((tmp_path / "eval" / "evaluation_retrieval.json").read_text())
+    checked = summary["splits"]["seen"]["top1"]["gt_boxes/predicted_prior+silhouette"]
+    assert rows[50.0]["top1_mean"] == pytest.approx(checked["mean"])
+    refinement = summary["pose_refinement"]["gt_boxes"]
+    assert rows[50.0]["medErr_mean_deg"] == pytest.approx(refinement["silhouette_check"]["mean_median_deg"])
+    baseline = result["baseline"]["gt_boxes"]
+    assert baseline["top1_mean"] == pytest.approx(summary["splits"]["seen"]["top1"]["gt_boxes/predicted_prior"]["mean"])
+    assert baseline["medErr_mean_deg"] == pytest.approx(refinement["network"]["mean_median_deg"])
+    assert "| 50 | 5 | 90 |" in out.with_suffix(".md").read_text()
 
 
 # --------------------------------------------------------------------------- the silhouette check

@@ -98,7 +98,7 @@ class RetrievalEvalConfig:
     unseen_models: tuple[str, ...] = ()
     silhouette_check: bool = True
     silhouette_weight: float = 20.0
-    silhouette_angle_weight: float = 10.0
+    silhouette_angle_weight: float = 5.0
     silhouette_candidates: int = 64
     silhouette_max_angle_deg: float = 90.0
 
