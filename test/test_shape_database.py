@@ -310,6 +310,9 @@ def test_silhouette_check_torch_and_faiss_agree() -> None:
     b = db.search(queries, rotations, query_categories, max_angle_deg=60.0, masks=masks, check=check, backend="faiss")
     plain = db.search(queries, rotations, query_categories, max_angle_deg=60.0)
     assert sum(x.view_index != p.view_index for x, p in zip(a, plain, strict=True)) > 10  # the check changes choices
+    # every view allowed: the torch backend takes its masked-matmul path instead of gathering
+    a += db.search(queries, rotations, max_angle_deg=180.0, masks=masks, check=check, backend="torch")
+    b += db.search(queries, rotations, max_angle_deg=180.0, masks=masks, check=check, backend="faiss")
     for x, y in zip(a, b, strict=True):
         assert (x.model_id, x.view_index, x.fallback) == (y.model_id, y.view_index, y.fallback)
         if x.view_index >= 0:

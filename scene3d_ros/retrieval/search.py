@@ -185,6 +185,19 @@ def _chunk_size(num_views: int) -> int:
     return max(1, min(4096, _DENSE_BUDGET // max(num_views, 1)))
 
 
+def _padded_ids(mask: Tensor, counts: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The allowed view ids of each row of ``mask`` (nc, V), padded to ``k`` per row (ids, valid)."""
+    nc, device = mask.shape[0], mask.device
+    q_idx, v_idx = torch.nonzero(mask, as_tuple=True)  # row-major: grouped by query, views ascending
+    offsets = torch.cumsum(counts, 0) - counts
+    position = torch.arange(len(q_idx), device=device) - offsets[q_idx]
+    ids = torch.zeros((nc, k), dtype=torch.long, device=device)
+    valid = torch.zeros((nc, k), dtype=torch.bool, device=device)
+    ids[q_idx, position] = v_idx
+    valid[q_idx, position] = True
+    return ids, valid
+
+
 def _nearest_gathered(queries: Tensor, mask: Tensor, counts: Tensor, k: int, descriptors: Tensor,
                       sq_norms: Tensor) -> tuple[Tensor, Tensor]:
     """(squared distance, view index) of the nearest allowed view per query row, computing
@@ -196,13 +209,7 @@ def _nearest_gathered(queries: Tensor, mask: Tensor, counts: Tensor, k: int, des
     best_v = torch.zeros(nc, dtype=torch.long, device=device)
     if k == 0:
         return local, best_v
-    q_idx, v_idx = torch.nonzero(mask, as_tuple=True)  # row-major: grouped by query, views ascending
-    offsets = torch.cumsum(counts, 0) - counts
-    position = torch.arange(len(q_idx), device=device) - offsets[q_idx]
-    ids = torch.zeros((nc, k), dtype=torch.long, device=device)
-    valid = torch.zeros((nc, k), dtype=torch.bool, device=device)
-    ids[q_idx, position] = v_idx
-    valid[q_idx, position] = True
+    ids, valid = _padded_ids(mask, counts, k)
     rows = max(1, _GATHER_BUDGET // (k * dim))
     for r0 in range(0, nc, rows):
         r1 = min(nc, r0 + rows)
@@ -278,7 +285,8 @@ def candidates_torch(queries: Tensor, query_q: Tensor, query_r: Tensor, query_ca
                      k: int, descriptors: Tensor, sq_norms: Tensor, view_q: Tensor, view_r: Tensor,
                      view_continuous: Tensor, view_cat: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The ``k`` allowed views nearest in descriptor distance per query (pose window and category
-    as :func:`search_torch`, one masked matmul per chunk of queries). Returns (view indices
+    as :func:`search_torch`, and its rule for gathering the allowed views or one masked matmul over
+    all of them). Returns (view indices
     ``(N, k)``, -1 where fewer are allowed; squared distances ``(N, k)`` ascending, inf there;
     window used ``(N,)`` degrees; cos(angle/2) to each candidate ``(N, k)``)."""
     n, v = queries.shape[0], descriptors.shape[0]
@@ -293,12 +301,21 @@ def candidates_torch(queries: Tensor, query_q: Tensor, query_r: Tensor, query_ca
     step = _chunk_size(v)
     for start in range(0, n, step):
         sl = slice(start, min(n, start + step))
-        c, mask, _, win = _allowed_views(query_q[sl], query_r[sl], query_cat[sl], max_angle_deg, view_q, view_r,
-                                         view_continuous, view_cat)
+        c, mask, counts, win = _allowed_views(query_q[sl], query_r[sl], query_cat[sl], max_angle_deg, view_q,
+                                              view_r, view_continuous, view_cat)
         qd = queries[sl]
-        full = ((qd * qd).sum(1, keepdim=True) - 2.0 * qd @ descriptors.T + sq_norms[None, :]).clamp_min(0.0)
-        full = torch.where(mask, full, torch.tensor(float("inf"), device=device))
-        d, idx = torch.topk(full, k, dim=1, largest=False)
+        nc, allowed = qd.shape[0], int(counts.max())
+        inf = torch.tensor(float("inf"), device=device)
+        if allowed * _GATHER_WEIGHT * nc <= max(nc, _DENSE_MIN_ROWS) * v:  # few allowed views: gather them
+            ids, valid = _padded_ids(mask, counts, max(allowed, k))
+            gathered = descriptors.index_select(0, ids.reshape(-1)).view(nc, ids.shape[1], -1)
+            dots = torch.bmm(gathered, qd[:, :, None]).squeeze(-1)
+            near = ((qd * qd).sum(1, keepdim=True) - 2.0 * dots + sq_norms[ids]).clamp_min(0.0)
+            d, position = torch.topk(torch.where(valid, near, inf), k, dim=1, largest=False)
+            idx = ids.gather(1, position)
+        else:  # many: one masked matmul over all views
+            full = ((qd * qd).sum(1, keepdim=True) - 2.0 * qd @ descriptors.T + sq_norms[None, :]).clamp_min(0.0)
+            d, idx = torch.topk(torch.where(mask, full, inf), k, dim=1, largest=False)
         found = torch.isfinite(d)
         index[sl] = torch.where(found, idx, torch.full_like(idx, -1))
         dist[sl], window[sl] = d, win
