@@ -22,7 +22,9 @@ Per category:
   its exact ground-truth pose (what the triplet loss pulls the RGB descriptor towards). The
   oracle is what a perfectly trained descriptor head would retrieve from this database and its
   view grid: a low oracle means network 2 or the grid limits retrieval, a large gap that the
-  descriptor head does.
+  descriptor head does. Both also with the silhouette check (``retrieval_node``'s default
+  weights, same window): the RGB query with the predicted ``box_masks``, the oracle with the
+  ground-truth mask resampled into its box (perfect descriptor and perfect mask).
 
 Writes OUTPUT.md and OUTPUT.json (atomically). The network runs on the CPU.
 """
@@ -48,6 +50,7 @@ from scene3d_ros.evaluation import rotation_errors_deg, write_report
 from scene3d_ros.geometry import quaternion_to_matrix
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.paths import default_model_path, report_path
+from scene3d_ros.retrieval import SilhouetteCheck
 from scene3d_ros.retrieval.evaluation import ground_truth_allocentric
 from scene3d_ros.retrieval.shape_database import ShapeDatabase, ShapeDatabaseError, default_shape_db_path
 from scene3d_ros.world.cad_library import CadLibrary
@@ -59,15 +62,21 @@ LARGE_ERROR_DEG = 60.0
 PRIOR_WINDOW_DEG = 30.0
 
 
+def box_masks(masks: torch.Tensor, boxes: torch.Tensor, grid: int = MASK_GRID) -> torch.Tensor:
+    """Masks ``(N, H, W)`` resampled to ``grid`` x ``grid`` over their boxes ``(N, 4)`` (pixels,
+    x0 y0 x1 y1), as Mask R-CNN's mask targets: ``(N, grid, grid)`` float in [0, 1]."""
+    rois = torch.cat([torch.arange(len(boxes), dtype=torch.float32)[:, None], boxes.float()], dim=1)
+    # roi_align reads image k for roi k: the masks are stacked as a batch of one-channel images
+    return roi_align(masks.float()[:, None], rois, (grid, grid), spatial_scale=1.0, sampling_ratio=2,
+                     aligned=False)[:, 0]
+
+
 def mask_oracle(masks: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int], grid: int = MASK_GRID) -> torch.Tensor:
     """Ground-truth masks ``(N, H, W)`` resampled to ``grid`` x ``grid`` in their boxes ``(N, 4)``
     (pixels, x0 y0 x1 y1) and pasted back into the image: ``(N, H, W)`` bool."""
     if len(boxes) == 0:
         return torch.zeros((0, *size), dtype=torch.bool)
-    rois = torch.cat([torch.arange(len(boxes), dtype=torch.float32)[:, None], boxes.float()], dim=1)
-    small = roi_align(masks.float()[:, None], rois, (grid, grid), spatial_scale=1.0, sampling_ratio=2, aligned=False)
-    # roi_align reads image k for roi k: the masks are stacked as a batch of one-channel images
-    return paste_masks_in_image(small, boxes.float(), size)[:, 0] >= 0.5
+    return paste_masks_in_image(box_masks(masks, boxes, grid)[:, None], boxes.float(), size)[:, 0] >= 0.5
 
 
 def mask_iou(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -86,10 +95,13 @@ def vertical_axis_share(q_pred: np.ndarray, q_gt: np.ndarray) -> np.ndarray:
 
 
 def retrieval_hits(database: ShapeDatabase, library: CadLibrary, descriptors: torch.Tensor,
-                   rotations: torch.Tensor, model_ids: list[str], categories: list[str]) -> list[tuple[bool, bool]]:
+                   rotations: torch.Tensor, model_ids: list[str], categories: list[str],
+                   masks: torch.Tensor | None = None) -> list[tuple[bool, bool]]:
     """(model hit, sub-type hit) per object: ``descriptors`` (N, D) searched among the views of the
-    object's category within :data:`PRIOR_WINDOW_DEG` of ``rotations`` (N, 4) (allocentric)."""
-    results = database.search(descriptors, rotations, categories, max_angle_deg=PRIOR_WINDOW_DEG)
+    object's category within :data:`PRIOR_WINDOW_DEG` of ``rotations`` (N, 4) (allocentric); with
+    ``masks`` (N, 28, 28) the silhouette check (default weights) re-scores the candidates."""
+    results = database.search(descriptors, rotations, categories, max_angle_deg=PRIOR_WINDOW_DEG, masks=masks,
+                              check=SilhouetteCheck() if masks is not None else None)
     hits = []
     for result, truth in zip(results, model_ids, strict=True):
         same_subtype = result.model_id is not None and library.get(result.model_id).subtype == library.get(truth).subtype
@@ -104,6 +116,7 @@ def diagnose(checkpoint: Path, data: Path, num_images: int, shape_db: Path | Non
     errors, z_share = defaultdict(list), defaultdict(list)
     pred_iou, oracle_iou, on_mask = defaultdict(list), defaultdict(list), defaultdict(list)
     rgb_hits, view_hits = defaultdict(list), defaultdict(list)
+    rgb_checked_hits, view_checked_hits = defaultdict(list), defaultdict(list)
     database, library, retrieval_note = None, None, None
     library_root = dataset.manifest.get("config", {}).get("cad_library")
     try:
@@ -142,11 +155,20 @@ def diagnose(checkpoint: Path, data: Path, num_images: int, shape_db: Path | Non
                 views = np.stack([object_depth_view(library.mesh(m), quaternion_to_matrix(q.numpy().astype(np.float64)),
                                                     view_size) for m, q in zip(ids, allocentric, strict=True)])
                 own = model.depth_encoder(torch.from_numpy(views)).float()
-                for name, rgb, view in zip(
-                        names, retrieval_hits(database, library, prediction["descriptors"], allocentric, ids, names),
-                        retrieval_hits(database, library, own, allocentric, ids, names), strict=True):
-                    rgb_hits[name].append(rgb)
-                    view_hits[name].append(view)
+                checked = database.silhouettes is not None
+                truth_masks = box_masks(target["masks"], target["boxes"]) if checked else None
+                columns = [retrieval_hits(database, library, prediction["descriptors"], allocentric, ids, names),
+                           retrieval_hits(database, library, own, allocentric, ids, names)]
+                if checked:
+                    columns += [retrieval_hits(database, library, prediction["descriptors"], allocentric, ids, names,
+                                               prediction["box_masks"]),
+                                retrieval_hits(database, library, own, allocentric, ids, names, truth_masks)]
+                for k, name in enumerate(names):
+                    rgb_hits[name].append(columns[0][k])
+                    view_hits[name].append(columns[1][k])
+                    if checked:
+                        rgb_checked_hits[name].append(columns[2][k])
+                        view_checked_hits[name].append(columns[3][k])
     per_category = {}
     for category in CATEGORIES:
         if not errors[category]:
@@ -171,6 +193,13 @@ def diagnose(checkpoint: Path, data: Path, num_images: int, shape_db: Path | Non
                 "rgb_subtype_top1": round(float(rgb[:, 1].mean()), 3),
                 "own_view_top1": round(float(view[:, 0].mean()), 3),
                 "own_view_subtype_top1": round(float(view[:, 1].mean()), 3)}
+            if rgb_checked_hits[category]:
+                rgb_c, view_c = np.array(rgb_checked_hits[category]), np.array(view_checked_hits[category])
+                per_category[category]["retrieval"] |= {
+                    "rgb_checked_top1": round(float(rgb_c[:, 0].mean()), 3),
+                    "rgb_checked_subtype_top1": round(float(rgb_c[:, 1].mean()), 3),
+                    "own_view_checked_top1": round(float(view_c[:, 0].mean()), 3),
+                    "own_view_checked_subtype_top1": round(float(view_c[:, 1].mean()), 3)}
     return {"checkpoint": report_path(checkpoint), "data": report_path(data), "images": count,
             "error_bins_deg": [0, 30, 60, 90, 120, 150, 180], "large_error_deg": LARGE_ERROR_DEG,
             "per_category": per_category, "retrieval_prior_window_deg": PRIOR_WINDOW_DEG,
@@ -206,16 +235,22 @@ def to_markdown(result: dict) -> str:
                   f"Ground-truth boxes and ground-truth pose prior ({result['retrieval_prior_window_deg']:g} deg), "
                   f"shape database of this checkpoint ({db['views']} views of {db['models']} models). Cells: Top-1 / "
                   "sub-type Top-1. Oracle query: network 2's descriptor of the object's own depth view in its exact "
-                  "ground-truth pose.", "",
-                  "| category | objects | RGB descriptor (network 1) | own depth view (network 2, oracle) |",
-                  "|---|---:|---:|---:|"]
+                  "ground-truth pose. Silhouette check: retrieval_node's default weights in the same window, with the "
+                  "predicted box masks (RGB) or the ground-truth mask in its box (oracle).", ""]
+        columns = [("RGB descriptor (network 1)", "rgb"), ("own depth view (network 2, oracle)", "own_view")]
+        if all("rgb_checked_top1" in r for r in rows.values()):
+            columns += [("RGB + silhouette check", "rgb_checked"),
+                        ("oracle + ground-truth mask + silhouette check", "own_view_checked")]
+        lines += ["| category | objects | " + " | ".join(title for title, _ in columns) + " |",
+                  "|---|---:|" + "---:|" * len(columns)]
         for category, r in rows.items():
-            lines.append(f"| {category} | {r['objects']} | {r['rgb_top1']} / {r['rgb_subtype_top1']} | "
-                         f"{r['own_view_top1']} / {r['own_view_subtype_top1']} |")
-        mean = {k: round(float(np.mean([r[k] for r in rows.values()])), 3)
-                for k in ("rgb_top1", "rgb_subtype_top1", "own_view_top1", "own_view_subtype_top1")}
-        lines += [f"| **mean (categories)** | | {mean['rgb_top1']} / {mean['rgb_subtype_top1']} | "
-                  f"{mean['own_view_top1']} / {mean['own_view_subtype_top1']} |", ""]
+            lines.append(f"| {category} | {r['objects']} | "
+                         + " | ".join(f"{r[f'{key}_top1']} / {r[f'{key}_subtype_top1']}" for _, key in columns) + " |")
+        mean = {f"{key}{level}": round(float(np.mean([r[f"{key}{level}"] for r in rows.values()])), 3)
+                for _, key in columns for level in ("_top1", "_subtype_top1")}
+        lines += ["| **mean (categories)** | | "
+                  + " | ".join(f"{mean[f'{key}_top1']} / {mean[f'{key}_subtype_top1']}" for _, key in columns)
+                  + " |", ""]
     elif result.get("retrieval_note"):
         lines += [f"Retrieval: {result['retrieval_note']}", ""]
     return "\n".join(lines)

@@ -61,6 +61,14 @@ def test_retrieval_hits_score_the_model_and_its_subtype(diagnostics):
     hits = diagnostics.retrieval_hits(db, library, torch.eye(3), torch.tensor(np.repeat(identity, 3, axis=0)),
                                       ["car_sedan_01"] * 3, ["car"] * 3)
     assert hits == [(True, True), (False, True), (False, False)]
+    # with the silhouette check a mask that fits only the SUV's silhouette outweighs the descriptors
+    db.silhouettes = torch.zeros((3, 28, 28), dtype=torch.uint8)
+    db.silhouettes[2, 5:20, :] = 255
+    db._device_cache.clear()  # the database was searched before it had silhouettes
+    mask = (db.silhouettes[2].float() / 255.0)[None].repeat(3, 1, 1)
+    checked = diagnostics.retrieval_hits(db, library, torch.eye(3), torch.tensor(np.repeat(identity, 3, axis=0)),
+                                         ["car_suv_01"] * 3, ["car"] * 3, mask)
+    assert checked == [(True, True)] * 3
 
 
 def test_script_writes_a_report_for_the_shipped_model(tmp_path: Path):
@@ -90,8 +98,11 @@ def test_script_writes_a_report_for_the_shipped_model(tmp_path: Path):
         assert retrieval["objects"] == row["objects"]
         assert 0.0 <= retrieval["rgb_top1"] <= retrieval["rgb_subtype_top1"] <= 1.0
         assert 0.0 <= retrieval["own_view_top1"] <= retrieval["own_view_subtype_top1"] <= 1.0
+        assert 0.0 <= retrieval["rgb_checked_top1"] <= retrieval["rgb_checked_subtype_top1"] <= 1.0
+        assert 0.0 <= retrieval["own_view_checked_top1"] <= retrieval["own_view_checked_subtype_top1"] <= 1.0
     markdown = out.with_suffix(".md").read_text()
     assert markdown.startswith("# Model diagnostics") and "## Retrieval: RGB descriptor vs network 2" in markdown
+    assert "| RGB + silhouette check | oracle + ground-truth mask + silhouette check |" in markdown
 
 
 def _continuous(model_ids):
