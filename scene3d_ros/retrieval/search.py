@@ -198,29 +198,27 @@ def _padded_ids(mask: Tensor, counts: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return ids, valid
 
 
-def _nearest_gathered(queries: Tensor, mask: Tensor, counts: Tensor, k: int, descriptors: Tensor,
+def _nearest_gathered(queries: Tensor, mask: Tensor, counts: Tensor, width: int, top: int, descriptors: Tensor,
                       sq_norms: Tensor) -> tuple[Tensor, Tensor]:
-    """(squared distance, view index) of the nearest allowed view per query row, computing
-    distances to the allowed views only: their ids padded to ``k`` per row, one gather and a
-    batched matmul (sub-chunked to bound memory). Rows without an allowed view get (inf, 0)."""
+    """(squared distances, view indices) ``(nc, top)`` of the ``top`` nearest allowed views per
+    query row, ascending, computing distances to the allowed views only: their ids padded to
+    ``width`` (>= ``top``) per row, one gather and a batched matmul (sub-chunked to bound memory).
+    Missing views get (inf, 0)."""
     nc, dim = queries.shape
-    device = queries.device
-    local = torch.full((nc,), float("inf"), device=device)
-    best_v = torch.zeros(nc, dtype=torch.long, device=device)
-    if k == 0:
-        return local, best_v
-    ids, valid = _padded_ids(mask, counts, k)
-    rows = max(1, _GATHER_BUDGET // (k * dim))
+    inf = torch.tensor(float("inf"), device=queries.device)
+    dist = torch.full((nc, top), float("inf"), device=queries.device)
+    views = torch.zeros((nc, top), dtype=torch.long, device=queries.device)
+    ids, valid = _padded_ids(mask, counts, width)
+    rows = max(1, _GATHER_BUDGET // (width * dim))
     for r0 in range(0, nc, rows):
         r1 = min(nc, r0 + rows)
-        gathered = descriptors.index_select(0, ids[r0:r1].reshape(-1)).view(r1 - r0, k, dim)
+        gathered = descriptors.index_select(0, ids[r0:r1].reshape(-1)).view(r1 - r0, width, dim)
         qd = queries[r0:r1]
         dots = torch.bmm(gathered, qd[:, :, None]).squeeze(-1)
         d = ((qd * qd).sum(1, keepdim=True) - 2.0 * dots + sq_norms[ids[r0:r1]]).clamp_min(0.0)
-        d = torch.where(valid[r0:r1], d, torch.tensor(float("inf"), device=device))
-        local[r0:r1], position_min = d.min(dim=1)
-        best_v[r0:r1] = ids[r0:r1].gather(1, position_min[:, None]).squeeze(1)
-    return local, best_v
+        dist[r0:r1], position = torch.topk(torch.where(valid[r0:r1], d, inf), top, dim=1, largest=False)
+        views[r0:r1] = ids[r0:r1].gather(1, position)
+    return dist, views
 
 
 def _allowed_views(query_q: Tensor, query_r: Tensor, query_cat: Tensor, max_angle_deg: float, view_q: Tensor,
@@ -253,42 +251,20 @@ def search_torch(queries: Tensor, query_q: Tensor, query_r: Tensor, query_cat: T
     """Exact pose-prior search, all tensors on one device (float32; ``descriptors`` (V, D),
     ``sq_norms`` (V,) their squared norms). Returns per query (view index (-1 = none), squared L2
     distance (inf = none), window used (degrees, nan = none), cos(angle/2) to the chosen view)."""
-    n, v = queries.shape[0], descriptors.shape[0]
-    device = descriptors.device
-    index = torch.full((n,), -1, dtype=torch.long, device=device)
-    dist = torch.full((n,), float("inf"), device=device)
-    window = torch.full((n,), float("nan"), device=device)
-    chosen_c = torch.zeros(n, device=device)
-    step = _chunk_size(v)
-    for start in range(0, n, step):
-        sl = slice(start, min(n, start + step))
-        c, mask, counts, win = _allowed_views(query_q[sl], query_r[sl], query_cat[sl], max_angle_deg, view_q,
-                                              view_r, view_continuous, view_cat)
-        nc = c.shape[0]
-        k = int(counts.max()) if nc else 0
-        if k * _GATHER_WEIGHT * nc <= max(nc, _DENSE_MIN_ROWS) * v:
-            local, best_v = _nearest_gathered(queries[sl], mask, counts, k, descriptors, sq_norms)
-        else:  # many allowed views: one masked matmul
-            qd = queries[sl]
-            full = (qd * qd).sum(1, keepdim=True) - 2.0 * qd @ descriptors.T + sq_norms[None, :]
-            full = torch.where(mask, full.clamp_min(0.0), torch.tensor(float("inf"), device=device))
-            local, best_v = full.min(dim=1)
-        found = torch.isfinite(local)
-        best_v = torch.where(found, best_v, torch.full_like(best_v, -1))
-        index[sl], dist[sl], window[sl] = best_v, torch.where(found, local, dist[sl]), win
-        rows = torch.arange(nc, device=device)
-        chosen_c[sl] = torch.where(found, c[rows, best_v.clamp_min(0)], chosen_c[sl])
-    return index, dist, window, chosen_c
+    index, dist, window, cos_half = candidates_torch(queries, query_q, query_r, query_cat, max_angle_deg, 1,
+                                                     descriptors, sq_norms, view_q, view_r, view_continuous, view_cat)
+    return index[:, 0], dist[:, 0], window, cos_half[:, 0]
 
 
 def candidates_torch(queries: Tensor, query_q: Tensor, query_r: Tensor, query_cat: Tensor, max_angle_deg: float,
                      k: int, descriptors: Tensor, sq_norms: Tensor, view_q: Tensor, view_r: Tensor,
                      view_continuous: Tensor, view_cat: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The ``k`` allowed views nearest in descriptor distance per query (pose window and category
-    as :func:`search_torch`, and its rule for gathering the allowed views or one masked matmul over
-    all of them). Returns (view indices
-    ``(N, k)``, -1 where fewer are allowed; squared distances ``(N, k)`` ascending, inf there;
-    window used ``(N,)`` degrees; cos(angle/2) to each candidate ``(N, k)``)."""
+    """The ``k`` allowed views nearest in descriptor distance per query (:func:`search_torch` is
+    ``k = 1``). Per chunk of queries: the pose window and category filter, then distances to the
+    allowed views only (gathered) when they are few, else one masked matmul over all views.
+    Returns (view indices ``(N, k)``, -1 where fewer are allowed; squared distances ``(N, k)``
+    ascending, inf there; window used ``(N,)`` degrees, nan = none; cos(angle/2) to each
+    candidate ``(N, k)``, 0 where none)."""
     n, v = queries.shape[0], descriptors.shape[0]
     device = descriptors.device
     k = max(1, min(int(k), v)) if v else 1
@@ -305,17 +281,12 @@ def candidates_torch(queries: Tensor, query_q: Tensor, query_r: Tensor, query_ca
                                               view_r, view_continuous, view_cat)
         qd = queries[sl]
         nc, allowed = qd.shape[0], int(counts.max())
-        inf = torch.tensor(float("inf"), device=device)
         if allowed * _GATHER_WEIGHT * nc <= max(nc, _DENSE_MIN_ROWS) * v:  # few allowed views: gather them
-            ids, valid = _padded_ids(mask, counts, max(allowed, k))
-            gathered = descriptors.index_select(0, ids.reshape(-1)).view(nc, ids.shape[1], -1)
-            dots = torch.bmm(gathered, qd[:, :, None]).squeeze(-1)
-            near = ((qd * qd).sum(1, keepdim=True) - 2.0 * dots + sq_norms[ids]).clamp_min(0.0)
-            d, position = torch.topk(torch.where(valid, near, inf), k, dim=1, largest=False)
-            idx = ids.gather(1, position)
+            d, idx = _nearest_gathered(qd, mask, counts, max(allowed, k), k, descriptors, sq_norms)
         else:  # many: one masked matmul over all views
             full = ((qd * qd).sum(1, keepdim=True) - 2.0 * qd @ descriptors.T + sq_norms[None, :]).clamp_min(0.0)
-            d, idx = torch.topk(torch.where(mask, full, inf), k, dim=1, largest=False)
+            d, idx = torch.topk(torch.where(mask, full, torch.tensor(float("inf"), device=device)), k, dim=1,
+                                largest=False)
         found = torch.isfinite(d)
         index[sl] = torch.where(found, idx, torch.full_like(idx, -1))
         dist[sl], window[sl] = d, win
