@@ -20,14 +20,13 @@ import sys
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.cli.evaluate import (
     EvaluateConfig,
     EvaluationInputError,
     RetrievalEvalConfig,
-    ground_truth,
+    feed_retrieval,
     open_dataset,
     open_retrieval,
 )
@@ -57,19 +56,7 @@ def sweep(checkpoint: Path, data: Path, angles: list[float], settings: tuple[str
         angle: RetrievalEvaluator(first.database, angle, first.unseen_models, first.categories, first.iou_threshold,
                                   device=first.device, database_path=first.database_path, subtypes=first.subtypes)
         for angle in angles[1:]}
-    count = len(dataset) if num_images is None else min(num_images, len(dataset))
-    with torch.inference_mode():
-        for index in tqdm(range(count), unit="img", desc="prior window sweep"):
-            image, target = dataset[index]
-            gt = ground_truth(target)
-            for setting in settings:
-                if setting == "detected":
-                    prediction = model([image], intrinsics=[target["K"]])[0]
-                else:
-                    prediction = model.predict_with_boxes([image], [target["boxes"]], [target["labels"]],
-                                                          [target["K"]])[0]
-                for evaluator in evaluators.values():
-                    evaluator.add(setting, prediction, gt)
+    count = feed_retrieval(model, dataset, settings, list(evaluators.values()), num_images, "prior window sweep")
     rows = []
     for angle, evaluator in evaluators.items():
         summary = evaluator.summary()

@@ -29,14 +29,13 @@ import sys
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.cli.evaluate import (
     EvaluateConfig,
     EvaluationInputError,
     RetrievalEvalConfig,
-    ground_truth,
+    feed_retrieval,
     open_dataset,
     open_retrieval,
 )
@@ -57,11 +56,10 @@ def sweep(checkpoint: Path, data: Path, weights: list[float], angle_weights: lis
     model = build_model_from_checkpoint(checkpoint, device, expected_classes=CATEGORIES).eval()
     digest = sha256_file(checkpoint)
     combos = list(itertools.product(weights, angle_weights, windows))
-    first_check = SilhouetteCheck(combos[0][0], combos[0][1], candidates)
-    first = open_retrieval(RetrievalEvalConfig(enabled=True, shape_db=shape_db, silhouette_weight=first_check.weight,
-                                               silhouette_angle_weight=first_check.angle_weight,
-                                               silhouette_candidates=candidates,
-                                               silhouette_max_angle_deg=combos[0][2]),
+    weight, angle_weight, window = combos[0]
+    first = open_retrieval(RetrievalEvalConfig(enabled=True, shape_db=shape_db, silhouette_weight=weight,
+                                               silhouette_angle_weight=angle_weight, silhouette_candidates=candidates,
+                                               silhouette_max_angle_deg=window),
                            checkpoint, digest, model, dataset, device, config.iou_threshold)
     if first.check is None:
         raise EvaluationInputError("the silhouette check cannot run with this network or shape database")
@@ -71,19 +69,7 @@ def sweep(checkpoint: Path, data: Path, weights: list[float], angle_weights: lis
                                   subtypes=first.subtypes, check=SilhouetteCheck(combo[0], combo[1], candidates),
                                   check_max_angle_deg=combo[2])
         for combo in combos[1:]}
-    count = len(dataset) if num_images is None else min(num_images, len(dataset))
-    with torch.inference_mode():
-        for index in tqdm(range(count), unit="img", desc="silhouette check sweep"):
-            image, target = dataset[index]
-            gt = ground_truth(target)
-            for setting in settings:
-                if setting == "detected":
-                    prediction = model([image], intrinsics=[target["K"]])[0]
-                else:
-                    prediction = model.predict_with_boxes([image], [target["boxes"]], [target["labels"]],
-                                                          [target["K"]])[0]
-                for evaluator in evaluators.values():
-                    evaluator.add(setting, prediction, gt)
+    count = feed_retrieval(model, dataset, settings, list(evaluators.values()), num_images, "silhouette check sweep")
     rows, baseline = [], {}
     for (weight, angle_weight, window), evaluator in evaluators.items():
         summary = evaluator.summary()

@@ -320,6 +320,27 @@ def evaluate(model: Scene3DNet, dataset: Dataset, settings: Sequence[str], devic
     return evaluators, symmetry_aware
 
 
+def feed_retrieval(model: Scene3DNet, dataset: Dataset, settings: Sequence[str],
+                   evaluators: Sequence[RetrievalEvaluator], num_images: int | None, desc: str) -> int:
+    """Run ``model`` once per image (the first ``num_images``; None = all) and setting on the CPU
+    and add each prediction to every one of ``evaluators`` (parameter sweeps over one network
+    pass); returns the number of images."""
+    count = len(dataset) if num_images is None else min(num_images, len(dataset))
+    with torch.inference_mode():
+        for index in tqdm(range(count), unit="img", desc=desc):
+            image, target = dataset[index]
+            gt = ground_truth(target)
+            for setting in settings:
+                if setting == "detected":
+                    prediction = model([image], intrinsics=[target["K"]])[0]
+                else:
+                    prediction = model.predict_with_boxes([image], [target["boxes"]], [target["labels"]],
+                                                          [target["K"]])[0]
+                for evaluator in evaluators:
+                    evaluator.add(setting, prediction, gt)
+    return count
+
+
 # --------------------------------------------------------------------------- reports
 def _demote_headings(markdown: str) -> str:
     return "\n".join("#" + line if line.startswith("#") else line for line in markdown.splitlines()) + "\n"
