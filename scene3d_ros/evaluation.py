@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from scene3d_ros import CATEGORIES
+from scene3d_ros import CATEGORIES, MASK_THRESHOLD
 from scene3d_ros.geometry import SYMMETRIES, quaternion_to_matrix, symmetric_rotation_error_deg
 from scene3d_ros.paths import atomic_write_text
 
@@ -100,8 +100,10 @@ class _Objects:
         return int(self.labels.shape[0])
 
 
-def _convert(objects: Mapping[str, Any], what: str) -> _Objects:
-    """Convert a prediction or ground-truth dict once; checks shapes and names the bad key."""
+def _convert(objects: Mapping[str, Any], what: str, mask_threshold: float = MASK_THRESHOLD) -> _Objects:
+    """Convert a prediction or ground-truth dict once; checks shapes and names the bad key.
+    Mask probabilities count as the object's at ``mask_threshold`` and above (bool and {0, 1} masks unchanged
+    for any threshold in (0, 1])."""
     if "labels" not in objects:
         raise ValueError(f"{what} needs 'labels', got keys {sorted(objects)}")
     labels = _to_numpy(objects["labels"]).astype(np.int64).reshape(-1)
@@ -125,7 +127,7 @@ def _convert(objects: Mapping[str, Any], what: str) -> _Objects:
             raw = raw[:, 0]
         if raw.ndim != 3 or raw.shape[0] != n:
             raise ValueError(f"{what}['masks'] must be (N, H, W) or (N, 1, H, W) for {n} objects, got {raw.shape}")
-        masks = raw >= 0.5  # probabilities binarised at 0.5; uint8 {0, 1} and bool unchanged
+        masks = raw >= mask_threshold if raw.dtype.kind == "f" else raw.astype(bool)
 
     model_ids = None
     if objects.get("model_ids") is not None:  # None entries: no model (e.g. a retrieval's cuboid fallback)
@@ -508,14 +510,19 @@ class Evaluator:
     """Accumulates per-image predictions and ground truth; :meth:`summary` gives the metrics.
 
     ``setting`` is ``"detected"`` (detector output, matched at ``iou_threshold``) or ``"gt_boxes"``
-    (prediction i was made for ground-truth box i). Masks are stored as RLEs, not as arrays.
+    (prediction i was made for ground-truth box i). Predicted mask probabilities are binarised at
+    ``mask_threshold``; masks are stored as RLEs, not as arrays.
     """
 
-    def __init__(self, categories: Sequence[str] = CATEGORIES, setting: str = "detected", iou_threshold: float = 0.5):
+    def __init__(self, categories: Sequence[str] = CATEGORIES, setting: str = "detected", iou_threshold: float = 0.5,
+                 mask_threshold: float = MASK_THRESHOLD):
         if setting not in SETTINGS:
             raise ValueError(f"unknown setting {setting!r}, expected one of {SETTINGS}")
         if not 0.0 < iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+        if not 0.0 < mask_threshold < 1.0:
+            raise ValueError(f"mask_threshold must be in (0, 1), got {mask_threshold}")
+        self.mask_threshold = float(mask_threshold)
         self.categories = tuple(categories)
         self.setting = setting
         self.iou_threshold = float(iou_threshold)
@@ -527,7 +534,7 @@ class Evaluator:
 
     def add(self, pred: Mapping[str, Any], gt: Mapping[str, Any]) -> list[ObjectResult]:
         """Add one image; returns its per ground-truth object results."""
-        p, g = _convert(pred, "prediction"), _convert(gt, "ground truth")
+        p, g = _convert(pred, "prediction", self.mask_threshold), _convert(gt, "ground truth")
         _check_labels(p, len(self.categories), "prediction")
         _check_labels(g, len(self.categories), "ground truth")
         results = _object_results(p, g, _pair(p, g, self.setting, self.iou_threshold))

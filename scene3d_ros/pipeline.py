@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scene3d_ros import MASK_THRESHOLD
 from scene3d_ros.geometry import CameraIntrinsics, canonical_quaternion
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.model.device import resolve_device
@@ -69,14 +70,15 @@ class Pipeline:
     ``shape_db``: retrieve a CAD model per object (pose prior ``max_angle_deg`` degrees; cuboid
     fallback beyond the squared descriptor distance ``max_distance``, ``None`` = never), with
     ``silhouette_check`` (``None`` = off; default on when the database holds silhouettes) in a
-    ``silhouette_max_angle_deg`` window instead.
+    ``silhouette_max_angle_deg`` window instead. ``mask_threshold``: mask-head probability at which
+    a pixel belongs to the object's ``mask`` (settable at run time).
     """
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", score_threshold: float = 0.5,
                  library: CadLibrary | None = None, max_detections: int = 100, input_size: int | None = None,
                  shape_db: ShapeDatabase | None = None, max_angle_deg: float = 30.0,
                  max_distance: float | None = None, silhouette_check: SilhouetteCheck | None = DEFAULT_CHECK,
-                 silhouette_max_angle_deg: float = 90.0) -> None:
+                 silhouette_max_angle_deg: float = 90.0, mask_threshold: float = MASK_THRESHOLD) -> None:
         self.checkpoint = Path(checkpoint) if checkpoint else default_model_path()
         self.device = resolve_device(device)
         self.model = build_model_from_checkpoint(self.checkpoint, self.device)
@@ -96,6 +98,9 @@ class Pipeline:
         self.max_distance = max_distance
         self.silhouette_check = silhouette_check
         self.silhouette_max_angle_deg = float(silhouette_max_angle_deg)
+        if not 0.0 < mask_threshold < 1.0:
+            raise ValueError(f"mask_threshold must be in (0, 1), got {mask_threshold}")
+        self.mask_threshold = float(mask_threshold)
 
     @property
     def score_threshold(self) -> float:
@@ -150,7 +155,7 @@ class Pipeline:
             objects.append(DetectedObject(
                 category=category, label=int(result["labels"][i]), score=float(result["scores"][i]),
                 box=result["boxes"][i].astype(np.float64),
-                mask=(result["masks"][i, 0] >= 0.5) if "masks" in result else None,
+                mask=(result["masks"][i, 0] >= self.mask_threshold) if "masks" in result else None,
                 quaternion=canonical_quaternion(result["quaternions"][i].astype(np.float64)),
                 translation=result["translations"][i].astype(np.float64),
                 size=self._category_sizes.get(category, np.ones(3)).astype(np.float64),

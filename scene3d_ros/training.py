@@ -68,6 +68,7 @@ from scene3d_ros import CATEGORIES
 from scene3d_ros.config import ConfigError, dataclass_from_dict, dataclass_to_dict, load_config, merge
 from scene3d_ros.data.shards import MANIFEST_NAME, default_output_dir, read_manifest
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+from scene3d_ros.mirror import MIRROR_SYMMETRY_TOLERANCE, mirror_asymmetry, mirror_target
 from scene3d_ros.model.checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -114,7 +115,9 @@ class DataConfig:
     (``None`` = no validation). ``batch_size``: images per step **per process**. ``num_workers``:
     DataLoader worker processes per rank (they render the depth views; 0 = in the main process).
     ``include_difficult``: keep objects flagged difficult in the targets.
-    ``same_category_negative_probability``: chance that an object's negative CAD model is drawn
+    ``mirror_probability``: chance that a training scene is shown as its horizontal mirror image
+    (poses mirrored too; only scenes of mirror-symmetric models, see :class:`TripletViewDataset`;
+    never for the validation loss). ``same_category_negative_probability``: chance that an object's negative CAD model is drawn
     from its own category (a harder negative), else from the whole library; always a different
     model id. ``cad_library``: the library the views are rendered from (``None`` = the one the
     first training dataset was generated with, from its manifest, else the default library).
@@ -127,6 +130,7 @@ class DataConfig:
     num_workers: int = 2
     include_difficult: bool = True
     same_category_negative_probability: float = 0.5
+    mirror_probability: float = 0.5
     cad_library: str | None = None
 
     def __post_init__(self) -> None:
@@ -143,6 +147,8 @@ class DataConfig:
         if not 0.0 <= self.same_category_negative_probability <= 1.0:
             raise ValueError("data.same_category_negative_probability must be in [0, 1], got "
                              f"{self.same_category_negative_probability}")
+        if not 0.0 <= self.mirror_probability <= 1.0:
+            raise ValueError(f"data.mirror_probability must be in [0, 1], got {self.mirror_probability}")
 
 
 @dataclass(frozen=True)
@@ -348,17 +354,25 @@ class TripletViewDataset(Dataset):
       from the object's category with probability ``same_category_probability`` (when the
       category has another model), else from the whole library;
     * ``symmetries`` list[str]: the model's symmetry, unless the dataset already provides it;
-    * ``negative_model_ids`` list[str].
+    * ``negative_model_ids`` list[str];
+    * ``mirrored`` bool: with probability ``mirror_probability`` the item is the horizontal mirror
+      image of the scene (:func:`scene3d_ros.mirror.mirror_target`: image, masks, boxes, K and
+      poses), drawn only for scenes whose every model is its own mirror image
+      (:func:`~scene3d_ros.mirror.mirror_asymmetry` below ``MIRROR_SYMMETRY_TOLERANCE``; a
+      bicycle with its chain on one side stays as rendered). The views follow the mirrored poses.
 
     Items are addressed by ``(epoch, index)`` keys (a plain ``index`` means epoch 0); the negatives
-    are drawn from ``np.random.default_rng([seed, epoch, index])``, so they depend on nothing
-    else. The CAD library and a single-threaded renderer are created lazily, once per process
+    are drawn from ``np.random.default_rng([seed, epoch, index])`` and the mirror from a second
+    stream of the same key, so they depend on nothing else. The CAD library and a single-threaded renderer are created lazily, once per process
     (each DataLoader worker has its own), and every mesh is loaded once.
     """
 
     def __init__(self, scenes: Dataset, library_root: str | Path, view_size_px: int,
-                 same_category_probability: float = 0.5, seed: int = 0) -> None:
+                 same_category_probability: float = 0.5, seed: int = 0, mirror_probability: float = 0.0) -> None:
+        if not 0.0 <= mirror_probability <= 1.0:
+            raise ValueError(f"mirror_probability must be in [0, 1], got {mirror_probability}")
         self.scenes = scenes
+        self.mirror_probability = float(mirror_probability)
         self.library_root = str(library_root)
         self.view_size_px = int(view_size_px)
         self.same_category_probability = float(same_category_probability)
@@ -366,6 +380,7 @@ class TripletViewDataset(Dataset):
         self._library: CadLibrary | None = None
         self._renderer: Renderer | None = None
         self._meshes: dict[str, Any] = {}
+        self._mirror_symmetric: dict[str, bool] = {}
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -374,6 +389,7 @@ class TripletViewDataset(Dataset):
     def _process_state(self) -> tuple[CadLibrary, Renderer]:
         if self._pid != os.getpid():  # a forked worker: own library, renderer and meshes
             self._library, self._renderer, self._meshes, self._pid = None, None, {}, os.getpid()
+            self._mirror_symmetric = {}
         if self._library is None:
             self._library = CadLibrary.load(self.library_root)
             self._renderer = Renderer(nthreads=1)
@@ -384,6 +400,15 @@ class TripletViewDataset(Dataset):
         if mesh is None:  # one object per model, so the renderer's per-mesh scene cache hits
             mesh = self._meshes[model_id] = library.mesh(model_id)
         return mesh
+
+    def is_mirror_symmetric(self, model_id: str) -> bool:
+        """Whether the model is its own mirror image across its x-z plane (computed once per process)."""
+        symmetric = self._mirror_symmetric.get(model_id)
+        if symmetric is None:
+            library, _ = self._process_state()
+            symmetric = mirror_asymmetry(self._mesh(library, model_id)) < MIRROR_SYMMETRY_TOLERANCE
+            self._mirror_symmetric[model_id] = symmetric
+        return symmetric
 
     def negative_model_ids(self, model_ids: Sequence[str], rng: np.random.Generator) -> list[str]:
         """One negative model id per object (never the object's own id)."""
@@ -409,6 +434,11 @@ class TripletViewDataset(Dataset):
             target["symmetries"] = [library.get(m).symmetry for m in model_ids]
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, index]))
         negatives = self.negative_model_ids(model_ids, rng)
+        mirror_rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, index, 1]))
+        mirrored = (self.mirror_probability > 0.0 and mirror_rng.random() < self.mirror_probability
+                    and all(self.is_mirror_symmetric(m) for m in model_ids))
+        if mirrored:
+            image, target = mirror_target(image, target)
         q_allo = egocentric_to_allocentric(target["quaternions"].double(), target["translations"].double())
         rotations = quaternion_to_matrix(q_allo).numpy()
         positive, negative = triplet_depth_views([self._mesh(library, m) for m in model_ids],
@@ -417,11 +447,12 @@ class TripletViewDataset(Dataset):
         target["positive_views"] = torch.from_numpy(positive).unsqueeze(1)
         target["negative_views"] = torch.from_numpy(negative).unsqueeze(1)
         target["negative_model_ids"] = negatives
+        target["mirrored"] = mirrored
         return image, target
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_library=None, _renderer=None, _meshes={})  # rebuilt in the receiving process
+        state.update(_library=None, _renderer=None, _meshes={}, _mirror_symmetric={})  # rebuilt in the receiving process
         return state
 
 
@@ -466,7 +497,8 @@ def build_train_dataset(config: TrainConfig, model_config: ModelConfig, library:
     """The training scenes of ``dataset_dirs`` with their triplet views."""
     return TripletViewDataset(_scene_datasets(dataset_dirs, config.data.include_difficult), library.root,
                               model_config.depth_encoder.view_size_px,
-                              config.data.same_category_negative_probability, config.run.seed)
+                              config.data.same_category_negative_probability, config.run.seed,
+                              config.data.mirror_probability)
 
 
 def _loader(dataset: Dataset, batch_size: int, num_workers: int, sampler: Any, drop_last: bool, seed: int,

@@ -10,12 +10,16 @@ Per category:
   much of the error is a turn about the object's vertical axis: the mean ``|axis . z|`` of the
   relative rotation ``R_gt^T R_pred`` (object frame, +z up; 1 = pure azimuth error, ~0.5 for
   random axes). Symmetric objects (bottles, tables) are ambiguous about z by construction.
-* **masks**: the median IoU of the predicted mask (binarised at 0.5) with the ground truth, next
+  Next to it, the rotation the network gives for the **mirror image** (the flipped image with
+  mirrored boxes and camera, its rotation mirrored back: :mod:`scene3d_ros.mirror`), and the mean
+  of the two rotations (test-time flip augmentation): an error as low on the mirror image says the
+  network treats mirrored scenes as in-distribution (what flip augmentation in training needs).
+* **masks**: the median IoU of the predicted mask (binarised at ``scene3d_ros.MASK_THRESHOLD``) with the ground truth, next
   to an oracle: the ground-truth mask resampled to the mask head's 28x28 grid in its box
   (torchvision's ``roi_align``) and pasted back (``paste_masks_in_image``): what a perfect 28x28
   head could reach. A large gap means the head is under-trained, a low oracle that the
   resolution limits. Also the median of the predicted mask probability over each object's
-  true-mask pixels (1 = confident and right; 0.5 is the binarisation threshold).
+  true-mask pixels (1 = confident and right).
 * **retrieval** (when the shape database of the checkpoint is there): Top-1 and sub-type Top-1
   with the ground-truth pose prior (``evaluate``'s Table 2 setting) for the RGB descriptor of
   network 1, next to an oracle query: network 2's descriptor of the object's own depth view in
@@ -43,11 +47,12 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.ops import roi_align
 from tqdm import tqdm
 
-from scene3d_ros import CATEGORIES
+from scene3d_ros import CATEGORIES, MASK_THRESHOLD
 from scene3d_ros.data.shards import default_output_dir, sha256_file
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.evaluation import rotation_errors_deg, write_report
 from scene3d_ros.geometry import quaternion_to_matrix
+from scene3d_ros.mirror import mirror_quaternions, mirror_target
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.paths import default_model_path, report_path
 from scene3d_ros.retrieval import SilhouetteCheck
@@ -114,6 +119,7 @@ def diagnose(checkpoint: Path, data: Path, num_images: int, shape_db: Path | Non
     dataset = SyntheticSceneDataset(data)
     model = build_model_from_checkpoint(checkpoint, torch.device("cpu")).eval()
     errors, z_share = defaultdict(list), defaultdict(list)
+    mirrored_errors, mirror_mean_errors = defaultdict(list), defaultdict(list)
     pred_iou, oracle_iou, on_mask = defaultdict(list), defaultdict(list), defaultdict(list)
     rgb_hits, view_hits = defaultdict(list), defaultdict(list)
     rgb_checked_hits, view_checked_hits = defaultdict(list), defaultdict(list)
@@ -136,11 +142,21 @@ def diagnose(checkpoint: Path, data: Path, num_images: int, shape_db: Path | Non
             prediction = model.predict_with_boxes([image], [target["boxes"]], [target["labels"]], [target["K"]])[0]
             err = rotation_errors_deg(prediction["quaternions"], target["quaternions"], target.get("symmetries"))
             share = vertical_axis_share(prediction["quaternions"].numpy(), target["quaternions"].numpy())
+            flipped_image, flipped = mirror_target(image, target)
+            on_flipped = model.predict_with_boxes([flipped_image], [flipped["boxes"]], [flipped["labels"]],
+                                                  [flipped["K"]])[0]
+            q_mirrored = mirror_quaternions(on_flipped["quaternions"].double().numpy())
+            q_mean = np.stack([Rotation.from_quat(np.stack([q, p]), scalar_first=True).mean().as_quat(scalar_first=True)
+                               for q, p in zip(q_mirrored, prediction["quaternions"].double().numpy(), strict=True)])
+            err_mirrored = rotation_errors_deg(q_mirrored, target["quaternions"], target.get("symmetries"))
+            err_mean = rotation_errors_deg(q_mean, target["quaternions"], target.get("symmetries"))
             oracle = mask_oracle(target["masks"], target["boxes"], tuple(image.shape[-2:]))
-            predicted = prediction["masks"][:, 0] >= 0.5
+            predicted = prediction["masks"][:, 0] >= MASK_THRESHOLD
             for k, label in enumerate(target["labels"].tolist()):
                 category = CATEGORIES[label - 1]
                 errors[category].append(float(err[k]))
+                mirrored_errors[category].append(float(err_mirrored[k]))
+                mirror_mean_errors[category].append(float(err_mean[k]))
                 if err[k] > LARGE_ERROR_DEG:
                     z_share[category].append(float(share[k]))
                 truth = target["masks"][k].bool()
@@ -178,6 +194,11 @@ def diagnose(checkpoint: Path, data: Path, num_images: int, shape_db: Path | Non
             "objects": len(errors[category]),
             "rotation_median_deg": round(float(np.median(errors[category])), 1),
             "rotation_histogram": [int(h) for h in histogram],
+            "rotation_acc_pi6": round(float(np.mean(np.array(errors[category]) < 30.0)), 3),
+            "rotation_median_mirror_image_deg": round(float(np.median(mirrored_errors[category])), 1),
+            "rotation_acc_pi6_mirror_image": round(float(np.mean(np.array(mirrored_errors[category]) < 30.0)), 3),
+            "rotation_median_mirror_mean_deg": round(float(np.median(mirror_mean_errors[category])), 1),
+            "rotation_acc_pi6_mirror_mean": round(float(np.mean(np.array(mirror_mean_errors[category]) < 30.0)), 3),
             "large_errors": len(z_share[category]),
             "large_error_vertical_axis_share": (round(float(np.mean(z_share[category])), 2)
                                                 if z_share[category] else None),
@@ -227,7 +248,20 @@ def to_markdown(result: dict) -> str:
                      f"{row['mask_iou_predicted_median']} | {row['mask_iou_oracle28_median']} | "
                      f"{row['mask_probability_on_truth_median']} |")
     lines += ["", "Vertical-axis share: 1 = the error is a pure turn about the object's +z (azimuth), "
-              "about 0.5 for random axes.", ""]
+              "about 0.5 for random axes.", "",
+              "## Rotation on the mirror image", "",
+              "The network's rotation for the flipped image (mirrored boxes and camera), mirrored back, and the mean "
+              "of that and the rotation for the image itself (test-time flip augmentation). Cells: MedErr (deg) / "
+              "Acc_pi/6; mean row: over categories.", "",
+              "| category | image | mirror image | mean of both |", "|---|---:|---:|---:|"]
+    keys = (("rotation_median_deg", "rotation_acc_pi6"),
+            ("rotation_median_mirror_image_deg", "rotation_acc_pi6_mirror_image"),
+            ("rotation_median_mirror_mean_deg", "rotation_acc_pi6_mirror_mean"))
+    for category, row in result["per_category"].items():
+        lines.append(f"| {category} | " + " | ".join(f"{row[m]} / {row[a]}" for m, a in keys) + " |")
+    rows_all = list(result["per_category"].values())
+    lines += ["| **mean** | " + " | ".join(f"{np.mean([r[m] for r in rows_all]):.1f} / {np.mean([r[a] for r in rows_all]):.3f}"
+                                         for m, a in keys) + " |", ""]
     rows = {c: r["retrieval"] for c, r in result["per_category"].items() if "retrieval" in r}
     if rows:
         db = result["shape_db"]

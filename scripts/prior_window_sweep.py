@@ -26,7 +26,7 @@ from scene3d_ros.cli.evaluate import (
     EvaluateConfig,
     EvaluationInputError,
     RetrievalEvalConfig,
-    feed_retrieval,
+    feed_predictions,
     open_dataset,
     open_retrieval,
 )
@@ -56,7 +56,7 @@ def sweep(checkpoint: Path, data: Path, angles: list[float], settings: tuple[str
         angle: RetrievalEvaluator(first.database, angle, first.unseen_models, first.categories, first.iou_threshold,
                                   device=first.device, database_path=first.database_path, subtypes=first.subtypes)
         for angle in angles[1:]}
-    count = feed_retrieval(model, dataset, settings, list(evaluators.values()), num_images, "prior window sweep")
+    count = feed_predictions(model, dataset, settings, [e.add for e in evaluators.values()], num_images, "prior window sweep")
     rows = []
     for angle, evaluator in evaluators.items():
         summary = evaluator.summary()

@@ -35,7 +35,7 @@ from scene3d_ros.cli.evaluate import (
     EvaluateConfig,
     EvaluationInputError,
     RetrievalEvalConfig,
-    feed_retrieval,
+    feed_predictions,
     open_dataset,
     open_retrieval,
 )
@@ -69,7 +69,7 @@ def sweep(checkpoint: Path, data: Path, weights: list[float], angle_weights: lis
                                   subtypes=first.subtypes, check=SilhouetteCheck(combo[0], combo[1], candidates),
                                   check_max_angle_deg=combo[2])
         for combo in combos[1:]}
-    count = feed_retrieval(model, dataset, settings, list(evaluators.values()), num_images, "silhouette check sweep")
+    count = feed_predictions(model, dataset, settings, [e.add for e in evaluators.values()], num_images, "silhouette check sweep")
     rows, baseline = [], {}
     for (weight, angle_weight, window), evaluator in evaluators.items():
         summary = evaluator.summary()

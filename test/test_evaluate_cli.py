@@ -149,6 +149,41 @@ def test_reports_for_both_settings(report, checkpoint, data, capsys):
         assert needle in combined
 
 
+def test_mask_threshold_sweep_matches_evaluate(data, tmp_path):
+    """scripts/mask_threshold_sweep.py: per threshold the mask AP ``evaluate`` reports with that
+    ``evaluate.mask_threshold`` (the shipped model, so the masks are real ones)."""
+    import importlib.util
+    from pathlib import Path
+
+    from scene3d_ros.paths import default_model_path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "mask_threshold_sweep.py"
+    spec = importlib.util.spec_from_file_location("mask_threshold_sweep", path)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    out = tmp_path / "sweep"
+    shipped = default_model_path()
+    assert sweep.main(["--checkpoint", str(shipped), "--data", str(data / "val"), "--thresholds", "0.9", "0.35",
+                       "--output", str(out)]) == 0
+    rows = {r["mask_threshold"]: r for r in json.loads(out.with_suffix(".json").read_text())["rows"]}
+    assert list(rows) == [0.35, 0.9]
+    for threshold in rows:
+        folder = tmp_path / f"evaluate_{threshold}"
+        assert main(["--checkpoint", str(shipped), "--data", str(data), "--setting", "detected", "--device", "cpu",
+                     "--output", str(folder), "--set", "evaluate.workers=0", "evaluate.retrieval.enabled=false",
+                     f"evaluate.mask_threshold={threshold}"]) == 0
+        assert f"mask threshold: {threshold:g}" in (folder / "evaluation.md").read_text()
+        detection = json.loads((folder / "evaluation_detected.json").read_text())["detection"]
+        for metric in ("mask_ap", "mask_ap50", "mask_ap75"):
+            assert rows[threshold][metric] == pytest.approx(detection["mean"][metric]), (threshold, metric)
+        assert rows[threshold]["mask_ap50_per_category"] == pytest.approx(
+            {c: v["mask_ap50"] for c, v in detection["per_category"].items()})
+    assert rows[0.35]["mask_ap"] > rows[0.9]["mask_ap"]  # 0.9 keeps only the head's surest pixels
+    assert "| 0.35 |" in out.with_suffix(".md").read_text()
+    with pytest.raises(SystemExit):  # argparse: thresholds lie in (0, 1)
+        sweep.main(["--data", str(data / "val"), "--thresholds", "1.0"])
+
+
 def test_max_images_and_single_setting(checkpoint, data, tmp_path, capsys):
     code = main(["--checkpoint", str(checkpoint), "--data", str(data / "val"), "--setting", "gt_boxes",
                  "--max-images", "2", "--device", "cpu", "--output", str(tmp_path), "--set", "evaluate.workers=0"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from scene3d_ros import CATEGORIES
+from scene3d_ros import CATEGORIES, MASK_THRESHOLD
 from scene3d_ros.evaluation import (
     Evaluator,
     box_iou,
@@ -261,6 +261,26 @@ def test_perfect_predictions_give_box_and_mask_ap_one():
         assert det["mean"][metric] == pytest.approx(1.0), metric
         assert det["per_category"]["car"][metric] == pytest.approx(1.0), metric
     assert det["per_category"]["aeroplane"]["box_ap"] is None
+
+
+def test_mask_probabilities_count_from_the_mask_threshold():
+    pred = make_pred([BOX_A], [CAR], [0.9])
+    pred["masks"] = pred["masks"] / 0.9 * 0.4  # probability 0.4 on the object, 0 elsewhere
+    scores = {}
+    for threshold in (0.35, 0.5):
+        ev = Evaluator(mask_threshold=threshold)
+        ev.add(pred, make_gt([BOX_A], [CAR]))
+        scores[threshold] = ev.summary()["detection"]["per_category"]["car"]["mask_ap50"]
+    assert scores == {0.35: pytest.approx(1.0), 0.5: pytest.approx(0.0)}
+    assert Evaluator().mask_threshold == MASK_THRESHOLD
+    binary = make_pred([BOX_A], [CAR], [0.9])
+    binary["masks"] = (binary["masks"] > 0).astype(np.uint8)  # {0, 1} masks are used as they are
+    ev = Evaluator(mask_threshold=0.9)
+    ev.add(binary, make_gt([BOX_A], [CAR]))
+    assert ev.summary()["detection"]["per_category"]["car"]["mask_ap50"] == pytest.approx(1.0)
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="mask_threshold"):
+            Evaluator(mask_threshold=bad)
 
 
 def test_shifted_box_keeps_ap50_but_loses_ap75():

@@ -94,6 +94,10 @@ def test_script_writes_a_report_for_the_shipped_model(tmp_path: Path):
     for row in result["per_category"].values():
         assert row["objects"] == sum(row["rotation_histogram"]) >= 1
         assert 0.0 <= row["mask_iou_predicted_median"] <= 1.0 and 0.0 <= row["mask_iou_oracle28_median"] <= 1.0
+        for key in ("rotation_median_mirror_image_deg", "rotation_median_mirror_mean_deg"):
+            assert 0.0 <= row[key] <= 180.0
+        for key in ("rotation_acc_pi6", "rotation_acc_pi6_mirror_image", "rotation_acc_pi6_mirror_mean"):
+            assert 0.0 <= row[key] <= 1.0
         retrieval = row["retrieval"]  # every object has its model in the database
         assert retrieval["objects"] == row["objects"]
         assert 0.0 <= retrieval["rgb_top1"] <= retrieval["rgb_subtype_top1"] <= 1.0
@@ -103,6 +107,7 @@ def test_script_writes_a_report_for_the_shipped_model(tmp_path: Path):
     markdown = out.with_suffix(".md").read_text()
     assert markdown.startswith("# Model diagnostics") and "## Retrieval: RGB descriptor vs network 2" in markdown
     assert "| RGB + silhouette check | oracle + ground-truth mask + silhouette check |" in markdown
+    assert "## Rotation on the mirror image" in markdown and "| **mean** |" in markdown
 
 
 def _continuous(model_ids):

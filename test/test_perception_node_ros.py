@@ -195,6 +195,8 @@ def test_thresholds_change_at_run_time_and_out_of_range_values_are_refused(check
             assert detections(3_000) == 0
             assert not set_parameter(node, client, "score_threshold", 1.5)  # outside the declared range [0, 1]
             assert not set_parameter(node, client, "max_detections", 0)
+            assert set_parameter(node, client, "mask_threshold", 0.6)
+            assert not set_parameter(node, client, "mask_threshold", 0.99)  # outside [0.05, 0.95]
             assert detections(4_000) == 0  # still 1.0
         finally:
             code = perception.stop()

@@ -7,7 +7,7 @@ import pytest
 import torch
 from tiny_model import TINY_MODEL, save_tiny_checkpoint
 
-from scene3d_ros import CATEGORIES
+from scene3d_ros import CATEGORIES, MASK_THRESHOLD
 from scene3d_ros.geometry import CameraIntrinsics
 from scene3d_ros.pipeline import Pipeline
 from scene3d_ros.world.annotations import generate_annotated_scene
@@ -44,6 +44,20 @@ def test_pipeline_returns_posed_objects_in_the_optical_frame(checkpoint, frame):
         assert np.all(obj.size > 0) and obj.descriptor.shape == (TINY_MODEL["descriptor"]["dim"],)
     # the threshold filters
     assert Pipeline(checkpoint, "cpu", score_threshold=1.01)(frame.rendered.rgb, frame.scene.intrinsics) == []
+
+
+def test_mask_threshold_decides_the_object_pixels(checkpoint, frame):
+    pipeline = Pipeline(checkpoint, "cpu", score_threshold=0.0)
+    assert pipeline.mask_threshold == MASK_THRESHOLD
+    low = pipeline(frame.rendered.rgb, frame.scene.intrinsics)
+    pipeline.mask_threshold = 0.6  # settable at run time
+    high = pipeline(frame.rendered.rgb, frame.scene.intrinsics)
+    assert [o.score for o in low] == [o.score for o in high]
+    for a, b in zip(low, high, strict=True):
+        assert not np.any(b.mask & ~a.mask)  # a higher threshold only removes pixels
+    assert sum(int(a.mask.sum()) for a in low) > sum(int(b.mask.sum()) for b in high)
+    with pytest.raises(ValueError, match="mask_threshold"):
+        Pipeline(checkpoint, "cpu", mask_threshold=1.0)
 
 
 def test_pipeline_rejects_inconsistent_input(checkpoint, frame):

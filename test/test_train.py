@@ -18,6 +18,7 @@ from tiny_model import TINY_MODEL
 from scene3d_ros.cli.train import main
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+from scene3d_ros.mirror import MIRROR_SYMMETRY_TOLERANCE, mirror_asymmetry
 from scene3d_ros.model.checkpoint import build_model_from_checkpoint, load_checkpoint
 from scene3d_ros.model.rotations import egocentric_to_allocentric, quaternion_to_matrix
 from scene3d_ros.training import (
@@ -28,7 +29,7 @@ from scene3d_ros.training import (
     lr_factor,
 )
 from scene3d_ros.world.cad_library import ensure_cad_library
-from scene3d_ros.world.depth_views import object_depth_view
+from scene3d_ros.world.depth_views import BACKGROUND, object_depth_view
 from scene3d_ros.world.scene_sampler import SceneConfig
 
 STEPS = 20
@@ -175,6 +176,43 @@ def test_triplet_views_are_the_allocentric_views_of_own_and_other_models(dataset
     anywhere = TripletViewDataset(scenes, library.root, 32, same_category_probability=0.0, seed=3)
     negatives = [anywhere[(epoch, 1)][1]["negative_model_ids"] for epoch in range(6)]
     assert len({tuple(ids) for ids in negatives}) > 1
+
+
+def test_mirrored_items_show_the_mirror_image_in_mirrored_poses(dataset, library):
+    scenes = SyntheticSceneDataset(dataset)
+    plain = TripletViewDataset(scenes, library.root, 32, seed=3)
+    always = TripletViewDataset(scenes, library.root, 32, seed=3, mirror_probability=1.0)
+    outcomes = []
+    for index in range(len(scenes)):
+        image, target = plain[(0, index)]
+        flipped_image, flipped = always[(0, index)]
+        assert target["mirrored"] is False
+        symmetric = all(mirror_asymmetry(library.mesh(m)) < MIRROR_SYMMETRY_TOLERANCE for m in target["model_ids"])
+        assert flipped["mirrored"] is symmetric
+        outcomes.append(symmetric)
+        assert flipped["negative_model_ids"] == target["negative_model_ids"]  # the mirror has its own random stream
+        if not symmetric:
+            assert torch.equal(flipped_image, image)
+            continue
+        assert torch.equal(flipped_image, image.flip(-1)) and torch.equal(flipped["masks"], target["masks"].flip(-1))
+        width = image.shape[-1]
+        torch.testing.assert_close(flipped["boxes"][:, [2, 0]], width - target["boxes"][:, [0, 2]])
+        torch.testing.assert_close(flipped["translations"][:, 0], -target["translations"][:, 0])
+        rotations = quaternion_to_matrix(egocentric_to_allocentric(flipped["quaternions"].double(),
+                                                                   flipped["translations"].double())).numpy()
+        for i, own in enumerate(flipped["model_ids"]):
+            np.testing.assert_allclose(flipped["positive_views"][i, 0].numpy(),
+                                       object_depth_view(library.mesh(own), rotations[i], 32), atol=1e-6)
+            # the object's view in the mirrored pose is the mirror image of its view (the model is symmetric)
+            mirrored_view = flipped["positive_views"][i, 0] < BACKGROUND
+            own_view = target["positive_views"][i, 0].flip(-1) < BACKGROUND
+            assert (mirrored_view & own_view).sum() / (mirrored_view | own_view).sum() > 0.9
+    assert any(outcomes)  # the tiny dataset has scenes of mirror-symmetric models only
+    never = TripletViewDataset(scenes, library.root, 32, seed=3, mirror_probability=0.5)
+    drawn = [never[(epoch, i)][1]["mirrored"] for epoch in range(4) for i in range(len(scenes)) if outcomes[i]]
+    assert 0 < sum(drawn) < len(drawn)
+    with pytest.raises(ValueError, match="mirror_probability"):
+        TripletViewDataset(scenes, library.root, 32, mirror_probability=1.5)
 
 
 def test_sampler_resumes_mid_epoch_and_splits_between_ranks(dataset):

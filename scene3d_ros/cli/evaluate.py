@@ -39,7 +39,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from scene3d_ros import CATEGORIES
+from scene3d_ros import CATEGORIES, MASK_THRESHOLD
 from scene3d_ros.config import ConfigError, add_config_arguments, dataclass_from_dict, load_config
 from scene3d_ros.data.pascal3d import SOURCES, SPLITS, Pascal3DDataset
 from scene3d_ros.data.shards import MANIFEST_NAME, sha256_file
@@ -128,6 +128,7 @@ class EvaluateConfig:
 
     ``batch_size``: images per forward pass; ``workers``: DataLoader processes (0 = main
     process); ``iou_threshold``: box IoU for a detection to match (detected setting);
+    ``mask_threshold``: mask probability at which a pixel counts as the object's (mask AP);
     ``include_difficult``: keep ground-truth objects flagged difficult; ``pascal3d_sources``:
     Pascal3D+ parts read; ``output``: default report folder; ``retrieval``: :class:`RetrievalEvalConfig`.
     """
@@ -135,6 +136,7 @@ class EvaluateConfig:
     batch_size: int = 2
     workers: int = 2
     iou_threshold: float = 0.5
+    mask_threshold: float = MASK_THRESHOLD
     include_difficult: bool = False
     pascal3d_sources: tuple[str, ...] = ("pascal",)
     output: str = "output/evaluate"
@@ -147,6 +149,8 @@ class EvaluateConfig:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
         if not 0.0 < self.iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
+        if not 0.0 < self.mask_threshold < 1.0:
+            raise ValueError(f"mask_threshold must be in (0, 1), got {self.mask_threshold}")
         object.__setattr__(self, "pascal3d_sources", tuple(self.pascal3d_sources))
         if not self.pascal3d_sources or any(s not in SOURCES for s in self.pascal3d_sources):
             raise ValueError(f"pascal3d_sources must be a non-empty subset of {SOURCES}, got {self.pascal3d_sources}")
@@ -296,7 +300,8 @@ def evaluate(model: Scene3DNet, dataset: Dataset, settings: Sequence[str], devic
     rotation errors of symmetric objects are not symmetry-aware).
     """
     symmetry_aware = True
-    evaluators = {s: Evaluator(CATEGORIES, setting=s, iou_threshold=config.iou_threshold) for s in settings}
+    evaluators = {s: Evaluator(CATEGORIES, setting=s, iou_threshold=config.iou_threshold,
+                                     mask_threshold=config.mask_threshold) for s in settings}
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False, num_workers=config.workers,
                         collate_fn=_collate)
     model.eval()
@@ -320,11 +325,13 @@ def evaluate(model: Scene3DNet, dataset: Dataset, settings: Sequence[str], devic
     return evaluators, symmetry_aware
 
 
-def feed_retrieval(model: Scene3DNet, dataset: Dataset, settings: Sequence[str],
-                   evaluators: Sequence[RetrievalEvaluator], num_images: int | None, desc: str) -> int:
+def feed_predictions(model: Scene3DNet, dataset: Dataset, settings: Sequence[str],
+                     sinks: Sequence[Callable[[str, dict[str, Any], dict[str, Any]], Any]], num_images: int | None,
+                     desc: str) -> int:
     """Run ``model`` once per image (the first ``num_images``; None = all) and setting on the CPU
-    and add each prediction to every one of ``evaluators`` (parameter sweeps over one network
-    pass); returns the number of images."""
+    and call every one of ``sinks`` with ``(setting, prediction, ground truth)`` (parameter sweeps
+    over one network pass; a :class:`RetrievalEvaluator`'s ``add`` is such a sink); returns the
+    number of images."""
     count = len(dataset) if num_images is None else min(num_images, len(dataset))
     with torch.inference_mode():
         for index in tqdm(range(count), unit="img", desc=desc):
@@ -336,8 +343,8 @@ def feed_retrieval(model: Scene3DNet, dataset: Dataset, settings: Sequence[str],
                 else:
                     prediction = model.predict_with_boxes([image], [target["boxes"]], [target["labels"]],
                                                           [target["K"]])[0]
-                for evaluator in evaluators:
-                    evaluator.add(setting, prediction, gt)
+                for sink in sinks:
+                    sink(setting, prediction, gt)
     return count
 
 
@@ -364,6 +371,8 @@ def run_header(run: dict[str, Any]) -> str:
         f"- wall time: {run['wall_time_s']:.1f} s",
         f"- symmetry-aware rotation errors: {symmetry}",
     ]
+    if "mask_threshold" in run:
+        lines.append(f"- mask threshold: {run['mask_threshold']:g} (mask probability a pixel needs to count as the object's)")
     return "\n".join(lines) + "\n"
 
 
@@ -471,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": device_description(device),
         "wall_time_s": time.perf_counter() - start,
         "symmetry_aware": symmetry_aware,
+        "mask_threshold": config.mask_threshold,
     }
     markdown = write_reports(summaries, run, output, retrieval.summary() if retrieval is not None else retrieval_skipped)
     print(markdown)

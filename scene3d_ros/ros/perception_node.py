@@ -45,6 +45,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection2D, Detection2DArray, Detection3DArray, ObjectHypothesisWithPose
 
+from scene3d_ros import MASK_THRESHOLD
 from scene3d_ros.frame_queue import LatestFrameQueue
 from scene3d_ros.geometry import CameraIntrinsics
 from scene3d_ros.model import CheckpointError
@@ -174,6 +175,9 @@ class PerceptionNode(Node):
             "device": declare("device", "auto", "auto (CUDA when available) | cpu | cuda.", read_only=True),
             "score_threshold": declare("score_threshold", 0.5, "Minimum detection score (changeable at run time).",
                                        floating_point_range=unit),
+            "mask_threshold": declare("mask_threshold", MASK_THRESHOLD, "Mask probability at which a pixel counts as "
+                                      "the object's (debug_image overlay; changeable at run time).",
+                                      floating_point_range=[FloatingPointRange(from_value=0.05, to_value=0.95)]),
             "max_detections": declare("max_detections", 20, "At most this many objects per image (run time).",
                                       integer_range=[IntegerRange(from_value=1, to_value=100)]),
             "input_size": declare("input_size", 0, "Shorter image side the network runs at, pixels (0: model default).",
@@ -199,6 +203,8 @@ class PerceptionNode(Node):
         for param in params:
             if param.name == "score_threshold":
                 self._pipeline.score_threshold = float(param.value)
+            elif param.name == "mask_threshold":
+                self._pipeline.mask_threshold = float(param.value)
             elif param.name == "max_detections":
                 self._pipeline.max_detections = int(param.value)
             elif param.name == "default_hfov_deg":
@@ -263,7 +269,8 @@ class PerceptionNode(Node):
         def run() -> None:
             try:
                 pipeline = Pipeline(p["model_path"] or None, p["device"], p["score_threshold"],
-                                    max_detections=p["max_detections"], input_size=p["input_size"] or None)
+                                    max_detections=p["max_detections"], input_size=p["input_size"] or None,
+                                    mask_threshold=p["mask_threshold"])
                 pipeline.warm_up()
                 outcome["pipeline"] = pipeline
             except Exception as exc:  # re-raised by the constructor (bad or missing checkpoint, device)
