@@ -161,7 +161,10 @@ class OptimConfig:
     ``warmup_factor`` to 1 over ``warmup_steps``; ``schedule`` is ``cosine`` (from 1 after the
     warm-up down to ``min_lr_factor`` at ``max_steps``), ``step`` (times ``step_gamma`` at each of
     ``step_milestones``) or ``constant``. ``grad_clip``: maximum global L2 norm of the gradients
-    (``None`` = no clipping). ``max_steps``: optimizer steps of the whole run.
+    (``None`` = no clipping). ``max_steps``: optimizer steps of the whole run. ``trainable``:
+    parameter-name prefixes (``roi_heads.mask_head``, ``roi_heads.descriptor_head``, ...) of the
+    only parameters trained, the others frozen with their batch-norm statistics (fine-tuning heads
+    on features that stay put); empty = train everything (see :func:`freeze_parameters`).
     """
 
     optimizer: str = "adamw"
@@ -177,8 +180,12 @@ class OptimConfig:
     step_gamma: float = 0.1
     max_steps: int = 10000
     grad_clip: float | None = 10.0
+    trainable: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "trainable", tuple(str(p) for p in (self.trainable or ())))
+        if any(not p for p in self.trainable):
+            raise ValueError("optim.trainable holds an empty prefix")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optim.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
@@ -517,6 +524,30 @@ def _loader(dataset: Dataset, batch_size: int, num_workers: int, sampler: Any, d
 
 
 # =========================================================================== optimisation
+def freeze_parameters(model: nn.Module, trainable: Sequence[str]) -> int:
+    """Train only the parameters with a name (a shared parameter has one per owner: all count)
+    starting with one of the ``trainable`` prefixes; freeze the rest, and put batch-norm layers
+    without a trainable parameter in eval mode so their running statistics stay as loaded (call
+    after ``model.train()``). Empty ``trainable``: nothing changes. Returns how many parameter
+    values are trained; a prefix that names no parameter is a ``ConfigError``."""
+    if not trainable:
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    names: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(parameter), []).append(name)
+    unused = [p for p in trainable if not any(n.startswith(p) for ns in names.values() for n in ns)]
+    if unused:
+        tops = sorted({".".join(n.split(".")[:2]) for ns in names.values() for n in ns})
+        raise ConfigError(f"optim.trainable: {unused} name no parameter; parameters start with {tops}")
+    for parameter in model.parameters():
+        parameter.requires_grad_(any(n.startswith(tuple(trainable)) for n in names[id(parameter)]))
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                p.requires_grad for p in module.parameters(recurse=False)):
+            module.eval()
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
     """SGD or AdamW over the trainable parameters; no weight decay on 1-D ones (biases, norms)."""
     decay, no_decay = [], []
@@ -913,6 +944,10 @@ def _train(config: TrainConfig, model_config: ModelConfig, root: Path, resume_pa
     _seed_everything(run.seed)  # identical initial weights on every rank
     model = build_model(model_config, CATEGORIES, load_backbone_weights=resume_path is None).to(device)
     model.train()
+    trained = freeze_parameters(model, optim_config.trainable)
+    if optim_config.trainable and info.is_main:
+        LOGGER.info("training %d of %d parameter values (optim.trainable: %s)", trained,
+                    sum(p.numel() for p in model.parameters()), ", ".join(optim_config.trainable))
     optimizer = build_optimizer(model, optim_config)
     scheduler = build_scheduler(optimizer, optim_config)
     use_amp = run.amp and device.type == "cuda"

@@ -252,6 +252,31 @@ def test_copied_run_folder_resumes_from_an_explicit_checkpoint(straight_run, tmp
     assert [int(r["step"]) for r in read_csv(run / "metrics.csv")] == [RESUME_AT + 1]
 
 
+def test_trainable_prefixes_fine_tune_some_heads_and_leave_the_rest_as_loaded(straight_run, tmp_path, capsys):
+    """optim.trainable: only the named parameters move; the frozen ones, batch-norm statistics
+    included, stay exactly as loaded; the descriptor head's layers shared with network 2 train
+    with it. A prefix naming no parameter is refused with the names there are."""
+    reference, config = straight_run
+    run = tmp_path / "run"
+    heads = ["roi_heads.mask_predictor", "roi_heads.descriptor_head"]
+    assert main(["--config", str(config), "--output", str(run), "--set", f"run.init_weights={reference / 'last.pt'}",
+                 f"optim.trainable=[{','.join(heads)}]", "run.stop_at_step=2", "data.num_workers=0"]) == 0
+    start = load_checkpoint(reference / "last.pt")["model"]
+    after = load_checkpoint(run / "last.pt")["model"]
+    model = build_model_from_checkpoint(reference / "last.pt", torch.device("cpu"))
+    in_head = {id(q) for q in model.roi_heads.descriptor_head.parameters()}
+    shared = {f"depth_encoder.{n}" for n, q in model.depth_encoder.named_parameters() if id(q) in in_head}
+    assert shared  # the last layers are one module (the paper's weight sharing)
+    moved = {k for k in start if start[k].is_floating_point() and not torch.equal(start[k], after[k])}
+    assert moved and all(k.startswith(tuple(heads)) or k in shared for k in moved), sorted(moved)
+    assert any(k.startswith("roi_heads.mask_predictor") for k in moved)
+    assert any(k in shared for k in moved)
+    assert main(["--config", str(config), "--output", str(tmp_path / "bad"), "--set",
+                 "optim.trainable=[roi_heads.nonexistent]", "run.stop_at_step=1", "data.num_workers=0"]) != 0
+    err = capsys.readouterr().err
+    assert "roi_heads.nonexistent" in err and "roi_heads.mask_head" in err and "Traceback" not in err
+
+
 def test_init_weights_starts_a_fresh_run_from_fitting_layers_only(straight_run, tmp_path, capsys):
     """run.init_weights: the weights of a checkpoint start a new run (step 1, new schedule); other
     loss weights are fine, layers of another size are refused with a clear message."""
