@@ -271,6 +271,17 @@ def test_trainable_prefixes_fine_tune_some_heads_and_leave_the_rest_as_loaded(st
     assert moved and all(k.startswith(tuple(heads)) or k in shared for k in moved), sorted(moved)
     assert any(k.startswith("roi_heads.mask_predictor") for k in moved)
     assert any(k in shared for k in moved)
+    assert "loss_mask" in read_csv(run / "metrics.csv")[0]
+    # a frozen mask head is not run: no loss_mask, the mask layers stay as loaded
+    frozen_mask = tmp_path / "frozen_mask"
+    assert main(["--config", str(config), "--output", str(frozen_mask), "--set",
+                 f"run.init_weights={reference / 'last.pt'}", "optim.trainable=[roi_heads.rotation_predictor]",
+                 "run.stop_at_step=1", "run.log_every=1", "data.num_workers=0"]) == 0
+    row = read_csv(frozen_mask / "metrics.csv")[0]
+    assert "loss_mask" not in row and "loss_rotation" in row and "loss_classifier" in row
+    after = load_checkpoint(frozen_mask / "last.pt")["model"]
+    moved = {k for k in start if start[k].is_floating_point() and not torch.equal(start[k], after[k])}
+    assert moved and all(k.startswith("roi_heads.rotation_predictor") for k in moved), sorted(moved)
     assert main(["--config", str(config), "--output", str(tmp_path / "bad"), "--set",
                  "optim.trainable=[roi_heads.nonexistent]", "run.stop_at_step=1", "data.num_workers=0"]) != 0
     err = capsys.readouterr().err

@@ -5,6 +5,9 @@ Box and mask heads are torchvision's, unchanged (``fastrcnn_loss``, ``maskrcnn_l
 box-ROI-pooled features (``box_roi_pool`` is reused) of the positive proposals in training and
 of the final detections at inference, through one shared pose trunk. Each head is switched on
 by the presence of its modules (``has_rotation()``, ``has_translation()``, ``has_descriptor()``).
+In training, a mask head whose parameters are all frozen (``optim.trainable`` fine-tuning other
+heads) is not run: its loss would carry no gradient, and its convolutions are half of a CPU
+training step.
 
 Extra target keys (per image, training): ``quaternions`` (G, 4) egocentric canonical,
 ``translations`` (G, 3) metres (optical frame), ``K`` (3, 3) of the network input (the
@@ -72,6 +75,10 @@ class PoseRoIHeads(RoIHeads):
     def has_descriptor(self) -> bool:
         return self.pose_head is not None and self.descriptor_head is not None
 
+    def mask_trains(self) -> bool:
+        """Whether the mask head has a parameter that takes gradients."""
+        return any(p.requires_grad for m in (self.mask_head, self.mask_predictor) for p in m.parameters())
+
     def has_pose_trunk(self) -> bool:
         return self.has_rotation() or self.has_translation() or self.has_descriptor()
 
@@ -127,7 +134,7 @@ class PoseRoIHeads(RoIHeads):
                       for b, lab, s in zip(boxes, det_labels, scores, strict=True)]
             head_boxes, head_labels, head_matched = boxes, det_labels, None
 
-        if self.has_mask():
+        if self.has_mask() and (not self.training or self.mask_trains()):
             losses.update(self._forward_mask(features, head_boxes, head_labels, head_matched, image_shapes,
                                              targets, result))
         if self.has_pose_trunk():
