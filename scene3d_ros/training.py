@@ -34,6 +34,11 @@ Output folder::
     val_metrics.csv    step, each validation loss, total
     curves.png         training curves, redrawn at every checkpoint
 
+SIGINT (Ctrl-C) or SIGTERM (``kill``, a batch scheduler's preemption, ``torchrun`` passing it
+on) stop a run after the step in progress: it writes ``last.pt`` at that step (every rank stops at
+the same step), shuts its DataLoader workers down and returns with ``TrainResult.stopped_by``
+set; ``--resume`` continues it exactly. A second signal acts at once, as without this.
+
 Only rank 0 writes. Units: lr per optimizer step; ``seconds_per_step`` wall seconds (data wait
 included); ``images_per_s`` over all ranks.
 """
@@ -50,6 +55,8 @@ import math
 import multiprocessing
 import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -799,6 +806,53 @@ class TrainResult:
     checkpoint: Path
     seconds_per_step: float
     last_losses: dict[str, float]
+    stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when a signal stopped the run early
+
+
+class StopRequest:
+    """What a SIGINT/SIGTERM during :func:`train` asked for: ``signal_name`` is set when one came."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """Turn the first SIGINT/SIGTERM into a :class:`StopRequest` (the loop stops after its step and
+    checkpoints); the handlers that were there before come back at once, so a second signal acts as
+    usual (KeyboardInterrupt, termination). Outside the main thread nothing is installed."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    def handle(signum: int, _frame: Any) -> None:
+        request.signal_name = signal.Signals(signum).name
+        restore()
+        LOGGER.warning("%s: stopping after this step and writing the checkpoint (send it again to stop at once)",
+                       request.signal_name)
+
+    for signum in previous:
+        signal.signal(signum, handle)
+    try:
+        yield request
+    finally:
+        restore()
+
+
+def _stop_agreed(request: StopRequest, info: DistributedInfo, device: torch.device) -> bool:
+    """Whether any rank was asked to stop (every rank gets the same answer, so all stop at one step)."""
+    stop = request.signal_name is not None
+    if not info.enabled:
+        return stop
+    flag = torch.tensor([1.0 if stop else 0.0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item() > 0)
 
 
 def _to_device(images: list[Tensor], targets: list[dict[str, Any]], device: torch.device
@@ -923,10 +977,10 @@ def train(config: TrainConfig, model_config: ModelConfig, output: str | Path | N
     val_dir = check_dataset_dir(config.data.val, "validation") if config.data.val else None
     library = resolve_cad_library(config.data, train_dirs + ([val_dir] if val_dir else []))
 
-    with _torch_settings(run, device, info.local_world_size):
+    with _torch_settings(run, device, info.local_world_size), stop_on_signals() as stop:
         _init_process_group(info, device)
         try:
-            return _train(config, model_config, root, resume_path, info, device, library, train_dirs, val_dir)
+            return _train(config, model_config, root, resume_path, info, device, library, train_dirs, val_dir, stop)
         finally:
             if info.enabled and dist.is_initialized():
                 dist.destroy_process_group()
@@ -934,7 +988,7 @@ def train(config: TrainConfig, model_config: ModelConfig, output: str | Path | N
 
 def _train(config: TrainConfig, model_config: ModelConfig, root: Path, resume_path: Path | None,
            info: DistributedInfo, device: torch.device, library: CadLibrary, train_dirs: list[Path],
-           val_dir: Path | None) -> TrainResult:
+           val_dir: Path | None, stop: StopRequest) -> TrainResult:
     run, optim_config, data = config.run, config.optim, config.data
     out = RunOutput(root, info.is_main, run.keep_checkpoints)
     if info.is_main:
@@ -942,7 +996,9 @@ def _train(config: TrainConfig, model_config: ModelConfig, root: Path, resume_pa
 
     # ---------------------------------------------------------------- model, optimizer
     _seed_everything(run.seed)  # identical initial weights on every rank
-    model = build_model(model_config, CATEGORIES, load_backbone_weights=resume_path is None).to(device)
+    # ImageNet weights only for a run from scratch (a checkpoint or run.init_weights replaces every layer)
+    model = build_model(model_config, CATEGORIES,
+                        load_backbone_weights=resume_path is None and not run.init_weights).to(device)
     model.train()
     trained = freeze_parameters(model, optim_config.trainable)
     if optim_config.trainable and info.is_main:
@@ -1072,10 +1128,34 @@ def _train(config: TrainConfig, model_config: ModelConfig, root: Path, resume_pa
     interval: dict[str, float] = {}
     interval_steps, interval_time, timed_steps, timed_seconds = 0, 0.0, 0, 0.0
     last_row: dict[str, float] = {}
+    lr = optimizer.param_groups[0]["lr"]
+    stopped_by: str | None = None
+
+    def log_interval() -> None:
+        """One metrics.csv row: the means of the steps since the last row, over all ranks."""
+        nonlocal interval, interval_steps, interval_time, timed_steps, timed_seconds, last_row
+        keys = sorted(interval)
+        means = torch.tensor([interval[k] / interval_steps for k in keys], dtype=torch.float64)
+        if info.enabled:
+            means = means.to(device)
+            dist.all_reduce(means)
+            means = means.cpu() / info.world_size
+        seconds = interval_time / interval_steps
+        row = {"step": step, "epoch": epoch, "lr": lr,
+               **{k: float(v) for k, v in zip(keys, means.tolist(), strict=True) if k != "total"},
+               "total": float(means[keys.index("total")]), "seconds_per_step": seconds,
+               "images_per_s": per_step / max(seconds, 1e-9)}
+        train_log.append(row)
+        out.write_log(train_log)
+        last_row = {k: v for k, v in row.items() if k.startswith("loss_") or k == "total"}
+        timed_steps += interval_steps
+        timed_seconds += interval_time
+        interval, interval_steps, interval_time = {}, 0, 0.0
+
     bar = tqdm(total=stop_at, initial=step, desc="train", unit="step", dynamic_ncols=True,
                disable=not (info.is_main and run.progress))
     try:
-        while step < stop_at:
+        while step < stop_at and stopped_by is None:
             sampler.set_position(epoch, batch_in_epoch * data.batch_size)
             tick = time.perf_counter()
             for images, targets in train_loader:
@@ -1105,23 +1185,7 @@ def _train(config: TrainConfig, model_config: ModelConfig, root: Path, resume_pa
                 interval_time += time.perf_counter() - tick
 
                 if step % run.log_every == 0 or step == stop_at:
-                    keys = sorted(interval)
-                    means = torch.tensor([interval[k] / interval_steps for k in keys], dtype=torch.float64)
-                    if info.enabled:
-                        means = means.to(device)
-                        dist.all_reduce(means)
-                        means = means.cpu() / info.world_size
-                    seconds = interval_time / interval_steps
-                    row = {"step": step, "epoch": epoch, "lr": lr,
-                           **{k: float(v) for k, v in zip(keys, means.tolist(), strict=True) if k != "total"},
-                           "total": float(means[keys.index("total")]), "seconds_per_step": seconds,
-                           "images_per_s": per_step / max(seconds, 1e-9)}
-                    train_log.append(row)
-                    out.write_log(train_log)
-                    last_row = {k: v for k, v in row.items() if k.startswith("loss_") or k == "total"}
-                    timed_steps += interval_steps
-                    timed_seconds += interval_time
-                    interval, interval_steps, interval_time = {}, 0, 0.0
+                    log_interval()
                 bar.set_postfix(loss=f"{total_value:.3f}", lr=f"{lr:.2e}", refresh=False)
                 bar.update(1)
 
@@ -1131,8 +1195,18 @@ def _train(config: TrainConfig, model_config: ModelConfig, root: Path, resume_pa
                     val = validation_losses(model, val_loader, device, run.seed, autocast)
                     val_log.append({"step": step, **val})
                     out.write_log(val_log)
-                if step % run.checkpoint_every == 0 or step == stop_at:
+                checkpointed = step % run.checkpoint_every == 0 or step == stop_at
+                if checkpointed:
                     checkpoint_now()
+                if _stop_agreed(stop, info, device):
+                    stopped_by = stop.signal_name or "a signal to another rank"
+                    if interval_steps:
+                        log_interval()
+                    if not checkpointed:
+                        checkpoint_now()
+                    LOGGER.info("stopped by %s at step %d; %s holds it (continue with --resume)", stopped_by, step,
+                                root / LAST_CHECKPOINT)
+                    break
                 if step >= stop_at or batch_in_epoch == 0:
                     break
                 tick = time.perf_counter()
@@ -1146,14 +1220,15 @@ def _train(config: TrainConfig, model_config: ModelConfig, root: Path, resume_pa
             {"rank": info.rank, "world_size": info.world_size, "step": step, "parameter_sha256": digest,
              "files_written": sorted(out.written)}, indent=1))
     return TrainResult(output=root, step=step, checkpoint=root / LAST_CHECKPOINT,
-                       seconds_per_step=timed_seconds / max(timed_steps, 1), last_losses=last_row)
+                       seconds_per_step=timed_seconds / max(timed_steps, 1), last_losses=last_row,
+                       stopped_by=stopped_by)
 
 
 __all__ = [
     "DataConfig", "DataError", "DistributedInfo", "MetricsLog", "OptimConfig", "ResumableSampler", "RunConfig",
-    "RunOutput", "TrainConfig", "TrainResult", "TripletViewDataset", "build_optimizer", "build_scheduler",
+    "RunOutput", "StopRequest", "TrainConfig", "TrainResult", "TripletViewDataset", "build_optimizer", "build_scheduler",
     "build_train_dataset", "check_dataset_dir", "collate_scenes", "default_train_config_path",
     "distributed_info_from_env", "load_train_config", "lr_factor", "plot_curves", "resolve_cad_library",
-    "resolve_model_config", "train", "train_config_from_dict", "train_config_to_dict",
+    "resolve_model_config", "stop_on_signals", "train", "train_config_from_dict", "train_config_to_dict",
     "validation_losses",
 ]

@@ -7,9 +7,15 @@ proposals, a small depth encoder, 32 px views) and a tiny generated dataset (8 s
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
+import psutil
 import pytest
 import torch
 import yaml
@@ -119,6 +125,44 @@ def test_resume_continues_exactly(straight_run, tmp_path):
     assert [int(r["step"]) for r in rows] == list(range(1, STEPS + 1))
     for row, expected in zip(rows, reference_rows, strict=True):
         assert row["total"] == expected["total"] and row["lr"] == expected["lr"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_after_the_step_with_a_checkpoint_that_resumes_exactly(straight_run, tmp_path, signum):
+    """SIGTERM (kill, a scheduler's preemption) or SIGINT mid-run: the step in progress finishes,
+    last.pt is written at that step, the DataLoader workers go with the process, the exit code is
+    128 + the signal; --resume then ends where an uninterrupted run ends."""
+    reference, config = straight_run
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "scene3d_ros.cli.train", "--config", str(config), "--output",
+                                str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not ((run / "metrics.csv").is_file() and len(read_csv(run / "metrics.csv")) >= 2):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate(timeout=30)
+            time.sleep(0.02)
+        workers = psutil.Process(process.pid).children(recursive=True)
+        assert workers  # the DataLoader's
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 128 + signum, err
+    step = load_checkpoint(run / "last.pt")["step"]
+    assert 2 <= step < STEPS, "the signal should land mid-run"
+    assert f"stopped by {signal.Signals(signum).name} at step {step}" in err and "--resume" in err
+    assert "Traceback" not in err
+    assert [int(r["step"]) for r in read_csv(run / "metrics.csv")] == list(range(1, step + 1))
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"DataLoader workers left running: {alive}"
+
+    assert main(["--config", str(config), "--output", str(run), "--resume"]) == 0
+    straight, resumed = load_checkpoint(reference / "last.pt"), load_checkpoint(run / "last.pt")
+    assert resumed["step"] == STEPS
+    for key, value in straight["model"].items():
+        torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=1e-6, msg=key)
 
 
 # --------------------------------------------------------------------------- bad input

@@ -5,8 +5,10 @@
     torchrun --nproc_per_node=N -m scene3d_ros.cli.train ...      # data-parallel (DDP)
 
 ``--resume`` continues the run in ``--output`` from its ``last.pt`` (or from CHECKPOINT) exactly
-where it stopped. Exit codes: 0 done, 1 a problem with the data, the CAD library or a
-checkpoint, or a loss that became non-finite (the message says what to do), 2 a bad config or option.
+where it stopped. SIGINT (Ctrl-C) or SIGTERM stop a run after the step in progress, with its
+checkpoint written (a second signal stops at once). Exit codes: 0 done, 1 a problem with the data,
+the CAD library or a checkpoint, or a loss that became non-finite (the message says what to do),
+2 a bad config or option, 130 / 143 stopped by SIGINT / SIGTERM (resumable).
 See :mod:`scene3d_ros.training` for the config sections and the files a run writes.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from scene3d_ros.config import ConfigError, add_config_arguments
@@ -52,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("RANK", "0") == "0":  # one summary per torchrun job
         print(f"train: {result.output}: step {result.step}, {result.seconds_per_step:.3f} s/step, "
               f"checkpoint {result.checkpoint}")
+        if result.stopped_by is not None:
+            print(f"train: stopped by {result.stopped_by} at step {result.step}; continue with: "
+                  f"train --output {result.output} --resume (and the same --config/--set)", file=sys.stderr)
+    if result.stopped_by is not None:
+        return 128 + int(signal.Signals.__members__.get(result.stopped_by, signal.SIGTERM))
     return 0
 
 
