@@ -18,7 +18,7 @@
 #   (remove the exclude line), tar -xzf <files_at>/run.tar.gz -C models/training, then
 #   build_shape_db --if-needed, evaluate, the sweeps and the model card (models/MODEL_CARD.md).
 #
-# Knobs (environment): SCENES (24000), DATA_SEED (10: scenes no stage has seen; stages 1-5 used
+# Knobs (environment): SCENES (24000), VAL_SCENES (500, seed 1: the held-out split), DATA_SEED (10: scenes no stage has seen; stages 1-5 used
 # seed 0, the held-out split is seed 1, the tuning split seed 2), TRAIN_MINUTES (8), SEC_PER_STEP
 # (0.36: batch 32 on an H200 with AMP, stages 4-5), BATCH (32), LR (4e-4), RUN_SEED (7),
 # WORKERS (generation processes, default: the machine's cores), TRAIN_SET (extra --set overrides).
@@ -28,6 +28,7 @@ phase=${1:?usage: stage.sh prepare|train}
 S3D=${S3D:-/opt/s3d}
 OUT=${OUT:-$S3D/out}
 SCENES=${SCENES:-24000}
+VAL_SCENES=${VAL_SCENES:-500}
 DATA_SEED=${DATA_SEED:-10}
 TRAIN_MINUTES=${TRAIN_MINUTES:-8}
 SEC_PER_STEP=${SEC_PER_STEP:-0.36}
@@ -51,6 +52,7 @@ prepare)
     tar -C "$S3D" -xJf "$BUNDLE"
     mv "$S3D/cad_library" "$S3D/data/cad_library"
     for lib in "$S3D"/lib/*; do  # keep the machine's own copy where it has one
+        [ -e "$lib" ] || continue
         if ldconfig -p | grep -q "/$(basename "$lib")\$"; then rm "$lib"; fi
     done
     echo "[stage] fallback libraries: $(ls "$S3D/lib" | tr '\n' ' ')"
@@ -65,7 +67,7 @@ EOF
     # detached (setsid), so it outlives this call; train waits for gen.done
     setsid nohup bash -c "
         set -e
-        '$PY' -m scene3d_ros.cli.generate_data --output '$S3D/data/val' --set output.num_scenes=500 output.seed=1 --workers $WORKERS
+        '$PY' -m scene3d_ros.cli.generate_data --output '$S3D/data/val' --set output.num_scenes=$VAL_SCENES output.seed=1 --workers $WORKERS
         '$PY' -m scene3d_ros.cli.generate_data --output '$S3D/data/train' --set output.num_scenes=$SCENES output.seed=$DATA_SEED --workers $WORKERS
         touch '$S3D/gen.done'
     " > "$S3D/gen.log" 2>&1 < /dev/null &
@@ -94,7 +96,7 @@ train)
     "$PY" -m scene3d_ros.cli.export_model "$S3D/run/last.pt" "$S3D/scene3d_default.pt"
     split -b 15M "$S3D/scene3d_default.pt" "$OUT/model.part-"
     cp "$S3D/gen.log" "$S3D/run.log" "$S3D/run/"
-    tar -C "$S3D/run" -czf "$OUT/run.tar.gz" config.yaml metrics.csv val_metrics.csv curves.png run.log gen.log
+    (cd "$S3D/run" && tar -czf "$OUT/run.tar.gz" $(ls config.yaml metrics.csv val_metrics.csv curves.png run.log gen.log 2> /dev/null))
     sha256sum "$S3D/scene3d_default.pt"
     ls -la "$OUT"
     ;;
