@@ -18,6 +18,10 @@
 #   (remove the exclude line), tar -xzf <files_at>/run.tar.gz -C models/training, then
 #   build_shape_db --if-needed, evaluate, the sweeps and the model card (models/MODEL_CARD.md).
 #
+# The device call ends hard at its timeout: train gets SIGTERM CALL_SECONDS (570) after the train
+# phase started, less a 45 s margin for export and packing; it then stops after its step with
+# last.pt written (train's signal handling), so a slow start or a slow machine costs steps, not
+# the stage.
 # Knobs (environment): SCENES (24000), VAL_SCENES (500, seed 1: the held-out split), DATA_SEED (10: scenes no stage has seen; stages 1-5 used
 # seed 0, the held-out split is seed 1, the tuning split seed 2), TRAIN_MINUTES (8), SEC_PER_STEP
 # (0.36: batch 32 on an H200 with AMP, stages 4-5), BATCH (32), LR (4e-4), RUN_SEED (7),
@@ -36,6 +40,7 @@ BATCH=${BATCH:-32}
 LR=${LR:-4e-4}
 RUN_SEED=${RUN_SEED:-7}
 WORKERS=${WORKERS:-$(nproc)}
+CALL_SECONDS=${CALL_SECONDS:-570}
 PY=${PY:-python3}
 BUNDLE=${BUNDLE:-.gpu/bundle.tar.xz}
 
@@ -87,12 +92,24 @@ train)
     echo "[stage] data ready after waiting $(( $(date +%s) - start )) s"
     steps=$("$PY" -c "print(max(10, int($TRAIN_MINUTES * 60 / $SEC_PER_STEP)))")
     warmup=$(( steps / 10 ))
+    budget=$(( CALL_SECONDS - 45 - ($(date +%s) - start) ))
+    [ "$budget" -gt 0 ] || { echo "stage.sh: no time left to train (CALL_SECONDS=$CALL_SECONDS)" >&2; exit 1; }
+    echo "[stage] $steps steps planned; SIGTERM after $budget s at the latest"
+    set +e
+    timeout --signal=TERM --kill-after=60 "$budget" \
     "$PY" -m scene3d_ros.cli.train --output "$S3D/run" --set run.init_weights=models/scene3d_default.pt \
         data.train="$S3D/data/train" data.val="$S3D/data/val" data.batch_size="$BATCH" \
         data.num_workers=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 )) optim.lr="$LR" optim.max_steps="$steps" \
         optim.warmup_steps="$warmup" model.loss.rotation_weight=2.0 run.seed="$RUN_SEED" run.log_every=25 \
         run.checkpoint_every="$(( steps / 2 + 1 ))" run.eval_every="$(( steps / 2 ))" run.eval_batches=10 \
         run.progress=false ${TRAIN_SET:-} 2>&1 | tee "$S3D/run.log"
+    status=${PIPESTATUS[0]}
+    set -e
+    case $status in
+        0) ;;
+        124|143) echo "[stage] stopped at the deadline, at step $(tail -n 1 "$S3D/run/metrics.csv" | cut -d, -f1)" ;;
+        *) echo "stage.sh: train failed ($status)" >&2; exit "$status" ;;
+    esac
     "$PY" -m scene3d_ros.cli.export_model "$S3D/run/last.pt" "$S3D/scene3d_default.pt"
     split -b 15M "$S3D/scene3d_default.pt" "$OUT/model.part-"
     cp "$S3D/gen.log" "$S3D/run.log" "$S3D/run/"
