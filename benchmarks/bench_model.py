@@ -9,7 +9,9 @@ checkpoint is the shipped model (models/scene3d_default.pt) when present, else a
 default model (ImageNet backbone, untrained heads: every image then yields the maximum number of
 detections, the worst case for the heads). Training step: forward + backward + AdamW step on
 batches of 4 images at 256x256 with their triplet depth views (data loading excluded), median
-over ``--reps`` steps after 2 warm-up steps (float32, no AMP). ``--devices`` picks the devices
+over ``--reps`` steps after 2 warm-up steps (float32, no AMP), once training everything and once
+training only the pose trunk and the rotation/translation/descriptor heads (``POSE_HEADS`` as
+``optim.trainable``: the rest frozen, the frozen mask head not run). ``--devices`` picks the devices
 (CUDA only when a GPU is present). Writes benchmarks/results/<name>.md and .json; the CUDA record
 ``model_speed_cuda.md`` came from ``--devices cuda --name model_speed_cuda --reps 20`` on a lent
 H200 machine.
@@ -30,14 +32,24 @@ from common import RESULTS, command_line, machine, wait_until_quiet
 
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
 from scene3d_ros.model import build_model, build_model_from_checkpoint
+from scene3d_ros.model.config import ModelConfig
 from scene3d_ros.paths import atomic_write_text, default_model_path, report_path
-from scene3d_ros.training import TrainConfig, TripletViewDataset, _to_device, build_optimizer, collate_scenes
+from scene3d_ros.training import (
+    TrainConfig,
+    TripletViewDataset,
+    _to_device,
+    build_optimizer,
+    collate_scenes,
+    freeze_parameters,
+)
 from scene3d_ros.world.annotations import generate_annotated_scene
 from scene3d_ros.world.cad_library import ensure_cad_library
 from scene3d_ros.world.renderer import Renderer
 from scene3d_ros.world.scene_sampler import SceneConfig
 
 SIZES = ((256, 256), (640, 480))
+POSE_HEADS = ("roi_heads.pose_head", "roi_heads.rotation_predictor", "roi_heads.translation_predictor",
+              "roi_heads.descriptor_head.fc")
 
 
 def _median_ms(fn, reps: int, warmup: int = 2) -> tuple[float, list[float]]:
@@ -83,8 +95,9 @@ def bench_inference(model, library, device: torch.device, reps: int) -> dict[str
 
 
 def bench_train_step(library, device: torch.device, reps: int, tmp: Path) -> dict:
+    """Training step times: ``train_step`` (every parameter trained) and ``train_step_pose_heads``
+    (``POSE_HEADS`` only)."""
     config = TrainConfig()
-    model = build_model().to(device).train()
     data_dir = tmp / "data"
     generate_dataset(GenerateConfig(scene=SceneConfig(image_sizes=((256, 256),)),
                                     output=OutputConfig(num_scenes=16, scenes_per_shard=8, seed=3),
@@ -92,24 +105,29 @@ def bench_train_step(library, device: torch.device, reps: int, tmp: Path) -> dic
     from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 
     dataset = TripletViewDataset(SyntheticSceneDataset(data_dir), library.root,
-                                 model.config.depth_encoder.view_size_px,
+                                 ModelConfig().depth_encoder.view_size_px,
                                  config.data.same_category_negative_probability, seed=0)
     batches = [collate_scenes([dataset[4 * b + i] for i in range(4)]) for b in range(4)]
-    optimizer = build_optimizer(model, config.optim)
-    counter = {"i": 0}
+    out = {}
+    for name, trainable in (("train_step", ()), ("train_step_pose_heads", POSE_HEADS)):
+        model = build_model().to(device).train()
+        freeze_parameters(model, trainable)
+        optimizer = build_optimizer(model, config.optim)
+        counter = {"i": 0}
 
-    def step():
-        images, targets = _to_device(*batches[counter["i"] % len(batches)], device)
-        counter["i"] += 1
-        losses = model(images, targets)
-        optimizer.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
-        optimizer.step()
+        def step(model=model, optimizer=optimizer, counter=counter):
+            images, targets = _to_device(*batches[counter["i"] % len(batches)], device)
+            counter["i"] += 1
+            losses = model(images, targets)
+            optimizer.zero_grad(set_to_none=True)
+            sum(losses.values()).backward()
+            optimizer.step()
 
-    median, times = _median_ms(step, reps)
-    print(f"  train step (batch 4, 256x256) on {device}: {median:.0f} ms", flush=True)
-    return {"median_ms": round(median, 1), "min_ms": round(min(times), 1), "batch": 4,
-            "images_per_s": round(4e3 / median, 2)}
+        median, times = _median_ms(step, reps)
+        print(f"  train step (batch 4, 256x256, {name}) on {device}: {median:.0f} ms", flush=True)
+        out[name] = {"median_ms": round(median, 1), "min_ms": round(min(times), 1), "batch": 4,
+                     "images_per_s": round(4e3 / median, 2)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                  else build_model().to(device).eval())
         entry = {"name": name, "inference": bench_inference(model, library, device, args.reps)}
         with tempfile.TemporaryDirectory(prefix="bench_model_") as tmp:
-            entry["train_step"] = bench_train_step(library, device, args.reps, Path(tmp))
+            entry.update(bench_train_step(library, device, args.reps, Path(tmp)))
         result["devices"][device.type] = entry
     if args.no_write:
         print(json.dumps(result, indent=1))
@@ -158,11 +176,12 @@ def main(argv: list[str] | None = None) -> int:
              f"median of {args.reps} runs after 2 warm-ups; cores busy before: {busy:.0%}.",
              f"Model: {result['checkpoint']}.", "",
              "| device | inference 256x256 (ms) | inference 640x480 (ms) | FPS 640x480 | detections/image "
-             "(256 / 640) | train step, batch 4 @ 256 (ms) |", "|---|---|---|---|---|---|"]
+             "(256 / 640) | train step, batch 4 @ 256 (ms): all / pose heads only |", "|---|---|---|---|---|---|"]
     for entry in result["devices"].values():
         a, b = entry["inference"]["256x256"], entry["inference"]["640x480"]
         lines.append(f"| {entry['name']} | {a['median_ms']} | {b['median_ms']} | {b['fps']} | "
-                     f"{a['mean_detections']} / {b['mean_detections']} | {entry['train_step']['median_ms']} |")
+                     f"{a['mean_detections']} / {b['mean_detections']} | {entry['train_step']['median_ms']} / "
+                     f"{entry['train_step_pose_heads']['median_ms']} |")
     lines += ["", "The network resizes every input so its shorter side is the last `detector.min_size` "
               "(320 px) and the longer side at most `max_size`; a 640x480 image runs at 427x320.", ""]
     atomic_write_text(RESULTS / f"{args.name}.md", "\n".join(lines))

@@ -49,6 +49,7 @@ def test_bench_model_times_only_the_devices_asked_for():
     assert list(result["devices"]) == ["cpu"]
     entry = result["devices"]["cpu"]
     assert entry["inference"]["640x480"]["median_ms"] > 0 and entry["train_step"]["median_ms"] > 0
+    assert entry["train_step_pose_heads"]["median_ms"] > 0
 
 
 def test_bench_model_refuses_unknown_devices_before_any_work():
