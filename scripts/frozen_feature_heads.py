@@ -58,7 +58,6 @@ from scene3d_ros.training import TripletViewDataset, collate_scenes
 
 MIN_JITTER_IOU = 0.55
 JITTER_SIGMA = 0.1  # of the box width / height, per edge
-BATCH = 256
 
 
 def jittered_boxes(boxes: torch.Tensor, size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
@@ -213,7 +212,8 @@ def fit(args: argparse.Namespace) -> None:
         med, acc = held_out()
         print(f"before: held-out MedErr {med:.1f} deg, Acc_pi/6 {acc:.3f}")
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
-    steps_per_epoch = n // BATCH
+    batch = min(args.batch, n)
+    steps_per_epoch = n // batch
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=args.epochs * steps_per_epoch,
                                                     pct_start=0.1)
     start = time.monotonic()
@@ -221,7 +221,7 @@ def fit(args: argparse.Namespace) -> None:
         order = torch.randperm(n)
         total = 0.0
         for step in range(steps_per_epoch):
-            idx = order[step * BATCH:(step + 1) * BATCH]
+            idx = order[step * batch:(step + 1) * batch]
             x, labels = train["features"][idx], train["labels"][idx]
             z = trunk_features(x, train["boxes"][idx])
             if args.head == "quaternion":
@@ -259,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     ft.add_argument("--anchors", type=int, default=1024)
     ft.add_argument("--box-geometry", action="store_true", help="also feed the box's aspect ratio to the trunk")
     ft.add_argument("--epochs", type=int, default=4)
+    ft.add_argument("--batch", type=int, default=256, help="ROIs per step")
     ft.add_argument("--lr", type=float, default=2e-4)
     ft.add_argument("--dropout", type=float, default=0.3)
     ft.add_argument("--weight-decay", type=float, default=0.05)
