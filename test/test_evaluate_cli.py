@@ -152,15 +152,11 @@ def test_reports_for_both_settings(report, checkpoint, data, capsys):
 def test_mask_threshold_sweep_matches_evaluate(data, tmp_path):
     """scripts/mask_threshold_sweep.py: per threshold the mask AP ``evaluate`` reports with that
     ``evaluate.mask_threshold`` (the shipped model, so the masks are real ones)."""
-    import importlib.util
-    from pathlib import Path
+    from repo_scripts import load_script
 
     from scene3d_ros.paths import default_model_path
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "mask_threshold_sweep.py"
-    spec = importlib.util.spec_from_file_location("mask_threshold_sweep", path)
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
+    sweep = load_script("mask_threshold_sweep")
     out = tmp_path / "sweep"
     shipped = default_model_path()
     assert sweep.main(["--checkpoint", str(shipped), "--data", str(data / "val"), "--thresholds", "0.9", "0.35",

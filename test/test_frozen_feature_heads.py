@@ -3,7 +3,6 @@ distances on hand-made cases; the cache against the network's own inference path
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from repo_scripts import load_script
 from torchvision.ops import box_iou
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,10 +19,7 @@ SCRIPT = ROOT / "scripts" / "frozen_feature_heads.py"
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("frozen_feature_heads", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("frozen_feature_heads")
 
 
 def test_jittered_boxes_stay_inside_the_image_and_overlap_their_box(script):

@@ -3,7 +3,6 @@ and the script end to end on a tiny generated split with the shipped model."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from repo_scripts import load_script
 from scipy.spatial.transform import Rotation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,10 +20,7 @@ SCRIPT = ROOT / "scripts" / "model_diagnostics.py"
 
 @pytest.fixture(scope="module")
 def diagnostics():
-    spec = importlib.util.spec_from_file_location("model_diagnostics", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("model_diagnostics")
 
 
 def test_mask_oracle_keeps_a_box_shaped_mask_and_loses_thin_lines(diagnostics):

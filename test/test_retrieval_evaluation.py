@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from repo_scripts import load_script
 from tiny_model import build_tiny_shape_db, save_tiny_checkpoint
 
 from scene3d_ros import CATEGORIES
@@ -65,17 +66,6 @@ def _pred(descriptors, labels, azimuths=None, boxes=None, scores=None):
             "descriptors": torch.tensor(np.stack(descriptors) if n else np.zeros((0, 6), np.float32)),
             "allocentric_quaternions": torch.tensor(np.stack([_quat(a) for a in azimuths]) if n
                                                     else np.zeros((0, 4), np.float32))}
-
-
-def _script(name: str):
-    """The module of ``scripts/<name>.py`` (the scripts are not a package)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _top1(summary, variant, split="all"):
@@ -312,7 +302,7 @@ def test_missing_or_mismatched_database_says_how_to_build_it(setup, tmp_path, ca
 def test_prior_window_sweep_matches_evaluate_and_180_deg_is_no_prior(setup, tmp_path):
     """scripts/prior_window_sweep.py: the same Top-1 as ``evaluate`` at the same window, and a
     180-deg window (every view admitted) equal to the no-prior search."""
-    sweep = _script("prior_window_sweep")
+    sweep = load_script("prior_window_sweep")
     out = tmp_path / "sweep"
     assert sweep.main(["--checkpoint", str(setup["checkpoint"]), "--data", str(setup["root"] / "val"),
                        "--shape-db", str(setup["db"]), "--angles", "30", "180", "--output", str(out)]) == 0
@@ -332,7 +322,7 @@ def test_prior_window_sweep_matches_evaluate_and_180_deg_is_no_prior(setup, tmp_
 def test_silhouette_check_sweep_matches_evaluate(setup, tmp_path):
     """scripts/silhouette_check_sweep.py: per weight combination the same Top-1 and rotation as
     ``evaluate`` with those weights; the baseline is the descriptor-only search."""
-    sweep = _script("silhouette_check_sweep")
+    sweep = load_script("silhouette_check_sweep")
     out = tmp_path / "sweep"
     assert sweep.main(["--checkpoint", str(setup["checkpoint"]), "--data", str(setup["root"] / "val"),
                        "--shape-db", str(setup["db"]), "--weights", "0", "50", "--angle-weights", "5",
