@@ -157,6 +157,9 @@ def fit(args: argparse.Namespace) -> None:
     n = train["features"].shape[0]
     num_classes = model.num_classes
     trunk = heads.pose_head
+    layers = [type(m).__name__ for m in trunk]
+    if layers != ["Flatten", "Linear", "ReLU", "Linear", "ReLU"]:
+        raise SystemExit(f"fit expects the default pose trunk (two FC layers, no convs), this checkpoint has {layers}")
     print(f"{n} training ROIs, {val['features'].shape[0]} held-out ROIs; head {args.head}")
 
     if args.head == "quaternion":
