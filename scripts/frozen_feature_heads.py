@@ -47,7 +47,13 @@ from torchvision.ops import box_iou
 from tqdm import tqdm
 
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
-from scene3d_ros.evaluation import rotation_errors_deg
+from scene3d_ros.evaluation import (
+    ACC_ROTATION_THRESHOLD_DEG,
+    mean_defined,
+    median_or_none,
+    rotation_errors_deg,
+    share_below,
+)
 from scene3d_ros.geometry import SYMMETRIES
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.model.losses import rotation_loss, symmetry_codes, translation_loss, triplet_loss
@@ -126,13 +132,13 @@ def load_caches(paths: list[Path]) -> dict[str, torch.Tensor]:
 
 
 def rotation_summary(q_pred: torch.Tensor, cache: dict[str, torch.Tensor]) -> tuple[float, float]:
-    """Mean over categories of the median rotation error (deg) and of the share below 30 deg."""
+    """Mean over categories of the median rotation error (deg) and of Acc_pi/6."""
     symmetries = [SYMMETRIES[c] for c in cache["symmetry"].tolist()]
     errors = rotation_errors_deg(q_pred.double().numpy(), cache["q_allo"].double().numpy(), symmetries)
     labels = cache["labels"].numpy()
-    present = np.unique(labels)
-    return (float(np.mean([np.median(errors[labels == c]) for c in present])),
-            float(np.mean([np.mean(errors[labels == c] < 30.0) for c in present])))
+    per_category = [errors[labels == c] for c in np.unique(labels)]
+    return (mean_defined([median_or_none(e) for e in per_category]),
+            mean_defined([share_below(e, ACC_ROTATION_THRESHOLD_DEG) for e in per_category]))
 
 
 def anchor_distances(q: torch.Tensor, symmetry: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
@@ -193,12 +199,17 @@ def fit(args: argparse.Namespace) -> None:
             hidden = hidden + geometry(box_shape(boxes))
         return F.dropout(trunk[4](trunk[3](F.relu(hidden))), args.dropout, trunk.training)
 
+    def unit_quaternions(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.normalize(select_class_outputs(heads.rotation_predictor(z), labels, 4), dim=-1)
+
+    def anchor_logits(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return classifier(z).view(-1, num_classes, anchors.shape[0])[torch.arange(z.shape[0]), labels]
+
     def predict_rotation(x: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         z = trunk_features(x, boxes)
         if args.head == "quaternion":
-            return F.normalize(select_class_outputs(heads.rotation_predictor(z), labels, 4), dim=-1)
-        logits = classifier(z).view(-1, num_classes, anchors.shape[0])[torch.arange(x.shape[0]), labels]
-        return anchors[logits.argmax(dim=1)]
+            return unit_quaternions(z, labels)
+        return anchors[anchor_logits(z, labels).argmax(dim=1)]
 
     def held_out() -> tuple[float, float]:
         for m in modules:
@@ -228,15 +239,14 @@ def fit(args: argparse.Namespace) -> None:
             x, labels = train["features"][idx], train["labels"][idx]
             z = trunk_features(x, train["boxes"][idx])
             if args.head == "quaternion":
-                q = F.normalize(select_class_outputs(heads.rotation_predictor(z), labels, 4), dim=-1)
+                q = unit_quaternions(z, labels)
                 t = select_class_outputs(heads.translation_predictor(z), labels, 3)
                 loss = (2.0 * rotation_loss(q, train["q_allo"][idx], train["symmetry"][idx]).mean()
                         + 0.1 * translation_loss(t, train["t_enc"][idx]).mean()
                         + triplet_loss(heads.descriptor_head(z), train["positive"][idx].float(),
                                        train["negative"][idx].float()))
             else:
-                logits = classifier(z).view(-1, num_classes, anchors.shape[0])[torch.arange(x.shape[0]), labels]
-                loss = F.cross_entropy(logits, nearest[idx])
+                loss = F.cross_entropy(anchor_logits(z, labels), nearest[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
