@@ -196,6 +196,11 @@ def rotation_to_viewpoint(rotation: np.ndarray) -> tuple[float, float, float]:
 
 
 # --------------------------------------------------------------------------- pinhole camera
+ASPECT_RATIO_TOLERANCE = 0.01
+"""Relative aspect-ratio difference up to which an image counts as a resize of the intrinsics' image
+(integer sizes: 1241x376 -> 620x188 differ by 0.08 %)."""
+
+
 @dataclass(frozen=True)
 class CameraIntrinsics:
     """Pinhole intrinsics in pixels for an image of ``width`` x ``height``.
@@ -259,3 +264,19 @@ class CameraIntrinsics:
             self.fx * scale_x, self.fy * scale_y, self.cx * scale_x, self.cy * scale_y,
             max(1, round(self.width * scale_x)), max(1, round(self.height * scale_y)),
         )
+
+    def for_image_size(self, width: int, height: int) -> CameraIntrinsics:
+        """These intrinsics for a ``width`` x ``height`` image of the same camera, resized (a driver
+        publishing camera_info for another resolution): K scaled per axis. ValueError naming both
+        sizes when their aspect ratios differ by more than ``ASPECT_RATIO_TOLERANCE`` (a crop, or
+        another camera's intrinsics: no scaling of K is right then)."""
+        if (int(width), int(height)) == (self.width, self.height):
+            return self
+        if int(width) <= 0 or int(height) <= 0:
+            raise ValueError(f"image size must be positive, got {width}x{height}")
+        scale_x, scale_y = width / self.width, height / self.height
+        if abs(scale_x / scale_y - 1.0) > ASPECT_RATIO_TOLERANCE:
+            raise ValueError(f"the intrinsics are for {self.width}x{self.height} images (aspect ratio "
+                             f"{self.width / self.height:.3f}) but the image is {width}x{height} (aspect ratio "
+                             f"{width / height:.3f}): not a resize of the same camera, so K cannot be scaled")
+        return self.scaled(scale_x, scale_y)

@@ -71,14 +71,21 @@ class Pipeline:
     fallback beyond the squared descriptor distance ``max_distance``, ``None`` = never), with
     ``silhouette_check`` (``None`` = off; default on when the database holds silhouettes) in a
     ``silhouette_max_angle_deg`` window instead. ``mask_threshold``: mask-head probability at which
-    a pixel belongs to the object's ``mask`` (settable at run time).
+    a pixel belongs to the object's ``mask`` (settable at run time). ``num_threads``: torch's
+    intra-op CPU threads, set on the thread that runs each call (torch keeps the count per thread);
+    0 keeps torch's default. ``intra_op_threads`` reports the count the last call ran with.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", score_threshold: float = 0.5,
                  library: CadLibrary | None = None, max_detections: int = 100, input_size: int | None = None,
                  shape_db: ShapeDatabase | None = None, max_angle_deg: float = 30.0,
                  max_distance: float | None = None, silhouette_check: SilhouetteCheck | None = DEFAULT_CHECK,
-                 silhouette_max_angle_deg: float = 90.0, mask_threshold: float = MASK_THRESHOLD) -> None:
+                 silhouette_max_angle_deg: float = 90.0, mask_threshold: float = MASK_THRESHOLD,
+                 num_threads: int = 0) -> None:
+        if int(num_threads) < 0:
+            raise ValueError(f"num_threads must be >= 0 (0: torch's default), got {num_threads}")
+        self.num_threads = int(num_threads)
+        self.intra_op_threads = self._use_threads()
         self.checkpoint = Path(checkpoint) if checkpoint else default_model_path()
         self.device = resolve_device(device)
         self.model = build_model_from_checkpoint(self.checkpoint, self.device)
@@ -136,8 +143,15 @@ class Pipeline:
         """Per-category median model extents (metres): the 3D box size before retrieval."""
         return {c: np.median([m.extents for m in library.by_category(c)], axis=0) for c in library.categories}
 
+    def _use_threads(self) -> int:
+        """Apply ``num_threads`` to the calling thread (0: leave torch's default); the count in use."""
+        if self.num_threads and torch.get_num_threads() != self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        return torch.get_num_threads()
+
     def __call__(self, rgb: np.ndarray, intrinsics: CameraIntrinsics) -> list[DetectedObject]:
         """Objects in ``rgb`` (HxWx3 uint8) seen with ``intrinsics``, by descending score."""
+        self.intra_op_threads = self._use_threads()
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
         if (rgb.shape[1], rgb.shape[0]) != (intrinsics.width, intrinsics.height):

@@ -142,6 +142,26 @@ def test_camera_scaling_keeps_normalised_coordinates():
     np.testing.assert_allclose(half.project(p), cam.project(p) * 0.5)
 
 
+def test_intrinsics_for_another_image_size_scale_k_when_only_resized_and_refuse_other_aspect_ratios():
+    """camera_info for another resolution: a resize (same aspect ratio, up to integer rounding) scales
+    K per axis so every point projects to the same relative image position; another aspect ratio (a
+    crop, another camera) is refused with an error naming both sizes."""
+    cam = CameraIntrinsics(1000.0, 990.0, 641.0, 359.0, 1280, 720)
+    assert cam.for_image_size(1280, 720) is cam
+    small = cam.for_image_size(640, 360)
+    assert (small.width, small.height) == (640, 360)
+    np.testing.assert_allclose(small.matrix, np.diag([0.5, 0.5, 1.0]) @ cam.matrix)
+    p = np.array([[0.3, -0.2, 3.0]])
+    np.testing.assert_allclose(small.project(p), cam.project(p) * 0.5)
+    kitti = CameraIntrinsics(721.5, 721.5, 609.6, 172.9, 1241, 376).for_image_size(620, 188)  # 0.08 % apart
+    assert (kitti.width, kitti.height) == (620, 188)
+    assert kitti.fx == pytest.approx(721.5 * 620 / 1241) and kitti.fy == pytest.approx(721.5 * 188 / 376)
+    with pytest.raises(ValueError, match=r"1280x720 images .* the image is 640x480"):
+        cam.for_image_size(640, 480)
+    with pytest.raises(ValueError, match="positive"):
+        cam.for_image_size(0, 360)
+
+
 @pytest.mark.parametrize("kwargs", [dict(fx=np.nan), dict(fx=0.0), dict(fy=-1.0), dict(cx=np.inf), dict(width=0)])
 def test_camera_rejects_bad_intrinsics(kwargs):
     good = dict(fx=500.0, fy=500.0, cx=320.0, cy=240.0, width=640, height=480)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -58,6 +60,39 @@ def test_mask_threshold_decides_the_object_pixels(checkpoint, frame):
     assert sum(int(a.mask.sum()) for a in low) > sum(int(b.mask.sum()) for b in high)
     with pytest.raises(ValueError, match="mask_threshold"):
         Pipeline(checkpoint, "cpu", mask_threshold=1.0)
+
+
+def test_num_threads_applies_to_the_thread_that_runs_the_network(checkpoint, frame):
+    """num_threads is torch's intra-op thread count on whichever thread calls the pipeline (the
+    node's inference thread), seen by the network itself; 0 leaves torch's default."""
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    seen = {}
+    try:
+        pipeline = Pipeline(checkpoint, "cpu", score_threshold=0.0, num_threads=wanted)
+
+        def record_network_threads(*_) -> None:
+            seen["network"] = torch.get_num_threads()
+
+        pipeline.model.register_forward_pre_hook(record_network_threads)
+        torch.set_num_threads(before)  # new threads start from the process default again
+
+        def infer():
+            seen["before"] = torch.get_num_threads()
+            pipeline(frame.rendered.rgb, frame.scene.intrinsics)
+            seen["reported"] = pipeline.intra_op_threads
+
+        worker = threading.Thread(target=infer)
+        worker.start()
+        worker.join()
+    finally:
+        torch.set_num_threads(before)
+    assert seen == {"before": before, "network": wanted, "reported": wanted}
+    default = Pipeline(checkpoint, "cpu", num_threads=0)
+    default(frame.rendered.rgb, frame.scene.intrinsics)
+    assert default.intra_op_threads == torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="num_threads must be >= 0.*-1"):
+        Pipeline(checkpoint, "cpu", num_threads=-1)
 
 
 def test_pipeline_rejects_inconsistent_input(checkpoint, frame):
