@@ -99,14 +99,27 @@ def mirror_target(image: Any, target: dict[str, Any]) -> tuple[Any, dict[str, An
     return torch.flip(image, dims=[-1]), out
 
 
-def mirror_asymmetry(mesh: trimesh.Trimesh, samples: int = 4000) -> float:
-    """How far ``mesh`` is from its mirror image across its x-z plane: the 99th percentile of the
-    distances from surface samples to the mirrored surface, over the same percentile between two
-    independent sample sets of the mesh itself (sampling noise). About 1 for a mirror-symmetric
-    mesh; 3-10 for a bicycle with its chain on one side or an L-shaped sofa. Deterministic."""
-    points, _ = trimesh.sample.sample_surface(mesh, samples, seed=0)
-    others, _ = trimesh.sample.sample_surface(mesh, samples, seed=1)
+def self_map_asymmetry(mesh: trimesh.Trimesh, linear_map: np.ndarray, samples: int = 4000) -> float:
+    """How far ``mesh`` is from its own image under ``linear_map`` (3, 3), an orthogonal map of its
+    object frame about the origin (a mirror or a rotation): the 99th percentile of the distances
+    from mapped surface samples to the surface samples, over the same percentile between two
+    independent sample sets of the mesh itself (sampling noise). About 1 when the map takes the
+    mesh onto itself; compare with :data:`MIRROR_SYMMETRY_TOLERANCE`. Deterministic."""
+    linear_map = np.asarray(linear_map, dtype=np.float64)
+    if linear_map.shape != (3, 3) or not np.allclose(linear_map @ linear_map.T, np.eye(3), atol=1e-9):
+        raise ValueError(f"linear_map must be an orthogonal 3x3 matrix, got {linear_map.tolist()}")
+    if int(samples) < 2:
+        raise ValueError(f"need at least 2 surface samples, got {samples}")
+    points, _ = trimesh.sample.sample_surface(mesh, int(samples), seed=0)
+    others, _ = trimesh.sample.sample_surface(mesh, int(samples), seed=1)
     tree = cKDTree(points)
     noise = np.percentile(tree.query(others)[0], 99)
-    mirrored = np.percentile(tree.query(others @ MIRROR_OBJECT)[0], 99)
-    return float(mirrored / max(noise, 1e-12))
+    mapped = np.percentile(tree.query(others @ linear_map.T)[0], 99)
+    return float(mapped / max(noise, 1e-12))
+
+
+def mirror_asymmetry(mesh: trimesh.Trimesh, samples: int = 4000) -> float:
+    """How far ``mesh`` is from its mirror image across its x-z plane (:func:`self_map_asymmetry`
+    of ``MIRROR_OBJECT``). About 1 for a mirror-symmetric mesh; 3-10 for a bicycle with its chain
+    on one side or an L-shaped sofa. Deterministic."""
+    return self_map_asymmetry(mesh, MIRROR_OBJECT, samples)
