@@ -46,7 +46,9 @@ class NodeProcess:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.process.send_signal(signal.SIGUSR1)  # the node prints its threads' stacks to the log
-                time.sleep(1.0)
+                deadline = time.monotonic() + 5.0
+                while "most recent call first" not in self.log() and time.monotonic() < deadline:
+                    time.sleep(0.05)  # polling the log for the stacks (faulthandler's header line)
                 self.process.kill()
                 self.process.wait(5)
         self._log.close()

@@ -7,6 +7,7 @@ and the next good frame is still processed.
 
 from __future__ import annotations
 
+import os
 import signal
 
 import numpy as np
@@ -87,14 +88,25 @@ def test_camera_to_perception_outputs_share_the_image_header(checkpoint, tmp_pat
 
 
 def test_bad_images_are_rejected_and_the_next_good_frame_is_processed(checkpoint, tmp_path):
+    """Bad images and camera_info are rejected with specific errors and the node serves on; a
+    camera_info for another resolution of the same aspect ratio has K scaled (warned once), one of
+    another aspect ratio rejects the frame. Each step waits for the node's own answer or log line
+    (the subscriptions are reliable, so a message published is a message delivered)."""
     with ros_test_node("perception_feeder") as node:
         got = _collect(node)
         image_pub = node.create_publisher(Image, "image", 10)
         info_pub = node.create_publisher(CameraInfo, "camera_info", 10)
         perception = perception_process(tmp_path, checkpoint, "-p", "image_reliability:=reliable")
+
+        def logged(text: str) -> bool:
+            return spin_until(node, lambda: text in perception.log(), 30.0, [perception])
+
+        def answered(stamp: int) -> bool:
+            return spin_until(node, lambda: stamp in got["3d"], 30.0, [perception])
+
         try:
-            assert spin_until(node, lambda: image_pub.get_subscription_count() > 0, 90.0, [perception])
-            assert spin_until(node, lambda: "serving" in perception.log(), 90.0, [perception])
+            assert spin_until(node, lambda: "serving" in perception.log() and image_pub.get_subscription_count() > 0
+                              and info_pub.get_subscription_count() > 0, 90.0, [perception])
             rgb = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
             bad = rgb8_image_msg(rgb, header(1_000, FRAME))
             bad.encoding = "yuv422"
@@ -102,58 +114,65 @@ def test_bad_images_are_rejected_and_the_next_good_frame_is_processed(checkpoint
             padded.step = 3 * 160 + 1  # inconsistent with the data length
             nan_info = camera_info_msg(CameraIntrinsics.from_fov(160, 120, 60), header(3_000, FRAME))
             nan_info.k[0] = float("nan")
-            for msg in (bad, padded):
-                image_pub.publish(msg)
-                spin_until(node, lambda: False, 0.5)
-            info_pub.publish(nan_info)
-            spin_until(node, lambda: False, 0.5)
+            image_pub.publish(bad)
+            assert logged("unsupported image encoding 'yuv422'"), perception.log()[-3000:]
+            image_pub.publish(padded)
+            assert logged("data holds"), perception.log()[-3000:]
+            info_pub.publish(nan_info)  # before the image: the node takes it first
             image_pub.publish(rgb8_image_msg(rgb, header(4_000, FRAME)))  # rejected: NaN intrinsics
-            spin_until(node, lambda: False, 1.0)
-            info_pub.publish(camera_info_msg(CameraIntrinsics.from_fov(160, 120, 60), header(5_000, FRAME)))
-            spin_until(node, lambda: False, 0.5)
-            good = rgb8_image_msg(rgb, header(6_000, FRAME))
-            for _ in range(60):  # best effort on the node's side: resend until it is answered
-                image_pub.publish(good)
-                if spin_until(node, lambda: 6_000 in got["3d"], 1.0, [perception]):
-                    break
+            assert logged("bad camera_info: camera intrinsics must be finite"), perception.log()[-3000:]
+            info_pub.publish(camera_info_msg(CameraIntrinsics.from_fov(320, 240, 60), header(5_000, FRAME)))
+            for stamp in (6_000, 6_001):  # a resize of the camera_info's image: K scaled, warned about once
+                image_pub.publish(rgb8_image_msg(rgb, header(stamp, FRAME)))
+                assert answered(stamp), perception.log()[-3000:]
+            info_pub.publish(camera_info_msg(CameraIntrinsics.from_fov(320, 180, 60), header(7_000, FRAME)))
+            image_pub.publish(rgb8_image_msg(rgb, header(8_000, FRAME)))  # another aspect ratio: rejected
+            assert logged("K cannot be scaled"), perception.log()[-3000:]
+            info_pub.publish(camera_info_msg(CameraIntrinsics.from_fov(160, 120, 60), header(9_000, FRAME)))
+            image_pub.publish(rgb8_image_msg(rgb, header(10_000, FRAME)))
+            assert answered(10_000), perception.log()[-3000:]
         finally:
             code = perception.stop()
         log = perception.log()
         assert code in (0, -2), log[-3000:]
-        assert "unsupported image encoding 'yuv422'" in log
-        assert "data holds" in log
-        assert "bad camera_info" in log
-        assert not {1_000, 2_000, 4_000} & set(got["3d"])
-        assert 6_000 in got["3d"] and "Traceback" not in log
+        assert not {1_000, 2_000, 4_000, 8_000} & set(got["3d"])
+        assert log.count("camera_info is for 320x240 images but the image is 160x120: scaling K by 0.5 x 0.5") == 1
+        assert ("bad camera_info: the intrinsics are for 320x180 images (aspect ratio 1.778) but the image is "
+                "160x120 (aspect ratio 1.333)") in log
+        depths = {stamp: [d.results[0].pose.pose.position.z for d in got["3d"][stamp].detections]
+                  for stamp in (6_000, 10_000)}  # the scaled K is the image's own K: the same depths
+        np.testing.assert_allclose(depths[6_000], depths[10_000], rtol=1e-5)
+        assert "Traceback" not in log
 
 
 def test_outputs_can_be_switched_off(checkpoint, tmp_path):
     """publish_detections_2d / publish_descriptors / publish_masks / publish_tf false: those topics get no publisher
-    and no message, detections_3d still flows."""
+    and no message, detections_3d still flows. Also: num_threads sets the inference thread's torch
+    threads, and the node's entry point makes OpenMP wait passively unless the user chose a policy."""
     with ros_test_node("perception_feeder_quiet") as node:
         got = _collect(node)
         image_pub = node.create_publisher(Image, "image", 10)
         info_pub = node.create_publisher(CameraInfo, "camera_info", 10)
         perception = perception_process(tmp_path, checkpoint, "-p", "image_reliability:=reliable",
                                         "-p", "publish_detections_2d:=false", "-p", "publish_descriptors:=false",
-                                        "-p", "publish_masks:=false", "-p", "publish_tf:=false")
+                                        "-p", "publish_masks:=false", "-p", "publish_tf:=false", "-p", "num_threads:=1")
         try:
-            assert spin_until(node, lambda: "serving" in perception.log(), 90.0, [perception])
-            assert spin_until(node, lambda: image_pub.get_subscription_count() > 0, 90.0, [perception])
+            assert spin_until(node, lambda: "serving" in perception.log() and image_pub.get_subscription_count() > 0
+                              and info_pub.get_subscription_count() > 0, 90.0, [perception])
             rgb = (np.random.default_rng(1).random((120, 160, 3)) * 255).astype(np.uint8)
             info_pub.publish(camera_info_msg(CameraIntrinsics.from_fov(160, 120, 60), header(1_000, FRAME)))
-            for _ in range(60):
-                image_pub.publish(rgb8_image_msg(rgb, header(1_000, FRAME)))
-                if spin_until(node, lambda: 1_000 in got["3d"], 1.0, [perception]):
-                    break
-            spin_until(node, lambda: False, 0.5)
+            for stamp in (1_000, 2_000):  # the node publishes frame 1_000's TF, if any, before answering 2_000
+                image_pub.publish(rgb8_image_msg(rgb, header(stamp, FRAME)))
+                assert spin_until(node, lambda s=stamp: s in got["3d"], 30.0, [perception]), perception.log()[-3000:]
             assert 1_000 in got["3d"] and len(got["3d"][1_000].detections) > 0
             assert node.count_publishers("detections_2d") == 0 and node.count_publishers("descriptors") == 0
             assert node.count_publishers("masks") == 0
         finally:
             code = perception.stop()
-        assert code in (0, -2), perception.log()[-3000:]
+        log = perception.log()
+        assert code in (0, -2), log[-3000:]
         assert not got["2d"] and not got["desc"] and not got["masks"] and not got["tf"]
+        assert f"(1 intra-op threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')})" in log, log[-3000:]
 
 
 def test_thresholds_change_at_run_time_and_out_of_range_values_are_refused(checkpoint, tmp_path):
@@ -220,7 +239,9 @@ def test_empty_and_body_frame_ids_are_warned_about_once_and_an_empty_one_gets_no
                     image_pub.publish(rgb8_image_msg(rgb, header(stamp, frame)))
                     if spin_until(node, lambda s=stamp: s in got["3d"], 1.0, [perception]):
                         break
-            spin_until(node, lambda: False, 1.0)  # TF of the last frame, if any, would arrive now
+            # an optical frame's TF comes after any of frame 3_000's, on the same /tf publisher
+            image_pub.publish(rgb8_image_msg(rgb, header(4_000, FRAME)))
+            assert spin_until(node, lambda: 4_000 in got["tf"], 30.0, [perception]), perception.log()[-3000:]
         finally:
             code = perception.stop()
         log = perception.log()
@@ -247,9 +268,9 @@ def test_a_signal_while_frames_stream_stops_the_node_cleanly(checkpoint, tmp_pat
             assert spin_until(node, lambda: image_pub.get_subscription_count() > 0, 90.0, [perception])
             rgb = (np.random.default_rng(2).random((120, 160, 3)) * 255).astype(np.uint8)
             stamp = 10_000
-            while len(got["3d"]) < 3 and stamp < 10_000 + 400:
+            while len(got["3d"]) < 3 and stamp < 10_000 + 400:  # frames keep streaming, 20 per second at most
                 image_pub.publish(rgb8_image_msg(rgb, header(stamp, FRAME)))
-                spin_until(node, lambda: False, 0.05)
+                spin_until(node, lambda: len(got["3d"]) >= 3, 0.05)
                 stamp += 1
             assert len(got["3d"]) >= 3, perception.log()[-3000:]
             image_pub.publish(rgb8_image_msg(rgb, header(stamp, FRAME)))  # one more in flight

@@ -62,11 +62,10 @@ def _wait_until_serving(node, perception, publisher) -> None:
                       90.0, [perception]), perception.log()[-3000:]
 
 
-def _stop(node, perception) -> tuple[str, dict[str, float]]:
-    """Stop the node cleanly once it has finished publishing the frame in hand (a frame counts as
-    processed after its last message); its log and the counters of its shutdown line."""
-    if perception.alive():
-        spin_until(node, lambda: False, 0.5)
+def _stop(perception) -> tuple[str, dict[str, float]]:
+    """Stop the node cleanly; its log and the counters of its shutdown line. A frame whose first
+    message has arrived counts as processed: the stopping node lets its inference thread finish
+    publishing it."""
     code = perception.stop()
     log = perception.log()
     assert code in (0, -2) and "Traceback" not in log, log[-3000:]
@@ -107,7 +106,7 @@ def test_every_qos_pair_delivers_or_warns(node_reliability, checkpoint, tmp_path
                 if done() and k >= 2:  # the incompatible publisher has sent a few frames by now
                     break
         finally:
-            log, _ = _stop(node, perception)
+            log, _ = _stop(perception)
     for kind in compatible:
         assert answered(kind), f"{kind} publisher -> {node_reliability} subscription delivered nothing"
     if node_reliability == "reliable":
@@ -122,8 +121,11 @@ def test_every_qos_pair_delivers_or_warns(node_reliability, checkpoint, tmp_path
 def test_a_burst_is_answered_newest_last_and_no_frame_twice(checkpoint, tmp_path):
     """Ten frames published at once (far faster than inference): the keep-latest queue drops the
     middle ones, never processes one twice, answers in stamp order and ends on the newest. The
-    subscription's history (qos_depth) holds the whole burst, so the node's queue, not DDS, drops."""
+    subscription's history (qos_depth) holds the whole burst, so the node's queue, not DDS, drops.
+    A frame sent after the burst's answer closes it: a duplicate of a burst frame would be
+    answered before it (one inference thread, one publisher)."""
     burst = [5_000_000_000 + 1_000_000 * k for k in range(10)]
+    closing = burst[-1] + 1_000_000
     with ros_test_node("burst_publisher") as node:
         received = _record_detections(node)
         publisher = node.create_publisher(Image, "image", RELIABLE)
@@ -135,16 +137,19 @@ def test_a_burst_is_answered_newest_last_and_no_frame_twice(checkpoint, tmp_path
                 publisher.publish(_image(stamp))
             assert spin_until(node, lambda: any(s == burst[-1] for s, _ in received), 60.0, [perception]), (
                 [s for s, _ in received], perception.log()[-3000:])
-            spin_until(node, lambda: False, 1.0, [perception])  # a late duplicate would arrive now
+            publisher.publish(_image(closing))
+            assert spin_until(node, lambda: any(s == closing for s, _ in received), 60.0, [perception]), (
+                [s for s, _ in received], perception.log()[-3000:])
         finally:
-            _, stats = _stop(node, perception)
-    stamps = [s for s, _ in received]
+            _, stats = _stop(perception)
+    assert [s for s, _ in received].count(closing) == 1 and received[-1][0] == closing
+    stamps = [s for s, _ in received[:-1]]
     assert len(stamps) == len(set(stamps)), f"a frame was processed twice: {stamps}"
     assert stamps == sorted(stamps) and set(stamps) <= set(burst)
     assert stamps[-1] == burst[-1], "the newest frame of the burst was not processed"
     assert len(stamps) < len(burst), "no frame was dropped: the burst did not outrun inference"
-    assert stats["processed"] == len(stamps)
-    assert stats["received"] == len(burst) and stats["processed"] + stats["dropped"] == len(burst)
+    assert stats["processed"] == len(stamps) + 1
+    assert stats["received"] == len(burst) + 1 and stats["processed"] + stats["dropped"] == len(burst) + 1
 
 
 def test_debug_image_is_rendered_only_while_subscribed(checkpoint, tmp_path):
@@ -175,7 +180,7 @@ def test_debug_image_is_rendered_only_while_subscribed(checkpoint, tmp_path):
                                      lambda m: debug_stamps.append(stamp_to_ns(m.header.stamp)), RELIABLE)
             assert feed_until(lambda: len(debug_stamps) >= 2, 60.0), perception.log()[-3000:]
         finally:
-            _, stats = _stop(node, perception)
+            _, stats = _stop(perception)
     assert stats["debug_images_rendered"] >= len(debug_stamps) >= 2
     assert stats["debug_images_rendered"] <= stats["processed"] - before_subscriber, (
         f"{stats['debug_images_rendered']:.0f} debug images rendered but only "
@@ -199,7 +204,7 @@ def test_missing_camera_info_still_answers_with_a_throttled_warning(checkpoint, 
                                   [perception]), perception.log()[-3000:]
             elapsed = time.monotonic() - start
         finally:
-            log, stats = _stop(node, perception)
+            log, stats = _stop(perception)
     assert stats["processed"] == 4
     warnings = log.count(NO_CAMERA_INFO_WARNING)
     assert 1 <= warnings <= 1 + int(elapsed / THROTTLE_S), (warnings, elapsed)

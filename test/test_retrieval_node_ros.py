@@ -60,10 +60,12 @@ def test_retrieval_node_publishes_models_cuboids_and_markers(database, tmp_path)
             rows = np.stack([db.descriptors[view].float().numpy(), np.zeros(db.dim, np.float32)])
             bad_stamp = 6_000_000  # one descriptor row for two detections: rejected, the node keeps serving
             bad_header = header(bad_stamp, FRAME)
+            desc_pub.publish(_descriptor_image(stamp, rows))  # descriptors first: the join must wait
             desc_pub.publish(_descriptor_image(bad_stamp, rows[:1]))
             det_pub.publish(Detection3DArray(header=bad_header, detections=detections.detections))
-            desc_pub.publish(_descriptor_image(stamp, rows))  # descriptors first: the join must wait
-            spin_until(node, lambda: False, 0.3)
+            # the bad frame's error: the node has taken both descriptor messages (one reliable publisher, in order)
+            assert spin_until(node, lambda: "hold 1 rows for 2 detections" in retrieval.log(), 30.0, [retrieval]), \
+                retrieval.log()[-3000:]
             det_pub.publish(detections)
             assert spin_until(node, lambda: stamp in got["objects"] and stamp in got["markers"], 30.0, [retrieval]), \
                 retrieval.log()[-3000:]
@@ -110,8 +112,8 @@ def test_silhouette_check_joins_masks_and_poses_the_model_in_the_chosen_view(dat
     # the query: the decoy's descriptor, the target's mask and rotation
     q_prior = db.view_quaternions[target].double().numpy()
     with ros_test_node("retrieval_mask_feeder") as node:
-        got = {}
-        node.create_subscription(Detection3DArray, "objects", lambda m: got.__setitem__(stamp_to_ns(m.header.stamp), m), 10)
+        got = {}  # stamp -> every objects message with it
+        node.create_subscription(Detection3DArray, "objects", lambda m: got.setdefault(stamp_to_ns(m.header.stamp), []).append(m), 10)
         det_pub = node.create_publisher(Detection3DArray, "detections_3d", 10)
         desc_pub = node.create_publisher(Image, "descriptors", 10)
         mask_pub = node.create_publisher(Image, "masks", 10)
@@ -125,14 +127,16 @@ def test_silhouette_check_joins_masks_and_poses_the_model_in_the_chosen_view(dat
             detections = Detection3DArray(header=h, detections=[
                 detection3d_msg(h, category, 0.9, q_prior, [0.0, 0.0, 8.0], [4.0, 1.8, 1.5], "obj_0")])
             row = db.descriptors[decoy].float().numpy()[None]
+            det_pub.publish(detections)
+            desc_pub.publish(_descriptor_image(9_000_000, row))
             bad = header(8_000_000, FRAME)  # masks of the wrong size: rejected, the node keeps serving
             det_pub.publish(Detection3DArray(header=bad, detections=detections.detections))
             desc_pub.publish(_descriptor_image(8_000_000, row))
             mask_pub.publish(_mask_image(8_000_000, np.zeros((1, 14, 14))))
-            det_pub.publish(detections)
-            desc_pub.publish(_descriptor_image(9_000_000, row))
-            spin_until(node, lambda: False, 0.5)
-            assert 9_000_000 not in got  # no masks yet: the frame waits for them
+            # the bad frame's error: the node has taken frame 9_000_000's detections and descriptors
+            # (published before, on the same reliable publishers); without masks it must wait for them
+            assert spin_until(node, lambda: "masks are 14x14" in retrieval.log(), 30.0, [retrieval]), \
+                retrieval.log()[-3000:]
             mask_pub.publish(_mask_image(9_000_000, silhouette[None]))
             assert spin_until(node, lambda: 9_000_000 in got, 30.0, [retrieval]), retrieval.log()[-3000:]
         finally:
@@ -140,7 +144,8 @@ def test_silhouette_check_joins_masks_and_poses_the_model_in_the_chosen_view(dat
     log = retrieval.log()
     assert code in (0, -2), log[-3000:]
     assert "silhouette check on" in log and "masks are 14x14, expected 28x28" in log and 8_000_000 not in got
-    obj = got[9_000_000].detections[0]
+    assert len(got[9_000_000]) == 1  # answered once, with its mask (an answer without it would have come first)
+    obj = got[9_000_000][0].detections[0]
     record = json.loads(obj.id)
     assert record["model_id"] == model and record["silhouette_iou"] == pytest.approx(1.0, abs=1e-6)
     o = obj.results[0].pose.pose.orientation

@@ -29,6 +29,12 @@ rendered); :func:`parse_shutdown_stats` reads them back.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # python -m scene3d_ros.ros.perception_node: before the imports below load torch
+    from scene3d_ros.ros.node_main import use_passive_openmp
+
+    use_passive_openmp()
+
+import os
 import re
 import sys
 import threading
@@ -155,13 +161,16 @@ class PerceptionNode(Node):
         self._inference_s = 0.0  # of that, in the network call
         self.debug_images_rendered = 0
         self._checked_frames: set[str] = set()  # image frame_ids already checked (each warned about once)
+        self._resized_sizes: set[tuple[int, int, int, int]] = set()  # (camera_info, image) sizes warned about
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, input_qos,
                                  event_callbacks=self._incompatible_qos_warning("camera_info"))
         # raw: frames replaced before inference takes them are never deserialized
         self.create_subscription(Image, "image", self._frames.put, input_qos, raw=True,
                                  event_callbacks=self._incompatible_qos_warning("image"))
         self._serving.set()
-        self.get_logger().info(f"serving {self._pipeline.checkpoint} on {self._pipeline.device}; image QoS "
+        self.get_logger().info(f"serving {self._pipeline.checkpoint} on {self._pipeline.device} "
+                               f"({self._pipeline.intra_op_threads} intra-op threads, "
+                               f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}); image QoS "
                                f"{p['image_reliability']}, depth {p['qos_depth']}")
 
     # ----------------------------------------------------------------------- parameters
@@ -180,6 +189,9 @@ class PerceptionNode(Node):
                                       floating_point_range=[FloatingPointRange(from_value=0.05, to_value=0.95)]),
             "max_detections": declare("max_detections", 20, "At most this many objects per image (run time).",
                                       integer_range=[IntegerRange(from_value=1, to_value=100)]),
+            "num_threads": declare("num_threads", 0, "torch intra-op CPU threads of the inference thread (0: torch's "
+                                   "default, one per physical core).", integer_range=[IntegerRange(from_value=0, to_value=256)],
+                                   read_only=True),
             "input_size": declare("input_size", 0, "Shorter image side the network runs at, pixels (0: model default).",
                                   integer_range=[IntegerRange(from_value=0, to_value=1600)], read_only=True),
             "image_reliability": declare("image_reliability", "best_effort",
@@ -227,10 +239,17 @@ class PerceptionNode(Node):
                                       throttle_duration_sec=THROTTLE_S)
             return CameraIntrinsics.from_fov(width, height, self._default_hfov)
         intrinsics = intrinsics_from_camera_info(info)  # ValueError on NaN/zero K
-        if (intrinsics.width, intrinsics.height) != (width, height):
-            # the same camera delivering a resized image: scale K with the image
-            intrinsics = intrinsics.scaled(width / intrinsics.width, height / intrinsics.height)
-        return intrinsics
+        if (intrinsics.width, intrinsics.height) == (width, height):
+            return intrinsics
+        resized = intrinsics.for_image_size(width, height)  # ValueError when the aspect ratios differ
+        sizes = (intrinsics.width, intrinsics.height, width, height)
+        if sizes not in self._resized_sizes:  # warned about once per pair of sizes
+            self._resized_sizes.add(sizes)
+            self.get_logger().warning(
+                f"camera_info is for {intrinsics.width}x{intrinsics.height} images but the image is {width}x{height}: "
+                f"scaling K by {width / intrinsics.width:.4g} x {height / intrinsics.height:.4g} (publish the "
+                f"camera_info of the image's resolution to silence this)")
+        return resized
 
     def _incompatible_qos_warning(self, topic: str) -> SubscriptionEventCallbacks:
         """Event callbacks that log a warning naming the fix when a publisher on ``topic`` offers QoS
@@ -270,7 +289,7 @@ class PerceptionNode(Node):
             try:
                 pipeline = Pipeline(p["model_path"] or None, p["device"], p["score_threshold"],
                                     max_detections=p["max_detections"], input_size=p["input_size"] or None,
-                                    mask_threshold=p["mask_threshold"])
+                                    mask_threshold=p["mask_threshold"], num_threads=p["num_threads"])
                 pipeline.warm_up()
                 outcome["pipeline"] = pipeline
             except Exception as exc:  # re-raised by the constructor (bad or missing checkpoint, device)
