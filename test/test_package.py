@@ -49,6 +49,28 @@ def test_every_console_script_points_at_a_callable_main():
         assert callable(getattr(module, func)), f"{name}: {target} is not callable"
 
 
+def test_perception_node_entry_points_make_openmp_wait_passively_before_torch_loads():
+    """OpenMP reads OMP_WAIT_POLICY once, when torch loads it: the perception_node console script
+    sets it (unless the user chose a policy) before importing the node's module, which imports torch.
+    (``python -m scene3d_ros.ros.perception_node`` is checked by the node's DDS tests' log line.)"""
+    assert _console_scripts()["perception_node"] == "scene3d_ros.ros.node_main:perception_node_main"
+    probe = ("import os, sys, types\n"
+             "node = types.ModuleType('scene3d_ros.ros.perception_node')\n"  # stands in for the node's module
+             "node.main = lambda: print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules) or 0\n"
+             "sys.modules[node.__name__] = node\n"
+             "from scene3d_ros.ros.node_main import perception_node_main\n"
+             "sys.exit(perception_node_main())\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    default = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert default.returncode == 0 and default.stdout.split() == ["PASSIVE", "False"], default.stdout + default.stderr
+    chosen = subprocess.run([sys.executable, "-c", probe], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                            capture_output=True, text=True, timeout=120)
+    assert chosen.returncode == 0 and chosen.stdout.split() == ["ACTIVE", "False"], chosen.stdout + chosen.stderr
+    source = (ROOT / "scene3d_ros" / "ros" / "perception_node.py").read_text()
+    first_import = min(source.index("\nimport "), source.index("\nfrom scene3d_ros import"))
+    assert source.index("use_passive_openmp()") < first_import  # the python -m path, before torch
+
+
 def test_library_never_imports_rclpy():
     offenders = []
     for path in (ROOT / "scene3d_ros").rglob("*.py"):
@@ -79,4 +101,5 @@ def test_colcon_build_installs_executables_launch_and_config(tmp_path):
     share = prefix / "share" / "scene3d_ros"
     assert (share / "package.xml").exists()
     assert (share / "config" / "fastdds_localhost.xml").exists()
+    assert (share / "config" / "scene3d.rviz").exists()
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "scene3d_ros").exists()

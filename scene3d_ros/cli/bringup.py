@@ -1,11 +1,14 @@
 """bringup: start the perception graph as plain processes (where ``ros2 launch`` is unavailable).
 
     bringup [--image-topic image] [--camera-info-topic camera_info] [--model PATH] [--device auto]
-            [--shape-db PATH] [--score-threshold S] [--namespace NS] [--synthetic-camera [--rate-hz 5]]
+            [--shape-db PATH] [--score-threshold S] [--namespace NS] [--params-file MY.yaml]
+            [--synthetic-camera [--rate-hz 5]] [--rviz]
 
-Builds the nodes from scene3d_ros.ros.graph, the description launch/perception.launch.py uses,
-with the same parameter files and remappings. Every process gets localhost-only discovery, and
-a random ROS_DOMAIN_ID unless one is set. Ctrl-C (SIGINT/SIGTERM) stops all nodes cleanly.
+Takes the arguments of launch/perception.launch.py (``--name value`` for ``name:=value``; the
+true/false ones also as bare flags) and builds the graph from scene3d_ros.ros.graph, as the launch
+file does, with the same parameter files and remappings. Every process gets localhost-only
+discovery, and a random ROS_DOMAIN_ID unless one is set. Ctrl-C (SIGINT/SIGTERM) stops all nodes
+cleanly.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ import sys
 import time
 
 from scene3d_ros.ros.environment import localhost_ros_environment
-from scene3d_ros.ros.graph import LAUNCH_ARGUMENTS, NodeSpec, perception_graph
+from scene3d_ros.ros.graph import (
+    LAUNCH_ARGUMENTS,
+    RVIZ_MISSING,
+    NodeSpec,
+    graph_from_arguments,
+    rviz_config,
+    rviz_executable,
+)
 
 
 def start_graph(specs: list[NodeSpec], namespace: str = "", env: dict[str, str] | None = None,
@@ -47,20 +57,28 @@ def stop_graph(processes: list[subprocess.Popen], timeout: float = 10.0) -> None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bringup", description=__doc__.split("\n\n")[0])
     for name, (default, text) in LAUNCH_ARGUMENTS.items():
-        parser.add_argument("--" + name.replace("_", "-"), default=default, help=f"{text} (default: {default!r})")
-    parser.add_argument("--synthetic-camera", action="store_true", help="also start the synthetic camera")
-    parser.add_argument("--rate-hz", type=float, default=5.0, help="synthetic camera rate (default 5)")
+        flag = "--" + name.replace("_", "-")
+        if default in ("true", "false"):  # --synthetic-camera alone means --synthetic-camera true
+            parser.add_argument(flag, nargs="?", const="true", default=default, help=f"{text} (default: {default})")
+        else:
+            parser.add_argument(flag, default=default, help=f"{text} (default: {default!r})")
     args = parser.parse_args(argv)
-    specs = perception_graph(args.image_topic, args.camera_info_topic, args.model, args.device, args.shape_db,
-                             args.score_threshold)
-    if args.synthetic_camera:
-        specs.append(NodeSpec("synthetic_camera", "scene3d_ros.ros.synthetic_camera", "synthetic_camera",
-                              "synthetic_camera.yaml", {"rate_hz": args.rate_hz},
-                              (("image", args.image_topic), ("camera_info", args.camera_info_topic))))
+    try:
+        graph = graph_from_arguments({name: getattr(args, name) for name in LAUNCH_ARGUMENTS})
+    except ValueError as exc:
+        parser.error(str(exc))
+    specs = graph.nodes
     domain = os.environ.get("ROS_DOMAIN_ID")
     env = localhost_ros_environment(domain_id=int(domain) if domain else None)
     print(f"bringup: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, nodes: {', '.join(s.name for s in specs)}", flush=True)
-    processes = start_graph(specs, args.namespace, env)
+    processes = start_graph(specs, graph.namespace, env)
+    viewers = []  # RViz2: stopped with the graph, but closing its window does not stop the graph
+    if graph.rviz:
+        rviz = rviz_executable()
+        if rviz:
+            viewers.append(subprocess.Popen([rviz, "-d", str(rviz_config())], env=env))
+        else:
+            print(f"bringup: {RVIZ_MISSING}", flush=True)
     stop = {"requested": False}
 
     def request_stop(signum, frame):  # noqa: ARG001
@@ -78,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
             time.sleep(0.2)
     finally:
-        stop_graph(processes)
+        stop_graph(processes + viewers)
     return code
 
 
