@@ -3,6 +3,9 @@
 # pinned Python wheels (ROS 2 Kilted, torch, open3d, ...), the vision_msgs / tf2_msgs interface
 # packages when the ROS install lacks them, the package itself, and the CAD library.
 # Idempotent: every step checks whether it is already done (a stamp holds the lock file's hash).
+# Python: $PYTHON if set, else the first python3.11 on PATH (pyenv's, or Debian 12's own
+# /usr/bin/python3.11), else python3; it must be 3.11 (the ROS 2 wheels are cp311). With Debian's
+# own Python it also installs python3-venv (venv's pip) and python3-dev (Python.h for the message builds).
 # usage: scripts/setup_env.sh [VENV_DIR]      (default .venv)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,20 +15,36 @@ command -v "$PY" >/dev/null || PY=python3
 
 log() { printf '[setup] %s\n' "$*"; }
 
-# 1. system packages (open3d needs libusb; message builds need cmake + g++; netns tests need iproute2)
+PY=$(command -v "$PY") || { echo "[setup] no Python found: install python3 (Debian 12: apt-get install python3)" >&2; exit 1; }
+py_version=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+[ "$py_version" = "3.11" ] || { echo "[setup] $PY is Python $py_version; the pinned wheels need 3.11 (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+py_prefix=$("$PY" -c 'import sys; print(sys.base_prefix)')
+log "Python: $PY ($("$PY" -c 'import sys; print(sys.version.split()[0])'), prefix $py_prefix)"
+
+# 1. system packages (open3d needs libusb; message builds need cmake + g++; netns tests need iproute2;
+#    Debian's own Python keeps venv's pip and the C headers in python3-venv and python3-dev)
+wanted_apt=(libusb-1.0-0 cmake g++ iproute2 make)
+[ "$py_prefix" = /usr ] && wanted_apt+=(python3-venv python3-dev)
 need_apt=()
-for p in libusb-1.0-0 cmake g++ iproute2 make; do
+for p in "${wanted_apt[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "[setup] missing system packages: ${need_apt[*]}; run as root or install them: apt-get install ${need_apt[*]}" >&2; exit 1; }
+    SUDO=sudo
+  fi
   log "apt-get install ${need_apt[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# 2. Python wheels, pinned
-[ -x "$V/bin/python" ] || { log "creating $V"; "$PY" -m venv "$V"; }
+# 2. Python wheels, pinned (a venv without pip, e.g. left by a try before python3-venv was installed, is completed)
+if ! { [ -x "$V/bin/python" ] && "$V/bin/python" -m pip --version >/dev/null 2>&1; }; then
+  log "creating $V"
+  "$PY" -m venv "$V"
+fi
 stamp="$V/.scene3d_lock_sha"
 want=$(cat "$ROOT/requirements/lock.txt" | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
