@@ -11,10 +11,10 @@ call (index build, device copies) excluded; database size (MiB) and the process 
 Target of the issue: <= 2 ms per pose-restricted query at 100k views on CPU. Writes
 benchmarks/results/retrieval.md and .json (``--quick``: retrieval_quick.md/.json).
 
-``--silhouette-check``: the search as ``retrieval_node`` runs it by default instead, with the
-silhouette check (random 28x28 view silhouettes and query masks, the default
-:class:`~scene3d_ros.retrieval.SilhouetteCheck`: 64 candidates, window 90 deg) on 1k, 10k and
-100k views; writes retrieval_silhouette.md/.json.
+``--silhouette-check``: the resolution policy as ``retrieval_node`` runs it by default instead
+(:class:`~scene3d_ros.retrieval.ResolutionPolicy` with its default silhouette check: 64
+candidates, window 90 deg; random 28x28 view silhouettes and query masks, one hypothesis per
+object) on 1k, 10k and 100k views; writes retrieval_silhouette.md/.json.
 """
 
 from __future__ import annotations
@@ -31,15 +31,15 @@ from common import RESULTS, machine, wait_until_quiet
 from scene3d_ros import CATEGORIES
 from scene3d_ros.model.rotations import canonicalize_quaternion
 from scene3d_ros.paths import atomic_write_text
-from scene3d_ros.retrieval import ShapeDatabase, SilhouetteCheck
+from scene3d_ros.retrieval import ObjectQuery, ResolutionPolicy, ShapeDatabase
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 QUICK_SIZES = (1_000, 10_000)
 CHECK_SIZES = (1_000, 10_000, 100_000)
 DIM = 500
 MODELS = 100
-MAX_ANGLE_DEG = 30.0
-CHECK_MAX_ANGLE_DEG = 90.0
+MAX_ANGLE_DEG = ResolutionPolicy.max_angle_deg
+CHECK_MAX_ANGLE_DEG = ResolutionPolicy.silhouette_max_angle_deg
 GRID = 28
 
 
@@ -71,8 +71,11 @@ def bench_size(views: int, backend: str, batch: int, reps: int, check: bool = Fa
     window = CHECK_MAX_ANGLE_DEG if check else MAX_ANGLE_DEG
 
     def search(rows: slice):
-        return db.search(queries[rows], rotations[rows], max_angle_deg=window, backend=backend,
-                         masks=None if masks is None else masks[rows], check=SilhouetteCheck() if check else None)
+        if not check:
+            return db.search(queries[rows], rotations[rows], max_angle_deg=window, backend=backend)
+        objects = [ObjectQuery(None, queries[i].numpy(), rotations[i].double().numpy()[None], mask=masks[i].numpy())
+                   for i in range(rows.start, rows.stop)]
+        return ResolutionPolicy().resolve(db, objects, backend=backend)
 
     search(slice(0, 1))  # warm-up, index build
     start = time.perf_counter()

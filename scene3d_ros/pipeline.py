@@ -2,9 +2,9 @@
 
 The nodes, the demo and the benchmarks call this. Poses are in the camera optical frame (x right,
 y down, z forward), metres; quaternions (w, x, y, z) with w >= 0. Given a shape database, each
-object also gets its retrieved CAD model (or the cuboid fallback), searched with the object's
-descriptor, category and allocentric rotation as in the retrieval node, with the silhouette check
-(the object's mask against the views' silhouettes) when the database holds silhouettes.
+object also gets its retrieved CAD model (or the cuboid fallback) and its final rotation from the
+resolution policy (:class:`scene3d_ros.retrieval.ResolutionPolicy`, the one the retrieval node
+and the evaluation call), with the silhouette check when the database holds silhouettes.
 """
 
 from __future__ import annotations
@@ -19,13 +19,9 @@ from scene3d_ros import MASK_THRESHOLD
 from scene3d_ros.geometry import CameraIntrinsics, canonical_quaternion
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.model.device import resolve_device
-from scene3d_ros.model.rotations import allocentric_to_egocentric
 from scene3d_ros.paths import default_model_path
-from scene3d_ros.retrieval import ShapeDatabase, SilhouetteCheck
+from scene3d_ros.retrieval import ObjectQuery, ResolutionPolicy, ShapeDatabase
 from scene3d_ros.world.cad_library import CadLibrary
-
-DEFAULT_CHECK = SilhouetteCheck()
-"""The silhouette check's default weights (as ``retrieval_node``'s parameters)."""
 
 
 @dataclass
@@ -39,9 +35,10 @@ class DetectedObject:
     the retrieval search compares with its depth views). With retrieval: ``model_id`` the
     retrieved CAD model (``None`` for the cuboid fallback: ``fallback == "cuboid"``; ``size`` is
     then the category's median size, else the model's extents), ``retrieval_distance`` the
-    squared descriptor distance to the chosen view and ``model_quaternion`` the rotation (object ->
-    optical frame) of that view: the pose in which the model fits the image (with the silhouette
-    check, often closer to the truth than ``quaternion``). ``box_mask`` (28, 28): the mask head's
+    squared descriptor distance to the chosen view, ``model_quaternion`` the final rotation (object
+    -> optical frame) of the resolution policy: with the silhouette check the chosen view's, the
+    pose in which the model fits the image (often closer to the truth than ``quaternion``), else
+    the network's; ``confidence`` the policy's (None without the silhouette check). ``box_mask`` (28, 28): the mask head's
     probabilities over ``box`` (what the silhouette check compares).
     """
 
@@ -60,6 +57,7 @@ class DetectedObject:
     retrieval_distance: float | None = None
     box_mask: np.ndarray | None = None
     model_quaternion: np.ndarray | None = None
+    confidence: float | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -67,10 +65,9 @@ class Pipeline:
     """Runs network 1 on single images (and the shape retrieval when given a database).
     Thread-compatible, not thread-safe: one caller at a time.
 
-    ``shape_db``: retrieve a CAD model per object (pose prior ``max_angle_deg`` degrees; cuboid
-    fallback beyond the squared descriptor distance ``max_distance``, ``None`` = never), with
-    ``silhouette_check`` (``None`` = off; default on when the database holds silhouettes) in a
-    ``silhouette_max_angle_deg`` window instead. ``mask_threshold``: mask-head probability at which
+    ``shape_db``: retrieve a CAD model and the final rotation per object with ``policy`` (the
+    resolution policy, default :class:`ResolutionPolicy`'s defaults; settable at run time: assign a
+    new one, e.g. ``pipeline.policy = pipeline.policy.replace(silhouette_check=False)``). ``mask_threshold``: mask-head probability at which
     a pixel belongs to the object's ``mask`` (settable at run time). ``num_threads``: torch's
     intra-op CPU threads, set on the thread that runs each call (torch keeps the count per thread);
     0 keeps torch's default. ``intra_op_threads`` reports the count the last call ran with.
@@ -78,9 +75,8 @@ class Pipeline:
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", score_threshold: float = 0.5,
                  library: CadLibrary | None = None, max_detections: int = 100, input_size: int | None = None,
-                 shape_db: ShapeDatabase | None = None, max_angle_deg: float = 30.0,
-                 max_distance: float | None = None, silhouette_check: SilhouetteCheck | None = DEFAULT_CHECK,
-                 silhouette_max_angle_deg: float = 90.0, mask_threshold: float = MASK_THRESHOLD,
+                 shape_db: ShapeDatabase | None = None, policy: ResolutionPolicy | None = None,
+                 mask_threshold: float = MASK_THRESHOLD,
                  num_threads: int = 0) -> None:
         if int(num_threads) < 0:
             raise ValueError(f"num_threads must be >= 0 (0: torch's default), got {num_threads}")
@@ -101,10 +97,7 @@ class Pipeline:
         self.library = library or CadLibrary.load()
         self._category_sizes = self._median_sizes(self.library)
         self.shape_db = shape_db
-        self.max_angle_deg = float(max_angle_deg)
-        self.max_distance = max_distance
-        self.silhouette_check = silhouette_check
-        self.silhouette_max_angle_deg = float(silhouette_max_angle_deg)
+        self.policy = policy or ResolutionPolicy()
         if not 0.0 < mask_threshold < 1.0:
             raise ValueError(f"mask_threshold must be in (0, 1), got {mask_threshold}")
         self.mask_threshold = float(mask_threshold)
@@ -179,31 +172,21 @@ class Pipeline:
                 box_mask=result["box_masks"][i] if "box_masks" in result else None,
             ))
         if self.shape_db is not None:
-            self._retrieve(objects)
+            self._retrieve(objects, intrinsics)
         return objects
 
-    def _retrieve(self, objects: list[DetectedObject]) -> None:
-        """Fill each object's ``model_id``, ``fallback``, ``retrieval_distance`` and ``size``."""
+    def _retrieve(self, objects: list[DetectedObject], intrinsics: CameraIntrinsics) -> None:
+        """Fill each object's ``model_id``, ``fallback``, ``retrieval_distance``, ``size``,
+        ``model_quaternion`` and ``confidence`` from the resolution policy."""
         usable = [o for o in objects if o.descriptor is not None and o.allocentric_quaternion is not None]
-        if not usable:
-            return
-        checked = (self.silhouette_check is not None and self.shape_db.silhouettes is not None
-                   and all(o.box_mask is not None for o in usable))
-        results = self.shape_db.search(np.stack([o.descriptor for o in usable]).astype(np.float32),
-                                       np.stack([o.allocentric_quaternion for o in usable]).astype(np.float32),
-                                       [o.category for o in usable],
-                                       max_angle_deg=self.silhouette_max_angle_deg if checked else self.max_angle_deg,
-                                       max_distance=self.max_distance,
-                                       masks=np.stack([o.box_mask for o in usable]) if checked else None,
-                                       check=self.silhouette_check if checked else None)
-        for obj, result in zip(usable, results, strict=True):
+        queries = [ObjectQuery(o.category, o.descriptor, o.allocentric_quaternion[None], translation=o.translation,
+                               mask=o.box_mask, intrinsics=intrinsics) for o in usable]
+        for obj, result in zip(usable, self.policy.resolve(self.shape_db, queries), strict=True):
             obj.fallback, obj.retrieval_distance = result.fallback, float(result.distance)
-            if result.fallback is None and result.model_id is not None:
+            obj.model_quaternion, obj.confidence = np.asarray(result.quaternion), result.confidence
+            if result.model_id is not None:
                 obj.model_id = result.model_id
                 obj.size = np.asarray(self.library.get(result.model_id).extents, dtype=np.float64)
-                view = torch.tensor(result.rotation, dtype=torch.float64)[None]
-                t = torch.as_tensor(obj.translation, dtype=torch.float64)[None]
-                obj.model_quaternion = canonical_quaternion(allocentric_to_egocentric(view, t)[0].numpy())
 
     def warm_up(self, width: int = 320, height: int = 240) -> None:
         """One inference on a blank image, so the first real frame is not slowed by lazy set-up."""

@@ -55,7 +55,7 @@ from scene3d_ros.geometry import quaternion_to_matrix
 from scene3d_ros.mirror import mirror_quaternions, mirror_target
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.paths import default_model_path, report_path
-from scene3d_ros.retrieval import SilhouetteCheck
+from scene3d_ros.retrieval import ObjectQuery, ResolutionPolicy
 from scene3d_ros.retrieval.evaluation import ground_truth_allocentric
 from scene3d_ros.retrieval.shape_database import ShapeDatabase, ShapeDatabaseError, default_shape_db_path
 from scene3d_ros.world.cad_library import CadLibrary
@@ -64,7 +64,7 @@ from scene3d_ros.world.depth_views import object_depth_view
 MASK_GRID = 28
 ERROR_BINS_DEG = (0, 30, 60, 90, 120, 150, 180.01)
 LARGE_ERROR_DEG = 60.0
-PRIOR_WINDOW_DEG = 30.0
+PRIOR_WINDOW_DEG = ResolutionPolicy.max_angle_deg
 
 
 def box_masks(masks: torch.Tensor, boxes: torch.Tensor, grid: int = MASK_GRID) -> torch.Tensor:
@@ -104,9 +104,13 @@ def retrieval_hits(database: ShapeDatabase, library: CadLibrary, descriptors: to
                    masks: torch.Tensor | None = None) -> list[tuple[bool, bool]]:
     """(model hit, sub-type hit) per object: ``descriptors`` (N, D) searched among the views of the
     object's category within :data:`PRIOR_WINDOW_DEG` of ``rotations`` (N, 4) (allocentric); with
-    ``masks`` (N, 28, 28) the silhouette check (default weights) re-scores the candidates."""
-    results = database.search(descriptors, rotations, categories, max_angle_deg=PRIOR_WINDOW_DEG, masks=masks,
-                              check=SilhouetteCheck() if masks is not None else None)
+    ``masks`` (N, 28, 28) the resolution policy's silhouette check (default weights, same window)
+    re-scores the candidates."""
+    policy = ResolutionPolicy(max_angle_deg=PRIOR_WINDOW_DEG, silhouette_max_angle_deg=PRIOR_WINDOW_DEG,
+                              silhouette_check=masks is not None)
+    queries = [ObjectQuery(category, descriptors[i].numpy(), rotations[i].double().numpy()[None],
+                           mask=None if masks is None else masks[i].numpy()) for i, category in enumerate(categories)]
+    results = policy.resolve(database, queries)
     hits = []
     for result, truth in zip(results, model_ids, strict=True):
         same_subtype = result.model_id is not None and library.get(result.model_id).subtype == library.get(truth).subtype

@@ -6,7 +6,7 @@
         [--setting gt_boxes|detected|both] [--images N] [--shape-db FILE]
         [--output models/evaluation/silhouette_check_sweep]
 
-The silhouette check (:class:`scene3d_ros.retrieval.SilhouetteCheck`) re-scores the pose-prior
+The silhouette check of the resolution policy (:class:`scene3d_ros.retrieval.ResolutionPolicy`) re-scores the pose-prior
 candidates with ``squared descriptor distance - weight x IoU + angle_weight x angle / 180``. Its
 weights are in descriptor-distance units, so they belong to one trained network: tune them on a
 split that the reported evaluation does not use (the shipped defaults were tuned on
@@ -43,7 +43,7 @@ from scene3d_ros.data.shards import sha256_file
 from scene3d_ros.evaluation import SETTINGS, write_report
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.paths import default_model_path, report_path
-from scene3d_ros.retrieval import SilhouetteCheck
+from scene3d_ros.retrieval import ResolutionPolicy
 from scene3d_ros.retrieval.evaluation import NO_PRIOR_DEG, RetrievalEvaluator
 
 
@@ -61,13 +61,14 @@ def sweep(checkpoint: Path, data: Path, weights: list[float], angle_weights: lis
                                                silhouette_angle_weight=angle_weight, silhouette_candidates=candidates,
                                                silhouette_max_angle_deg=window),
                            checkpoint, digest, model, dataset, device, config.iou_threshold)
-    if first.check is None:
+    if not first.policy.silhouette_check:
         raise EvaluationInputError("the silhouette check cannot run with this network or shape database")
     evaluators = {combos[0]: first} | {
-        combo: RetrievalEvaluator(first.database, first.max_angle_deg, first.unseen_models, first.categories,
-                                  first.iou_threshold, device=first.device, database_path=first.database_path,
-                                  subtypes=first.subtypes, check=SilhouetteCheck(combo[0], combo[1], candidates),
-                                  check_max_angle_deg=combo[2])
+        combo: RetrievalEvaluator(first.database, first.policy.replace(silhouette_weight=combo[0],
+                                                                       silhouette_angle_weight=combo[1],
+                                                                       silhouette_max_angle_deg=combo[2]),
+                                  first.unseen_models, first.categories, first.iou_threshold, device=first.device,
+                                  database_path=first.database_path, subtypes=first.subtypes)
         for combo in combos[1:]}
     count = feed_predictions(model, dataset, settings, [e.add for e in evaluators.values()], num_images, "silhouette check sweep")
     rows, baseline = [], {}
@@ -87,7 +88,7 @@ def sweep(checkpoint: Path, data: Path, weights: list[float], angle_weights: lis
                          "acc_mean": pose["silhouette_check"]["mean_acc_pi_6"]})
     return {"checkpoint": report_path(checkpoint), "checkpoint_sha256": digest, "data": data_info["path"],
             "images": count, "settings": list(settings), "candidates": candidates,
-            "descriptor_only_window_deg": first.max_angle_deg, "baseline": baseline, "rows": rows}
+            "descriptor_only_window_deg": first.policy.max_angle_deg, "baseline": baseline, "rows": rows}
 
 
 def to_markdown(result: dict) -> str:
@@ -137,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--windows must lie in (0, {NO_PRIOR_DEG:g}] degrees, got {args.windows}")
     try:
         for weight, angle_weight in itertools.product(args.weights, args.angle_weights):
-            SilhouetteCheck(weight, angle_weight, args.candidates)
+            ResolutionPolicy(silhouette_weight=weight, silhouette_angle_weight=angle_weight,
+                             silhouette_candidates=args.candidates)
     except ValueError as exc:
         parser.error(str(exc))
     torch.set_num_threads(min(2, torch.get_num_threads()))

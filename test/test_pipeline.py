@@ -134,31 +134,31 @@ def test_thresholds_move_into_the_network_without_changing_the_kept_objects():
 def test_retrieval_with_the_silhouette_check_fits_the_model_to_the_mask(checkpoint, frame, tmp_path):
     from tiny_model import build_tiny_shape_db
 
-    from scene3d_ros.retrieval import ShapeDatabase, SilhouetteCheck
+    from scene3d_ros.retrieval import ObjectQuery, ResolutionPolicy, ShapeDatabase
 
     models = sorted({m.model_id for m in ensure_cad_library(progress=False).models})
     db = ShapeDatabase.load(build_tiny_shape_db(tmp_path / "db.pt", checkpoint, models))
-    checked = Pipeline(checkpoint, "cpu", score_threshold=0.0, shape_db=db,
-                       silhouette_check=SilhouetteCheck(weight=1e6, angle_weight=0.0))
-    plain = Pipeline(checkpoint, "cpu", score_threshold=0.0, shape_db=db, silhouette_check=None)
+    silhouette_only = ResolutionPolicy(silhouette_weight=1e6, silhouette_angle_weight=0.0)
+    checked = Pipeline(checkpoint, "cpu", score_threshold=0.0, shape_db=db, policy=silhouette_only)
+    plain = Pipeline(checkpoint, "cpu", score_threshold=0.0, shape_db=db, policy=ResolutionPolicy(silhouette_check=False))
     with_check = checked(frame.rendered.rgb, frame.scene.intrinsics)
     without = plain(frame.rendered.rgb, frame.scene.intrinsics)
     assert with_check and len(with_check) == len(without)
     for a, b in zip(with_check, without, strict=True):
         assert a.box_mask.shape == (28, 28) and 0.0 <= a.box_mask.min() and a.box_mask.max() <= 1.0
+        assert 0.0 <= a.confidence <= 1.0 and b.confidence is None
+        np.testing.assert_allclose(b.model_quaternion, b.quaternion, atol=1e-5)  # no check: the network's rotation
         for obj in (a, b):
             assert obj.model_id is not None and obj.model_quaternion[0] >= 0
             assert abs(np.linalg.norm(obj.model_quaternion) - 1.0) < 1e-6
-    # with an overwhelming silhouette weight the check picks, among its candidates, the view whose
-    # silhouette overlaps the mask most: at least as much as the descriptor-only choice
-    masks = torch.tensor(np.stack([o.box_mask for o in with_check]))
-    results = db.search(np.stack([o.descriptor for o in with_check]), np.stack([o.allocentric_quaternion
-                                                                                 for o in with_check]),
-                        [o.category for o in with_check], max_angle_deg=90.0, masks=masks,
-                        check=SilhouetteCheck(weight=1e6, angle_weight=0.0))
-    plain_views = db.search(np.stack([o.descriptor for o in without]), np.stack([o.allocentric_quaternion
-                                                                                  for o in without]),
-                            [o.category for o in without], max_angle_deg=90.0, masks=masks,
-                            check=SilhouetteCheck(weight=0.0, angle_weight=0.0))
+    # the pipeline publishes what the policy resolves; with an overwhelming silhouette weight the
+    # check picks, among its candidates, the view whose silhouette overlaps the mask most: at least
+    # as much as the descriptor-only choice
+    queries = [ObjectQuery(o.category, o.descriptor, o.allocentric_quaternion[None], translation=o.translation,
+                           mask=o.box_mask) for o in with_check]
+    results = silhouette_only.resolve(db, queries)
+    plain_views = silhouette_only.replace(silhouette_weight=0.0).resolve(db, queries)
     assert [r.model_id for r in results] == [o.model_id for o in with_check]
+    for r, o in zip(results, with_check, strict=True):
+        np.testing.assert_allclose(r.quaternion, o.model_quaternion, atol=1e-12)
     assert all(r.silhouette_iou >= p.silhouette_iou - 1e-6 for r, p in zip(results, plain_views, strict=True))

@@ -17,7 +17,7 @@ from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.evaluation import Evaluator
 from scene3d_ros.geometry import matrix_to_quaternion, viewpoint_rotation
 from scene3d_ros.model.rotations import allocentric_to_egocentric
-from scene3d_ros.retrieval import ShapeDatabase
+from scene3d_ros.retrieval import ResolutionPolicy, ShapeDatabase
 from scene3d_ros.retrieval.evaluation import RetrievalEvaluator, ground_truth_allocentric, to_markdown
 from scene3d_ros.world.scene_sampler import SceneConfig
 
@@ -45,6 +45,8 @@ def _database(views: list[tuple[str, str, np.ndarray, float]]) -> ShapeDatabase:
 
 
 # four models, each one frontal view with its own one-hot descriptor
+PLAIN = ResolutionPolicy(silhouette_check=False)
+"""The policy without the silhouette check (the hand-made databases hold no silhouettes)."""
 DB = _database([("car_a", "car", _onehot(0), 0.0), ("car_b", "car", _onehot(1), 0.0),
                 ("chair_a", "chair", _onehot(2), 0.0), ("chair_b", "chair", _onehot(3), 0.0)])
 
@@ -75,9 +77,9 @@ def _top1(summary, variant, split="all"):
 # --------------------------------------------------------------------------- Top-1 by hand
 def test_descriptors_equal_to_the_database_give_top1_one_and_shuffled_ids_zero():
     queries = [_onehot(0), _onehot(1), _onehot(2)]
-    right = RetrievalEvaluator(DB)
+    right = RetrievalEvaluator(DB, PLAIN)
     right.add("gt_boxes", _pred(queries, [CAR, CAR, CHAIR]), _gt(["car_a", "car_b", "chair_a"], [CAR, CAR, CHAIR]))
-    wrong = RetrievalEvaluator(DB)  # ground-truth ids shuffled within each category
+    wrong = RetrievalEvaluator(DB, PLAIN)  # ground-truth ids shuffled within each category
     wrong.add("gt_boxes", _pred(queries, [CAR, CAR, CHAIR]), _gt(["car_b", "car_a", "chair_b"], [CAR, CAR, CHAIR]))
     for evaluator, expected in ((right, 1.0), (wrong, 0.0)):
         summary = evaluator.summary()
@@ -91,7 +93,7 @@ def test_descriptors_equal_to_the_database_give_top1_one_and_shuffled_ids_zero()
 
 
 def test_per_category_mean_and_overall_by_hand():
-    evaluator = RetrievalEvaluator(DB)
+    evaluator = RetrievalEvaluator(DB, PLAIN)
     # cars: the first right, the second retrieves car_b (wrong); chairs: right; one more car right
     evaluator.add("gt_boxes", _pred([_onehot(0), _onehot(1), _onehot(2)], [CAR, CAR, CHAIR]),
                   _gt(["car_a", "car_a", "chair_a"], [CAR, CAR, CHAIR]))
@@ -109,7 +111,7 @@ def test_subtype_top1_counts_the_sibling_instance_of_the_same_subtype():
     # chair_b retrieves itself (both right)
     queries, labels = [_onehot(1), _onehot(3), _onehot(3)], [CAR, CHAIR, CHAIR]
     gt = _gt(["car_a", "chair_a", "chair_b"], labels)
-    with_subtypes, without = RetrievalEvaluator(DB, subtypes=subtypes), RetrievalEvaluator(DB)
+    with_subtypes, without = RetrievalEvaluator(DB, PLAIN, subtypes=subtypes), RetrievalEvaluator(DB, PLAIN)
     for evaluator in (with_subtypes, without):
         evaluator.add("gt_boxes", _pred(queries, labels), gt)
     top1 = _top1(with_subtypes.summary(), "gt_boxes/no_prior")
@@ -123,7 +125,7 @@ def test_subtype_top1_counts_the_sibling_instance_of_the_same_subtype():
 
 
 def test_detected_setting_matches_like_the_pose_evaluation_and_counts_misses_as_wrong():
-    evaluator = RetrievalEvaluator(DB)
+    evaluator = RetrievalEvaluator(DB, PLAIN)
     gt = _gt(["car_a", "car_b", "chair_a"], [CAR, CAR, CHAIR])
     # prediction 0 matches car_a (right), prediction 1 is a false positive far away, car_b and the chair are missed
     pred = _pred([_onehot(0), _onehot(3)], [CAR, CHAIR], boxes=[BOXES[0], [200, 200, 210, 210]], scores=[0.9, 0.8])
@@ -155,7 +157,7 @@ def test_pose_prior_excludes_views_beyond_the_angle_and_uses_the_allocentric_gro
     pred = _pred([_onehot(1)], [CAR], azimuths=[40.0])  # the predicted pose points at car_b's view
     results = {}
     for max_angle in (30.0, 45.0):
-        evaluator = RetrievalEvaluator(db, max_angle_deg=max_angle)
+        evaluator = RetrievalEvaluator(db, PLAIN.replace(max_angle_deg=max_angle))
         evaluator.add("gt_boxes", pred, gt)
         results[max_angle] = {k: v["overall"] for k, v in evaluator.summary()["splits"]["all"]["top1"].items()}
     assert results[30.0] == {"gt_boxes/gt_prior": 1.0, "gt_boxes/predicted_prior": 0.0, "gt_boxes/no_prior": 0.0}
@@ -167,7 +169,7 @@ def test_pose_prior_excludes_views_beyond_the_angle_and_uses_the_allocentric_gro
 
 # --------------------------------------------------------------------------- seen / unseen, report
 def test_seen_and_unseen_split_and_missing_models():
-    evaluator = RetrievalEvaluator(DB, unseen_models=["car_b", "never_there"])
+    evaluator = RetrievalEvaluator(DB, PLAIN, unseen_models=["car_b", "never_there"])
     evaluator.add("gt_boxes", _pred([_onehot(0), _onehot(1), _onehot(0)], [CAR, CAR, CAR]),
                   _gt(["car_a", "car_b", "car_z"], [CAR, CAR, CAR]))
     summary = evaluator.summary()
@@ -184,7 +186,7 @@ def test_seen_and_unseen_split_and_missing_models():
     assert "1 of 3 objects have a ground-truth model that is not in the shape database" in markdown
     assert "0.500, not met" in markdown
 
-    only_seen = RetrievalEvaluator(DB)
+    only_seen = RetrievalEvaluator(DB, PLAIN)
     only_seen.add("gt_boxes", _pred([_onehot(0)], [CAR]), _gt(["car_a"], [CAR]))
     text = to_markdown(only_seen.summary())
     assert "Unseen: no objects of unseen models in this split (no unseen models listed)." in text
@@ -194,8 +196,8 @@ def test_seen_and_unseen_split_and_missing_models():
 
 def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="max_angle_deg"):
-        RetrievalEvaluator(DB, max_angle_deg=0.0)
-    evaluator = RetrievalEvaluator(DB)
+        RetrievalEvaluator(DB, PLAIN.replace(max_angle_deg=0.0))
+    evaluator = RetrievalEvaluator(DB, PLAIN)
     with pytest.raises(ValueError, match="unknown setting"):
         evaluator.add("both", _pred([_onehot(0)], [CAR]), _gt(["car_a"], [CAR]))
     pred = _pred([_onehot(0)], [CAR])
@@ -346,14 +348,12 @@ def test_silhouette_check_sweep_matches_evaluate(setup, tmp_path):
 
 # --------------------------------------------------------------------------- the silhouette check
 def test_silhouette_variants_and_the_rotation_of_the_chosen_view_by_hand():
-    from scene3d_ros.retrieval import SilhouetteCheck
-
     wide, tall = np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.uint8)
     wide[8:20, :], tall[:, 8:20] = 255, 255
     # car_a (tall outline, azimuth 0) is the nearer descriptor; car_b (wide outline) sits at azimuth 60
     db = _database([("car_a", "car", _onehot(0), 0.0), ("car_b", "car", _onehot(0) + 0.5 * _onehot(1), 60.0)])
     db.silhouettes = torch.tensor(np.stack([tall, wide]))
-    evaluator = RetrievalEvaluator(db, check=SilhouetteCheck(weight=2.0, angle_weight=0.0), check_max_angle_deg=90.0)
+    evaluator = RetrievalEvaluator(db, ResolutionPolicy(silhouette_weight=2.0, silhouette_angle_weight=0.0))
     # the network says azimuth 20 (ground truth 60, car_b); its mask is the wide outline
     prediction = {**_pred([_onehot(0)], [CAR], azimuths=[20.0]),
                   "box_masks": torch.tensor(wide[None] / 255.0, dtype=torch.float32),
@@ -374,4 +374,4 @@ def test_silhouette_variants_and_the_rotation_of_the_chosen_view_by_hand():
     with pytest.raises(ValueError, match="box_masks"):
         evaluator.add("gt_boxes", _pred([_onehot(0)], [CAR]), _gt(["car_b"], [CAR]))
     with pytest.raises(ValueError, match="view silhouettes"):
-        RetrievalEvaluator(DB, check=SilhouetteCheck())
+        RetrievalEvaluator(DB, ResolutionPolicy())

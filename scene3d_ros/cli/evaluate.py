@@ -57,7 +57,7 @@ from scene3d_ros.evaluation import SETTINGS, Evaluator, to_markdown, write_repor
 from scene3d_ros.model import CheckpointError, Scene3DNet, build_model_from_checkpoint
 from scene3d_ros.model.device import device_description, resolve_device
 from scene3d_ros.paths import atomic_write_text, default_model_path, packaged_config_file, report_path
-from scene3d_ros.retrieval import SilhouetteCheck
+from scene3d_ros.retrieval import ResolutionPolicy
 from scene3d_ros.retrieval.evaluation import NO_PRIOR_DEG, RetrievalEvaluator
 from scene3d_ros.retrieval.evaluation import to_markdown as retrieval_to_markdown
 from scene3d_ros.retrieval.shape_database import ShapeDatabase, ShapeDatabaseError, default_shape_db_path
@@ -86,21 +86,23 @@ class RetrievalEvalConfig:
     output); ``max_angle_deg``: pose-prior window (degrees, geodesic, allocentric; 180 = no
     prior); ``unseen_models``: ids of the CAD models never seen in training (the unseen split;
     empty = those that the dataset's CAD library declares, see :func:`dataset_cad_library`);
-    ``silhouette_check``: also evaluate the silhouette check (its variants and its rotation) with
-    ``silhouette_weight``, ``silhouette_angle_weight``, ``silhouette_candidates``
-    (:class:`~scene3d_ros.retrieval.SilhouetteCheck`) and the predicted-prior window
-    ``silhouette_max_angle_deg`` (degrees); the defaults are ``retrieval_node``'s.
+    the resolution policy evaluated (:class:`~scene3d_ros.retrieval.ResolutionPolicy`, same
+    names, defaults and meaning; ``retrieval_node`` runs the same): ``max_angle_deg``,
+    ``silhouette_check`` (also evaluate the silhouette check: its variants and its rotation),
+    ``silhouette_weight``, ``silhouette_angle_weight``, ``silhouette_candidates``,
+    ``silhouette_max_angle_deg`` (degrees), ``azimuth_flips``.
     """
 
     enabled: bool | str = "auto"
     shape_db: str | None = None
-    max_angle_deg: float = 30.0
+    max_angle_deg: float = ResolutionPolicy.max_angle_deg
     unseen_models: tuple[str, ...] = ()
-    silhouette_check: bool = True
-    silhouette_weight: float = 20.0
-    silhouette_angle_weight: float = 5.0
-    silhouette_candidates: int = 64
-    silhouette_max_angle_deg: float = 90.0
+    silhouette_check: bool = ResolutionPolicy.silhouette_check
+    silhouette_weight: float = ResolutionPolicy.silhouette_weight
+    silhouette_angle_weight: float = ResolutionPolicy.silhouette_angle_weight
+    silhouette_candidates: int = ResolutionPolicy.silhouette_candidates
+    silhouette_max_angle_deg: float = ResolutionPolicy.silhouette_max_angle_deg
+    azimuth_flips: bool = ResolutionPolicy.azimuth_flips
 
     def __post_init__(self) -> None:
         if self.enabled not in RETRIEVAL_ENABLED or not isinstance(self.enabled, (bool, str)):
@@ -108,18 +110,15 @@ class RetrievalEvalConfig:
         if not 0.0 < float(self.max_angle_deg) <= NO_PRIOR_DEG:
             raise ValueError(f"max_angle_deg must be in (0, {NO_PRIOR_DEG:g}] degrees, got {self.max_angle_deg}")
         object.__setattr__(self, "unseen_models", tuple(str(m) for m in (self.unseen_models or ())))
-        if not isinstance(self.silhouette_check, bool):
-            raise ValueError(f"silhouette_check must be true or false, got {self.silhouette_check!r}")
-        if not 0.0 < float(self.silhouette_max_angle_deg) <= NO_PRIOR_DEG:
-            raise ValueError(f"silhouette_max_angle_deg must be in (0, {NO_PRIOR_DEG:g}] degrees, "
-                             f"got {self.silhouette_max_angle_deg}")
-        self.check()
+        self.policy()
 
-    def check(self) -> SilhouetteCheck | None:
-        """The configured :class:`SilhouetteCheck` (validated), or None when it is off."""
-        if not self.silhouette_check:
-            return None
-        return SilhouetteCheck(self.silhouette_weight, self.silhouette_angle_weight, self.silhouette_candidates)
+    def policy(self) -> ResolutionPolicy:
+        """The configured :class:`ResolutionPolicy` (validated)."""
+        return ResolutionPolicy(max_angle_deg=self.max_angle_deg, silhouette_check=self.silhouette_check,
+                                silhouette_max_angle_deg=self.silhouette_max_angle_deg,
+                                silhouette_weight=self.silhouette_weight,
+                                silhouette_angle_weight=self.silhouette_angle_weight,
+                                silhouette_candidates=self.silhouette_candidates, azimuth_flips=self.azimuth_flips)
 
 
 @dataclass(frozen=True)
@@ -268,15 +267,14 @@ def open_retrieval(config: RetrievalEvalConfig, checkpoint: Path, checkpoint_sha
     library = dataset_cad_library(library_root, library_checksum)
     unseen = config.unseen_models or (library.unseen_models if library is not None else ())
     subtypes = None if library is None else {m.model_id: m.subtype for m in library.models}
-    check = config.check()
-    if check is not None and not (heads.has_mask() and database.silhouettes is not None):
+    policy = config.policy()
+    if policy.silhouette_check and not (heads.has_mask() and database.silhouettes is not None):
         why = "the network has no mask head" if not heads.has_mask() else \
             f"{path} holds no view silhouettes (rebuild it with build_shape_db)"
         print(f"evaluate: warning: the silhouette check is left out: {why}", file=sys.stderr)
-        check = None
-    return RetrievalEvaluator(database, config.max_angle_deg, unseen, CATEGORIES, iou_threshold,
-                              device=device, database_path=report_path(path), subtypes=subtypes, check=check,
-                              check_max_angle_deg=config.silhouette_max_angle_deg)
+        policy = policy.replace(silhouette_check=False)
+    return RetrievalEvaluator(database, policy, unseen, CATEGORIES, iou_threshold, device=device,
+                              database_path=report_path(path), subtypes=subtypes)
 
 
 def _collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[tuple, tuple]:

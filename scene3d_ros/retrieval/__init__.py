@@ -1,11 +1,14 @@
-"""Shape retrieval: the shape database (render, embed, store) and the pose-prior search.
+"""Shape retrieval: the shape database (render, embed, store), the pose-prior search and the
+resolution policy that turns each object's hypotheses into its final pose and CAD model.
 
-Entry points: :func:`build_shape_database`, :class:`ShapeDatabase` (``load``, ``save``,
-``search``), :class:`RetrievalResult`, :class:`SilhouetteCheck`, :class:`ShapeDatabaseError`; console entry
-``build_shape_db`` (:mod:`scene3d_ros.cli.build_shape_db`).
+Entry points: :class:`ResolutionPolicy` (``resolve``: what the pipeline, ``retrieval_node`` and the
+evaluation call), :class:`ObjectQuery`, :class:`Resolution`; :func:`build_shape_database`,
+:class:`ShapeDatabase` (``load``, ``save``, ``search``, ``candidates``), :class:`RetrievalResult`,
+:class:`ShapeDatabaseError`; console entry ``build_shape_db`` (:mod:`scene3d_ros.cli.build_shape_db`).
 """
 
-from scene3d_ros.retrieval.search import FALLBACK_CUBOID, RetrievalResult, SilhouetteCheck
+from scene3d_ros.retrieval.resolution import ObjectQuery, Resolution, ResolutionPolicy
+from scene3d_ros.retrieval.search import FALLBACK_CUBOID, RetrievalResult, ViewCandidates
 from scene3d_ros.retrieval.shape_database import (
     ShapeDatabase,
     ShapeDatabaseError,
@@ -16,6 +19,7 @@ from scene3d_ros.retrieval.shape_database import (
 )
 
 __all__ = [
-    "FALLBACK_CUBOID", "RetrievalResult", "ShapeDatabase", "ShapeDatabaseError", "SilhouetteCheck", "ViewGrid",
-    "build_shape_database", "default_shape_db_path", "manifest_path",
+    "FALLBACK_CUBOID", "ObjectQuery", "Resolution", "ResolutionPolicy", "RetrievalResult", "ShapeDatabase",
+    "ShapeDatabaseError", "ViewCandidates", "ViewGrid", "build_shape_database", "default_shape_db_path",
+    "manifest_path",
 ]

@@ -19,13 +19,18 @@ Variants (:data:`VARIANTS`), per setting of :mod:`scene3d_ros.evaluation`:
   :func:`scene3d_ros.evaluation.pair_predictions` (the pose evaluation's matching), searched with
   ``predicted_prior`` (end to end, what ``retrieval_node`` does) or ``no_prior``.
 
-With a :class:`~scene3d_ros.retrieval.search.SilhouetteCheck` (``check``; the predictions must
-carry ``box_masks`` and the database silhouettes) three more variants run the silhouette check:
-``gt_boxes/gt_prior+silhouette`` (window ``max_angle_deg``), ``gt_boxes/predicted_prior+silhouette``
-and ``detected/predicted_prior+silhouette`` (window ``check_max_angle_deg``, wider: the check
-weighs the angle itself). The rotation of the view that the check chooses is a pose estimate: for
-every paired object the report also gives its symmetry-aware error (egocentric, converted with
-the predicted translation) next to the network's own (``pose_refinement``: MedErr, Acc_pi/6).
+Every variant resolves its objects with the **resolution policy**
+(:class:`~scene3d_ros.retrieval.resolution.ResolutionPolicy`, what ``Pipeline`` and
+``retrieval_node`` call) given to the evaluator, the variant changing only the hypothesis (ground
+truth or predicted rotation) or the policy's switches (:meth:`RetrievalVariant.policy`): the
+descriptor-only variants run it with ``silhouette_check`` off, ``no_prior`` also with a 180-degree
+window. With the policy's silhouette check on (the predictions must carry ``box_masks`` and the
+database silhouettes) three more variants run it: ``gt_boxes/gt_prior+silhouette`` (window
+``max_angle_deg`` around the ground truth), ``gt_boxes/predicted_prior+silhouette`` and
+``detected/predicted_prior+silhouette`` (the policy as it ships: window ``silhouette_max_angle_deg``,
+wider: the check weighs the angle itself). The policy's final rotation is a pose estimate: for
+every paired object the report also gives its symmetry-aware error (egocentric, with the
+predicted translation) next to the network's own (``pose_refinement``: MedErr, Acc_pi/6).
 
 The pose prior: :meth:`ShapeDatabase.search` compares **allocentric** rotations (object ->
 camera optical frame relative to the viewing ray through the object, the rotation a depth view
@@ -64,6 +69,7 @@ the extra ids as ``unseen_models``; ``evaluate`` takes that list when its own is
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +87,8 @@ from scene3d_ros.evaluation import (
     rotation_errors_deg,
     share_below,
 )
-from scene3d_ros.model.rotations import allocentric_to_egocentric, canonicalize_quaternion, egocentric_to_allocentric
-from scene3d_ros.retrieval.search import SilhouetteCheck
+from scene3d_ros.model.rotations import canonicalize_quaternion, egocentric_to_allocentric
+from scene3d_ros.retrieval.resolution import OPTICAL_AXIS, ObjectQuery, Resolution, ResolutionPolicy
 from scene3d_ros.retrieval.shape_database import ShapeDatabase
 
 NO_PRIOR_DEG = 180.0
@@ -110,6 +116,17 @@ class RetrievalVariant:
     prior: str
     title: str
     silhouette: bool = False
+
+    def policy(self, base: ResolutionPolicy) -> ResolutionPolicy:
+        """The resolution policy this variant runs: ``base`` (the evaluated one) without the
+        silhouette check for the descriptor-only variants (and a 180-degree window without a
+        prior); with the check and the ground-truth prior, the check's window is ``max_angle_deg``."""
+        if not self.silhouette:
+            window = NO_PRIOR_DEG if self.prior == "none" else base.max_angle_deg
+            return base.replace(silhouette_check=False, max_angle_deg=window)
+        if self.prior == "ground_truth":
+            return base.replace(silhouette_max_angle_deg=base.max_angle_deg)
+        return base
 
 
 VARIANTS = (
@@ -179,60 +196,49 @@ class RetrievalEvaluator:
     """Accumulates Top-1 retrieval outcomes per image and setting; :meth:`summary` gives the metrics.
 
     ``database``: the shape database (its descriptors must come from the evaluated network);
-    ``max_angle_deg``: the pose-prior window (degrees, as ``retrieval_node``'s parameter);
-    ``unseen_models``: model ids never seen in training; ``iou_threshold``: detection matching
-    (as the pose :class:`~scene3d_ros.evaluation.Evaluator`); ``device``: where the torch search runs;
-    ``database_path``: the database's file, for the report; ``subtypes``: model id -> sub-type
-    (the CAD library's), which adds the sub-type Top-1 to the summary; ``check``: run the
-    silhouette variants (module doc) with these weights, ``check_max_angle_deg`` their window
-    with the predicted prior (degrees).
+    ``policy``: the resolution policy evaluated (default: :class:`ResolutionPolicy`'s defaults,
+    what ``retrieval_node`` runs); with its silhouette check on, the silhouette variants (module
+    doc) run too. ``unseen_models``: model ids never seen in training; ``iou_threshold``:
+    detection matching (as the pose :class:`~scene3d_ros.evaluation.Evaluator`); ``device``: where
+    the torch search runs; ``database_path``: the database's file, for the report; ``subtypes``:
+    model id -> sub-type (the CAD library's), which adds the sub-type Top-1 to the summary.
     """
 
-    def __init__(self, database: ShapeDatabase, max_angle_deg: float = 30.0, unseen_models: Iterable[str] = (),
-                 categories: Sequence[str] = CATEGORIES, iou_threshold: float = 0.5,
-                 device: str | torch.device | None = None, database_path: str | Path | None = None,
-                 subtypes: Mapping[str, str] | None = None, check: SilhouetteCheck | None = None,
-                 check_max_angle_deg: float = 90.0) -> None:
-        for name, value in (("max_angle_deg", max_angle_deg), ("check_max_angle_deg", check_max_angle_deg)):
-            if not 0.0 < float(value) <= NO_PRIOR_DEG:
-                raise ValueError(f"{name} must be in (0, {NO_PRIOR_DEG}] degrees, got {value}")
-        if check is not None and database.silhouettes is None:
+    def __init__(self, database: ShapeDatabase, policy: ResolutionPolicy | None = None,
+                 unseen_models: Iterable[str] = (), categories: Sequence[str] = CATEGORIES,
+                 iou_threshold: float = 0.5, device: str | torch.device | None = None,
+                 database_path: str | Path | None = None, subtypes: Mapping[str, str] | None = None) -> None:
+        policy = policy or ResolutionPolicy()
+        if policy.silhouette_check and database.silhouettes is None:
             raise ValueError("the silhouette check needs a shape database with view silhouettes (rebuild it with "
-                             "build_shape_db)")
+                             "build_shape_db), or switch it off (silhouette_check: false)")
         self.database = database
-        self.max_angle_deg = float(max_angle_deg)
+        self.policy = policy
         self.unseen_models = frozenset(str(m) for m in unseen_models)
         self.categories = tuple(categories)
         self.iou_threshold = float(iou_threshold)
         self.device = device
         self.database_path = None if database_path is None else str(database_path)
         self.subtypes = None if subtypes is None else {str(k): str(v) for k, v in subtypes.items()}
-        self.check = check
-        self.check_max_angle_deg = float(check_max_angle_deg)
-        self.variants = VARIANTS + (SILHOUETTE_VARIANTS if check is not None else ())
+        self.variants = VARIANTS + (SILHOUETTE_VARIANTS if policy.silhouette_check else ())
         self.objects: dict[str, list[RetrievedObject]] = {}
         self.pose_errors: dict[str, list[tuple[int, float, float]]] = {}
         self.num_images: dict[str, int] = {}
         self._in_database = frozenset(database.model_ids)
 
-    def _search(self, descriptors: torch.Tensor, rotations: torch.Tensor, categories: list[str],
-                max_angle_deg: float, masks: torch.Tensor | None = None) -> list:
-        """The search results (``RetrievalResult``), with the silhouette check when ``masks`` are given."""
-        if descriptors.shape[0] == 0:
-            return []
-        return self.database.search(descriptors, rotations, categories, max_angle_deg=max_angle_deg,
-                                    device=self.device, masks=masks, check=self.check if masks is not None else None)
+    def _resolve(self, policy: ResolutionPolicy, queries: list[ObjectQuery]) -> list[Resolution]:
+        return policy.resolve(self.database, queries, device=self.device)
 
     def add(self, setting: str, prediction: Mapping[str, Any], gt: Mapping[str, Any]) -> list[str | None]:
         """Add one image of ``setting`` (``"gt_boxes"`` or ``"detected"``).
 
         ``prediction``: network 1's output dict (``labels``, ``boxes``, ``scores``, ``descriptors``
-        (N, D), ``allocentric_quaternions`` (N, 4)); ``gt``: the target (``labels``, ``boxes``,
+        (N, D), ``allocentric_quaternions`` (N, 4), ``translations`` (N, 3) metres and, for the
+        silhouette check, ``box_masks`` (N, G, G)); ``gt``: the target (``labels``, ``boxes``,
         ``quaternions``, optional ``translations`` and ``model_ids``). Returns the model id that
-        the predicted pose prior retrieves for **every** prediction (None = cuboid), ready to be
-        the prediction's ``model_ids`` for the pose :class:`~scene3d_ros.evaluation.Evaluator`:
-        with the silhouette check when it runs (what ``retrieval_node`` publishes), which then
-        also needs the predictions' ``box_masks`` (N, G, G), ``quaternions`` and ``translations``.
+        the evaluated policy retrieves for **every** prediction (None = cuboid), ready to be the
+        prediction's ``model_ids`` for the pose :class:`~scene3d_ros.evaluation.Evaluator`: what
+        ``retrieval_node`` publishes.
         """
         if setting not in SETTINGS:
             raise ValueError(f"unknown setting {setting!r}, expected one of {SETTINGS}")
@@ -246,41 +252,25 @@ class RetrievalEvaluator:
         gt_ids = [None if m is None or m == "" else str(m) for m in (gt.get("model_ids") or [None] * len(gt_labels))]
         if len(gt_ids) != len(gt_labels):
             raise ValueError(f"ground truth has {len(gt_ids)} model ids for {len(gt_labels)} objects")
-        n = len(pred_labels)
-        if n and ("descriptors" not in prediction or "allocentric_quaternions" not in prediction):
-            raise ValueError("retrieval needs the predictions' 'descriptors' and 'allocentric_quaternions' "
-                             "(a network with descriptor and rotation heads)")
-        descriptors = _tensor(prediction["descriptors"]).reshape(n, -1) if n else torch.zeros(0, 0)
-        rotations = _tensor(prediction["allocentric_quaternions"]).reshape(n, 4) if n else torch.zeros(0, 4)
-        categories = [self.categories[label - 1] for label in pred_labels]
-        predicted = _ids(self._search(descriptors, rotations, categories, self.max_angle_deg))
-        masks, checked = None, []
-        if self.check is not None:
-            if n and any(k not in prediction for k in ("box_masks", "quaternions", "translations")):
-                raise ValueError("the silhouette check needs the predictions' 'box_masks', 'quaternions' and "
-                                 "'translations'")
-            masks = _tensor(prediction["box_masks"]) if n else None
-            checked = self._search(descriptors, rotations, categories, self.check_max_angle_deg, masks)
+        queries = self._queries(prediction, pred_labels)
+        shipped = self._resolve(self.policy, queries)  # what the nodes publish
 
         p_idx = [i for i, _ in pairs]
         g_idx = [j for _, j in pairs]
-        paired_categories = [categories[i] for i in p_idx]
+        gt_prior = ground_truth_allocentric(gt)[g_idx].double().numpy() if g_idx else np.zeros((0, 4))
         retrieved: dict[str, list[str | None]] = {}
         for variant in (v for v in self.variants if v.setting == setting):
-            if variant.prior == "predicted":
-                retrieved[variant.key] = [(_ids(checked) if variant.silhouette else predicted)[i] for i in p_idx]
-            elif variant.prior == "none":
-                retrieved[variant.key] = _ids(self._search(descriptors[p_idx], rotations[p_idx], paired_categories,
-                                                           NO_PRIOR_DEG))
+            policy = variant.policy(self.policy)
+            if variant.prior == "ground_truth":
+                paired = [dataclasses.replace(queries[i], hypotheses=gt_prior[k][None], probabilities=None)
+                          for k, i in enumerate(p_idx)]
             else:
-                prior = ground_truth_allocentric(gt)[g_idx] if g_idx else torch.zeros(0, 4)
-                retrieved[variant.key] = _ids(self._search(
-                    descriptors[p_idx], prior, paired_categories, self.max_angle_deg,
-                    masks[p_idx] if variant.silhouette and masks is not None else None))
-        if self.check is not None and n:
-            if pairs:
-                self._add_pose_errors(setting, prediction, gt, checked, p_idx, g_idx)
-            predicted = _ids(checked)
+                paired = [queries[i] for i in p_idx]
+            results = [shipped[i] for i in p_idx] if policy == self.policy and variant.prior == "predicted" \
+                else self._resolve(policy, paired)
+            retrieved[variant.key] = [r.model_id for r in results]
+        if self.policy.silhouette_check and pairs:
+            self._add_pose_errors(setting, prediction, gt, shipped, p_idx, g_idx)
         by_gt = {j: {key: ids[k] for key, ids in retrieved.items()} for k, j in enumerate(g_idx)}
         objects = self.objects.setdefault(setting, [])
         for j, (label, model_id) in enumerate(zip(gt_labels, gt_ids, strict=True)):
@@ -288,30 +278,48 @@ class RetrievalEvaluator:
                                            in_database=model_id in self._in_database,
                                            retrieved=by_gt.get(j, dict.fromkeys(retrieved))))
         self.num_images[setting] = self.num_images.get(setting, 0) + 1
-        return predicted
+        return [r.model_id for r in shipped]
 
-    def _add_pose_errors(self, setting: str, prediction: Mapping[str, Any], gt: Mapping[str, Any], checked: list,
-                         p_idx: list[int], g_idx: list[int]) -> None:
-        """Rotation errors (degrees, symmetry-aware, egocentric) of the network and of the view the
-        silhouette check chose, per paired object."""
+    def _queries(self, prediction: Mapping[str, Any], labels: list[int]) -> list[ObjectQuery]:
+        """One :class:`ObjectQuery` per prediction: its category, descriptor, allocentric rotation
+        (the one hypothesis), translation and, for the silhouette check, box mask."""
+        n = len(labels)
+        if not n:
+            return []
+        if "descriptors" not in prediction or "allocentric_quaternions" not in prediction:
+            raise ValueError("retrieval needs the predictions' 'descriptors' and 'allocentric_quaternions' "
+                             "(a network with descriptor and rotation heads)")
+        if self.policy.silhouette_check and any(k not in prediction for k in ("box_masks", "quaternions",
+                                                                              "translations")):
+            raise ValueError("the silhouette check needs the predictions' 'box_masks', 'quaternions' and "
+                             "'translations'")
+        descriptors = _tensor(prediction["descriptors"]).reshape(n, -1).numpy()
+        rotations = _tensor(prediction["allocentric_quaternions"]).reshape(n, 4).double().numpy()
+        translations = (_tensor(prediction["translations"]).reshape(n, 3).double().numpy()
+                        if "translations" in prediction else np.tile(OPTICAL_AXIS, (n, 1)))
+        masks = _tensor(prediction["box_masks"]).numpy() if "box_masks" in prediction else [None] * n
+        return [ObjectQuery(self.categories[label - 1], descriptors[i], rotations[i][None], translation=translations[i],
+                            mask=masks[i]) for i, label in enumerate(labels)]
+
+    def _add_pose_errors(self, setting: str, prediction: Mapping[str, Any], gt: Mapping[str, Any],
+                         shipped: list[Resolution], p_idx: list[int], g_idx: list[int]) -> None:
+        """Rotation errors (degrees, symmetry-aware, egocentric) of the network and of the
+        policy's final rotation, per paired object."""
         q_net = _tensor(prediction["quaternions"]).reshape(-1, 4)[p_idx].double()
-        t_pred = _tensor(prediction["translations"]).reshape(-1, 3)[p_idx].double()
-        has_view = torch.tensor([checked[i].rotation is not None for i in p_idx])
-        chosen = torch.tensor([checked[i].rotation or (1.0, 0.0, 0.0, 0.0) for i in p_idx], dtype=torch.float64)
-        q_checked = torch.where(has_view[:, None], allocentric_to_egocentric(chosen, t_pred), q_net)
+        q_final = np.array([shipped[i].quaternion for i in p_idx], dtype=np.float64)
         q_gt = _tensor(gt["quaternions"]).reshape(-1, 4)[g_idx].double()
         symmetries = gt.get("symmetries")
         symmetries = None if symmetries is None else [symmetries[j] for j in g_idx]
         labels = _tensor(gt["labels"]).long().reshape(-1)[g_idx].tolist()
         net = rotation_errors_deg(q_net.numpy(), q_gt.numpy(), symmetries)
-        refined = rotation_errors_deg(q_checked.numpy(), q_gt.numpy(), symmetries)
+        final = rotation_errors_deg(q_final, q_gt.numpy(), symmetries)
         self.pose_errors.setdefault(setting, []).extend(
-            (int(label), float(a), float(b)) for label, a, b in zip(labels, net, refined, strict=True))
+            (int(label), float(a), float(b)) for label, a, b in zip(labels, net, final, strict=True))
 
     def _pose_summary(self) -> dict[str, Any] | None:
         """Per setting and method (``network``, ``silhouette_check``): MedErr and Acc_pi/6 per
         category, their means over categories, and the object count (None without the check)."""
-        if self.check is None:
+        if not self.policy.silhouette_check:
             return None
         out: dict[str, Any] = {}
         for setting in self.objects:
@@ -358,7 +366,7 @@ class RetrievalEvaluator:
         return {
             "definition": DEFINITION,
             "subtype_definition": SUBTYPE_DEFINITION if self.subtypes is not None else None,
-            "max_angle_deg": self.max_angle_deg,
+            "max_angle_deg": self.policy.max_angle_deg,
             "no_prior_deg": NO_PRIOR_DEG,
             "iou_threshold": self.iou_threshold,
             "categories": list(self.categories),
@@ -369,9 +377,10 @@ class RetrievalEvaluator:
                          "checkpoint_sha256": self.database.checkpoint_sha256},
             "variants": [{"key": v.key, "setting": v.setting, "prior": v.prior, "title": v.title,
                           "silhouette": v.silhouette} for v in variants],
-            "silhouette_check": None if self.check is None else {
-                "weight": self.check.weight, "angle_weight": self.check.angle_weight,
-                "candidates": self.check.candidates, "max_angle_deg": self.check_max_angle_deg},
+            "policy": dataclasses.asdict(self.policy),
+            "silhouette_check": None if not self.policy.silhouette_check else {
+                "weight": self.policy.silhouette_weight, "angle_weight": self.policy.silhouette_angle_weight,
+                "candidates": self.policy.silhouette_candidates, "max_angle_deg": self.policy.silhouette_max_angle_deg},
             "pose_refinement": self._pose_summary(),
             "splits": splits,
             "target": {"variant": TARGET_VARIANT, "split": "seen", "metric": "mean", "min": TOP1_TARGET,

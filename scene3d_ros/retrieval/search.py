@@ -15,27 +15,13 @@ an ``IDSelectorBatch`` of the allowed views per query (distances to those views 
 all views and filtering top-k candidates was ~75x slower at 100k views, the filter keeping
 ~0.75 % of them at 30 degrees).
 
-**Silhouette check** (:class:`SilhouetteCheck`, when the caller has each object's box-relative
-mask, e.g. ``box_masks`` of network 1, and the database stores view silhouettes): the
-``candidates`` allowed views nearest in descriptor space are re-scored with
-
-    score = d - weight * IoU(mask, silhouette) + angle_weight * angle / 180
-
-(``d`` squared L2 descriptor distance, IoU the soft IoU ``sum(min) / sum(max)`` of the mask
-probabilities and the view's silhouette, ``angle`` the view's geodesic angle in degrees from the
-predicted rotation) and the lowest score wins. The outline of the object in the image thus
-chooses among views (and models) that the descriptor alone finds about equally close, and the
-winning view's rotation is a pose estimate in its own right (``RetrievalResult.rotation``): with a
-wide window (90 degrees) it corrects many of the network's azimuth errors (recorded in
-``models/evaluation``). The weights are in squared-descriptor-distance units, so they belong to a
-trained network; ``scripts/silhouette_check_sweep.py`` tunes them on a split that the report does
-not use (the defaults, weight 20, angle_weight 5, window 90 deg, on a seed-2 split for the shipped
-model: ``models/evaluation/silhouette_check_sweep.md``).
+**Candidates** (:func:`candidates_torch`, :meth:`ShapeDatabase.candidates`): the ``k`` allowed
+views nearest in descriptor space, which :mod:`scene3d_ros.retrieval.resolution` (the resolution
+policy) re-scores with each object's mask; :func:`search_torch` is ``k = 1``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,23 +47,21 @@ _DENSE_BUDGET = 1 << 24
 
 
 @dataclass(frozen=True)
-class SilhouetteCheck:
-    """Weights of the silhouette check (module doc): ``weight`` per unit of silhouette IoU and
-    ``angle_weight`` per 180 degrees between the view and the predicted rotation, both in squared
-    descriptor distance units (>= 0); ``candidates``: how many of the nearest allowed views
-    (descriptor distance) are re-scored (>= 1)."""
+class ViewCandidates:
+    """The ``k`` allowed views nearest in descriptor distance for each of N queries
+    (:meth:`ShapeDatabase.candidates`), ascending in distance.
 
-    weight: float = 20.0
-    angle_weight: float = 5.0
-    candidates: int = 64
+    ``index`` (N, k) int64 rows into the database, -1 where fewer views were allowed;
+    ``distance`` (N, k) float32 squared L2 descriptor distances, inf there; ``window_deg`` (N,)
+    the pose window searched (degrees; wider than asked when no view lay within it; nan when the
+    query's category has no view); ``angle_deg`` (N, k) geodesic angle (degrees) between each
+    view and the query rotation (symmetry-aware for continuously symmetric models), nan where no view.
+    """
 
-    def __post_init__(self) -> None:
-        for name in ("weight", "angle_weight"):
-            value = float(getattr(self, name))
-            if not (math.isfinite(value) and value >= 0.0):
-                raise ValueError(f"silhouette check {name} must be a finite number >= 0, got {getattr(self, name)}")
-        if isinstance(self.candidates, bool) or int(self.candidates) != self.candidates or int(self.candidates) < 1:
-            raise ValueError(f"silhouette check candidates must be an integer >= 1, got {self.candidates}")
+    index: Tensor
+    distance: Tensor
+    window_deg: Tensor
+    angle_deg: Tensor
 
 
 @dataclass(frozen=True)
@@ -93,8 +77,7 @@ class RetrievalResult:
     ``fallback``: ``"cuboid"`` when the query's category has no model in the database or the
     best distance exceeds ``max_distance``; else ``None``. ``rotation``: the chosen view's
     allocentric rotation (w, x, y, z), for continuously symmetric models turned about +z to the
-    query's azimuth (``None`` when no view was chosen). ``silhouette_iou``: the soft IoU of the
-    query's mask with the view's silhouette when the silhouette check ran, else ``None``.
+    query's azimuth (``None`` when no view was chosen).
     """
 
     model_id: str | None
@@ -105,7 +88,6 @@ class RetrievalResult:
     widened_to_deg: float | None = None
     fallback: str | None = None
     rotation: tuple[float, float, float, float] | None = None
-    silhouette_iou: float | None = None
 
 
 def query_rotations(rotations: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
@@ -292,23 +274,6 @@ def candidates_torch(queries: Tensor, query_q: Tensor, query_r: Tensor, query_ca
         dist[sl], window[sl] = d, win
         cos_half[sl] = torch.where(found, c.gather(1, idx), torch.zeros_like(d))
     return index, dist, window, cos_half
-
-
-def soft_iou(masks: Tensor, silhouettes: Tensor) -> Tensor:
-    """Soft IoU ``sum(min) / sum(max)`` of masks ``(N, G, G)`` with candidate silhouettes
-    ``(N, K, G, G)``, values in [0, 1]: ``(N, K)``; 0 where both are empty."""
-    a = masks[:, None].float()
-    b = silhouettes.float()
-    union = torch.maximum(a, b).sum(dim=(2, 3))
-    return torch.minimum(a, b).sum(dim=(2, 3)) / union.clamp_min(1e-6)
-
-
-def silhouette_choice(distances: Tensor, ious: Tensor, angles_deg: Tensor, check: SilhouetteCheck) -> Tensor:
-    """Column ``(N,)`` of the best-scoring candidate (module doc); ``distances`` (N, K) squared
-    L2, inf for padding (never chosen unless a row has no candidate); ``ious``, ``angles_deg`` (N, K)."""
-    score = distances - float(check.weight) * ious + float(check.angle_weight) * angles_deg / 180.0
-    score = torch.where(torch.isfinite(distances), score, torch.tensor(float("inf"), device=score.device))
-    return score.argmin(dim=1)
 
 
 def align_azimuth(view_r: Tensor, query_r: Tensor) -> Tensor:

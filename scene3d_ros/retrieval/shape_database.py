@@ -19,8 +19,8 @@ File format (one ``torch.save`` of plain tensors/lists/dicts, read with
     descriptors         (V, D) float32 or float16
     model_index         (V,) int64, row into model_ids
     view_quaternions    (V, 4) float32, allocentric, w >= 0
-    silhouettes         (V, G, G) uint8 (0..255) view silhouettes for the silhouette check
-                        (world.depth_views.view_silhouette, G = 28), or None
+    silhouettes         (V, G, G) uint8 (0..255) view silhouettes for the resolution policy's
+                        silhouette check (world.depth_views.view_silhouette, G = 28), or None
     model_ids           list[str] (M), categories list[str] (M), symmetries list[str] (M)
     library_checksum    CadLibrary.checksum of the library rendered
     checkpoint_sha256   sha256 of the checkpoint whose network 2 embedded the views
@@ -53,7 +53,7 @@ from scene3d_ros.paths import atomic_write_bytes, atomic_write_text, data_dir
 from scene3d_ros.retrieval.search import (
     FALLBACK_CUBOID,
     RetrievalResult,
-    SilhouetteCheck,
+    ViewCandidates,
     align_azimuth,
     angle_from_cos_half,
     candidates_torch,
@@ -64,8 +64,6 @@ from scene3d_ros.retrieval.search import (
     query_rotations,
     search_faiss,
     search_torch,
-    silhouette_choice,
-    soft_iou,
 )
 
 DB_FORMAT = "scene3d_ros.shape_database"
@@ -301,8 +299,7 @@ class ShapeDatabase:
     def search(self, descriptors: Tensor | np.ndarray, rotations: Tensor | np.ndarray,
                categories: Sequence[str | None] | None = None, max_angle_deg: float = 30.0,
                backend: str = "torch", max_distance: float | None = None,
-               device: str | torch.device | None = None, masks: Tensor | np.ndarray | None = None,
-               check: SilhouetteCheck | None = None) -> list[RetrievalResult]:
+               device: str | torch.device | None = None) -> list[RetrievalResult]:
         """Retrieve the CAD model for each of N objects (see :mod:`scene3d_ros.retrieval.search`).
 
         ``descriptors`` (N, D): network 1's object descriptors; ``rotations``: the objects'
@@ -314,14 +311,79 @@ class ShapeDatabase:
         distance the result is the cuboid fallback, as it is for a category without models.
         ``backend``: ``"torch"`` (on ``device``: CPU by default, or CUDA; the database is copied
         there once and cached) or ``"faiss"`` (exact ``IndexFlatL2`` built on first use, CPU); both
-        give the same results.
-
-        ``masks`` (N, G, G): each object's mask probabilities over its box (network 1's
-        ``box_masks``, G = the database's silhouette grid): runs the silhouette check
-        (:class:`SilhouetteCheck`, ``check`` or its defaults) among the allowed views, so the
-        result may be a view farther in descriptor space whose silhouette fits the mask; needs a
-        database with silhouettes. Every result carries the chosen view's ``rotation``.
+        give the same results. Every result carries the chosen view's (allocentric) ``rotation``.
+        The resolution policy (:mod:`scene3d_ros.retrieval.resolution`) builds on
+        :meth:`candidates` instead.
         """
+        queries, query_q, query_r, query_cat, categories = self._queries(descriptors, rotations, categories,
+                                                                         max_angle_deg, backend)
+        if queries.shape[0] == 0:
+            return []
+        dev = self._device(device, backend)
+        t = self._tensors(dev)
+        qq, qr, qc = query_q.to(dev), query_r.to(dev), query_cat.to(dev)
+        queries = queries.to(dev)
+        if backend == "torch":
+            index, dist, window, chosen_c = search_torch(queries, qq, qr, qc, max_angle_deg, t["descriptors"],
+                                                         t["sq_norms"], t["view_q"], t["view_r"],
+                                                         t["continuous"], t["view_cat"])
+            index, dist, window = index.cpu().numpy(), dist.cpu().numpy(), window.cpu().numpy()
+            chosen_c = chosen_c.cpu()
+        else:
+            index, dist, window, chosen_c = self._search_faiss(queries, qq, qr, qc, max_angle_deg, t)
+        return self._results(index, dist, window, chosen_c, max_angle_deg, max_distance, categories, qr.cpu())
+
+    def candidates(self, descriptors: Tensor | np.ndarray, rotations: Tensor | np.ndarray,
+                   categories: Sequence[str | None] | None, max_angle_deg: float, k: int,
+                   backend: str = "torch", device: str | torch.device | None = None) -> ViewCandidates:
+        """The ``k`` views nearest in descriptor distance among those :meth:`search` allows each
+        query (same arguments; the window is widened the same way), on the CPU: what the
+        resolution policy (:mod:`scene3d_ros.retrieval.resolution`) scores."""
+        if int(k) < 1:
+            raise ValueError(f"k must be >= 1 candidate, got {k}")
+        queries, query_q, query_r, query_cat, _ = self._queries(descriptors, rotations, categories, max_angle_deg,
+                                                                backend)
+        n = queries.shape[0]
+        if n == 0 or len(self) == 0:
+            width = max(1, min(int(k), len(self))) if len(self) else 1
+            return ViewCandidates(torch.full((n, width), -1, dtype=torch.long), torch.full((n, width), float("inf")),
+                                  torch.full((n,), float("nan")), torch.full((n, width), float("nan")))
+        dev = self._device(device, backend)
+        t = self._tensors(dev)
+        qq, qr, qc = query_q.to(dev), query_r.to(dev), query_cat.to(dev)
+        if backend == "torch":
+            idx, dist, window, cos_half = candidates_torch(queries.to(dev), qq, qr, qc, max_angle_deg, int(k),
+                                                           t["descriptors"], t["sq_norms"], t["view_q"], t["view_r"],
+                                                           t["continuous"], t["view_cat"])
+        else:
+            idx_np, dist_np, window_np, cos_half = self._search_faiss(queries, qq, qr, qc, max_angle_deg, t, k=int(k))
+            idx, dist, window = torch.from_numpy(idx_np), torch.from_numpy(dist_np), torch.from_numpy(window_np)
+        idx, angles = idx.cpu(), angle_from_cos_half(cos_half.cpu())
+        return ViewCandidates(idx, dist.cpu(), window.cpu(), torch.where(idx >= 0, angles, float("nan")))
+
+    def view_silhouettes(self, index: Tensor) -> Tensor:
+        """Silhouettes ``index.shape + (G, G)`` float32 in [0, 1] of the views ``index`` (int64,
+        any shape; -1 gives view 0's, for padding the caller masks out). ValueError when the
+        database holds none (built before silhouettes existed)."""
+        if self.silhouettes is None:
+            raise ValueError("this shape database has no view silhouettes, so it cannot run the silhouette check; "
+                             + rebuild_hint())
+        return self.silhouettes[index.clamp_min(0)].float() / 255.0
+
+    @property
+    def silhouette_grid(self) -> int | None:
+        """Side G (cells) of the view silhouettes, or None when the database holds none."""
+        return None if self.silhouettes is None else int(self.silhouettes.shape[1])
+
+    def _device(self, device: str | torch.device | None, backend: str) -> torch.device:
+        """Where a search runs: ``device`` (default CPU); FAISS always on the CPU."""
+        return torch.device("cpu") if backend == "faiss" or device is None else torch.device(device)
+
+    def _queries(self, descriptors: Tensor | np.ndarray, rotations: Tensor | np.ndarray,
+                 categories: Sequence[str | None] | None, max_angle_deg: float, backend: str
+                 ) -> tuple[Tensor, Tensor, Tensor, Tensor, list[str | None]]:
+        """Validated search inputs: descriptors (N, D) float32, canonical query quaternions and
+        matrices, category indices (-1 any, -2 a category without models) and the categories."""
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if not (math.isfinite(max_angle_deg) and max_angle_deg > 0.0):
@@ -344,67 +406,10 @@ class ShapeDatabase:
         # -2: a category without any model in the database (cuboid), -1: any category
         query_cat = torch.tensor([-1 if c is None else (CATEGORIES.index(c) if c in present else -2)
                                   for c in categories], dtype=torch.long)
-        if n == 0:
-            return []
-
-        dev = torch.device(device) if device is not None else torch.device("cpu")
-        if backend == "faiss":
-            dev = torch.device("cpu")
-        t = self._tensors(dev)
-        queries = queries.to(device=dev, dtype=torch.float32)
+        queries = queries.to(torch.float32)
         if not torch.isfinite(queries).all():
             raise ValueError("descriptors must be finite")
-        qq, qr, qc = query_q.to(dev), query_r.to(dev), query_cat.to(dev)
-        if masks is not None:
-            return self._search_checked(queries, qq, qr, qc, max_angle_deg, t, self._check_masks(masks, n, dev),
-                                        check or SilhouetteCheck(), backend, max_distance, categories)
-        if backend == "torch":
-            index, dist, window, chosen_c = search_torch(queries, qq, qr, qc, max_angle_deg, t["descriptors"],
-                                                         t["sq_norms"], t["view_q"], t["view_r"],
-                                                         t["continuous"], t["view_cat"])
-            index, dist, window = index.cpu().numpy(), dist.cpu().numpy(), window.cpu().numpy()
-            chosen_c = chosen_c.cpu()
-        else:
-            index, dist, window, chosen_c = self._search_faiss(queries, qq, qr, qc, max_angle_deg, t)
-        return self._results(index, dist, window, chosen_c, max_angle_deg, max_distance, categories, qr.cpu())
-
-    def _check_masks(self, masks: Tensor | np.ndarray, n: int, device: torch.device) -> Tensor:
-        """Validated ``(n, G, G)`` float32 masks on ``device`` for the silhouette check."""
-        if self.silhouettes is None:
-            raise ValueError("this shape database has no view silhouettes, so it cannot run the silhouette check; "
-                             + rebuild_hint())
-        m = torch.as_tensor(np.asarray(masks) if not isinstance(masks, Tensor) else masks).to(device, torch.float32)
-        grid = int(self.silhouettes.shape[1])
-        if m.shape != (n, grid, grid):
-            raise ValueError(f"masks must be ({n}, {grid}, {grid}) (one box-relative mask per descriptor), "
-                             f"got {tuple(m.shape)}")
-        if not torch.isfinite(m).all():
-            raise ValueError("masks must be finite")
-        return m.clamp(0.0, 1.0)
-
-    def _search_checked(self, queries: Tensor, qq: Tensor, qr: Tensor, qc: Tensor, max_angle_deg: float,
-                        t: dict[str, Tensor], masks: Tensor, check: SilhouetteCheck, backend: str,
-                        max_distance: float | None, categories: Sequence[str | None]) -> list[RetrievalResult]:
-        """The silhouette check (:mod:`~scene3d_ros.retrieval.search` module doc) on the
-        ``check.candidates`` nearest allowed views of each query, from either backend."""
-        if backend == "torch":
-            idx, dist, window, cos_half = candidates_torch(queries, qq, qr, qc, max_angle_deg, check.candidates,
-                                                           t["descriptors"], t["sq_norms"], t["view_q"], t["view_r"],
-                                                           t["continuous"], t["view_cat"])
-        else:
-            idx_np, dist_np, window_np, cos_half = self._search_faiss(queries, qq, qr, qc, max_angle_deg, t,
-                                                                      k=check.candidates)
-            idx, dist, window = torch.from_numpy(idx_np), torch.from_numpy(dist_np), torch.from_numpy(window_np)
-        ious = soft_iou(masks, t["silhouettes"][idx.clamp_min(0)].float() / 255.0)
-        column = silhouette_choice(dist, ious, angle_from_cos_half(cos_half), check)
-        rows = torch.arange(idx.shape[0], device=idx.device)
-        found = idx[rows, column] >= 0
-        chosen_iou = ious[rows, column].cpu().numpy()
-        results = self._results(torch.where(found, idx[rows, column], -1).cpu().numpy(),
-                                dist[rows, column].cpu().numpy(), window.cpu().numpy(),
-                                cos_half[rows, column].cpu(), max_angle_deg, max_distance, categories, qr.cpu())
-        return [dataclasses.replace(r, silhouette_iou=float(chosen_iou[i])) if r.view_index >= 0 else r
-                for i, r in enumerate(results)]
+        return queries, query_q, query_r, query_cat, list(categories)
 
     def _search_faiss(self, queries: Tensor, qq: Tensor, qr: Tensor, qc: Tensor, max_angle_deg: float,
                       t: dict[str, Tensor], k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, Tensor]:
@@ -443,7 +448,7 @@ class ShapeDatabase:
                  max_angle_deg: float, max_distance: float | None,
                  query_categories: Sequence[str | None], query_r: Tensor) -> list[RetrievalResult]:
         angles = angle_from_cos_half(chosen_c).numpy()
-        rotations = self._view_rotations(np.asarray(index), query_r)
+        rotations = self.view_rotations(np.asarray(index), query_r)
         results = []
         for i in range(len(index)):
             view = int(index[i])
@@ -462,9 +467,10 @@ class ShapeDatabase:
                 fallback=FALLBACK_CUBOID if too_far else None, rotation=tuple(float(x) for x in rotations[i])))
         return results
 
-    def _view_rotations(self, index: np.ndarray, query_r: Tensor) -> np.ndarray:
-        """(N, 4) allocentric quaternions of the chosen views (rows of -1: identity), those of
-        continuously symmetric models turned about +z towards the query rotation ``query_r`` (N, 3, 3)."""
+    def view_rotations(self, index: np.ndarray, query_r: Tensor) -> np.ndarray:
+        """(N, 4) float64 allocentric quaternions of the views ``index`` (N,) (rows of -1:
+        identity), those of continuously symmetric models turned about +z towards the query
+        rotation ``query_r`` (N, 3, 3) (their database views have azimuth 0 only)."""
         if not len(self):
             return np.tile(np.array([1.0, 0.0, 0.0, 0.0]), (len(index), 1))
         views = torch.from_numpy(np.clip(index, 0, None)).long()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Pose, Quaternion, Transform, TransformStamped, Vector3
+from geometry_msgs.msg import Point, Pose, Quaternion, Transform, TransformStamped, Vector3
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import BoundingBox3D, Detection3D, ObjectHypothesisWithPose
@@ -140,6 +140,11 @@ def pose_msg(quaternion_wxyz: Sequence[float], translation_m: Sequence[float]) -
 def quaternion_wxyz(msg: Quaternion) -> np.ndarray:
     """(w, x, y, z) array from geometry_msgs/Quaternion."""
     return np.array([msg.w, msg.x, msg.y, msg.z], dtype=np.float64)
+
+
+def point_xyz(msg: Point) -> np.ndarray:
+    """(x, y, z) array (metres) from geometry_msgs/Point."""
+    return np.array([msg.x, msg.y, msg.z], dtype=np.float64)
 
 
 def detection3d_msg(msg_header: Header, class_id: str, score: float, quaternion: Sequence[float],

@@ -3,23 +3,25 @@
 Joins ``detections_3d`` (vision_msgs/Detection3DArray), ``descriptors`` (sensor_msgs/Image
 32FC1, one row per detection, same order) and, with ``silhouette_check`` (default), ``masks``
 (sensor_msgs/Image mono8, 28 rows per detection: each object's mask over its box) by header stamp
-in a bounded cache. It searches the shape database with each object's descriptor, category and
-rotation (the pose prior: only depth views within ``max_angle_deg`` of the predicted allocentric
-rotation); with the silhouette check, the ``silhouette_candidates`` nearest views within
-``silhouette_max_angle_deg`` are re-scored with how well their silhouette fits the mask
-(:class:`scene3d_ros.retrieval.SilhouetteCheck`), and the object's orientation becomes that of
-the chosen view: the pose in which the model fits the image. Publishes with the input header:
+in a bounded cache, and resolves every object with the resolution policy
+(:class:`scene3d_ros.retrieval.ResolutionPolicy`, the one ``Pipeline`` and the evaluation call;
+its parameters are this node's, same names and defaults): the shape database is searched with
+the object's descriptor, category and rotation (the pose prior), and with the silhouette check
+the ``silhouette_candidates`` nearest views within ``silhouette_max_angle_deg`` are re-scored with
+how well their silhouette fits the mask; the object's orientation becomes the policy's final
+rotation (with the check, that of the chosen view: the pose in which the model fits the image).
+Publishes with the input header:
 
   objects   vision_msgs/Detection3DArray: the input detections, bbox.size = the retrieved model's
-            extents (or the input size for cuboids), orientation = the chosen view's rotation
-            with the silhouette check (else the input's), and ``id`` = a JSON object
-            {"name": "<category>_<k>", "model_id": "<id>" | null, "mesh_uri": "file://..." | null,
-             "fallback": null | "cuboid", "distance": <squared L2>,
-             "silhouette_iou": <0..1> | null} (machine-readable)
+            extents (or the input size for cuboids), orientation = the policy's final rotation
+            (the chosen view's with the silhouette check, else the input's), and ``id`` = a JSON
+            object {"name": "<category>_<k>", "model_id": "<id>" | null, "mesh_uri": "file://..." |
+            null, "fallback": null | "cuboid", "distance": <squared L2>, "silhouette_iou": <0..1> |
+            null, "confidence": <0..1> | null} (machine-readable)
   markers   visualization_msgs/MarkerArray: DELETEALL first, then per object a MESH_RESOURCE
             marker (file:// URI into the CAD library) or a CUBE of the box size, and a text label
 
-The search parameters (windows, weights, ``max_distance``) can be changed at run time.
+The policy's parameters (windows, weights, ``max_distance``, ``azimuth_flips``) can be changed at run time.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from collections import OrderedDict
 from functools import partial
 
 import numpy as np
-import torch
 from geometry_msgs.msg import Point
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, SetParametersResult
 from rclpy.node import Node
@@ -41,19 +42,23 @@ from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import Marker, MarkerArray
 
 from scene3d_ros.data.shards import sha256_file
-from scene3d_ros.model.rotations import allocentric_to_egocentric, egocentric_to_allocentric
 from scene3d_ros.paths import default_model_path
 from scene3d_ros.retrieval import (
     FALLBACK_CUBOID,
+    ObjectQuery,
+    ResolutionPolicy,
     ShapeDatabase,
     ShapeDatabaseError,
-    SilhouetteCheck,
     default_shape_db_path,
 )
-from scene3d_ros.ros.conversions import quaternion_wxyz, stamp_to_ns
+from scene3d_ros.ros.conversions import point_xyz, quaternion_wxyz, stamp_to_ns
 from scene3d_ros.ros.node_main import declare_described, run_node
 from scene3d_ros.visualization import instance_colour
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
+
+POLICY_PARAMETERS = ("max_angle_deg", "silhouette_max_angle_deg", "silhouette_weight", "silhouette_angle_weight",
+                     "silhouette_candidates", "hypothesis_weight", "azimuth_flips", "max_distance")
+"""The node parameters that are :class:`ResolutionPolicy` fields, changeable at run time."""
 
 
 def parse_box_masks(msg: Image, count: int, grid: int) -> np.ndarray:
@@ -82,7 +87,7 @@ def parse_descriptors(msg: Image, rows: int) -> np.ndarray:
 
 
 class RetrievalNode(Node):
-    """Thin adapter: stamp join -> ShapeDatabase.search -> messages."""
+    """Thin adapter: stamp join -> ResolutionPolicy.resolve -> messages."""
 
     def __init__(self) -> None:
         super().__init__("retrieval_node")
@@ -97,25 +102,34 @@ class RetrievalNode(Node):
                              read_only=True)
         angle = [FloatingPointRange(from_value=1.0, to_value=180.0)]
         weight = [FloatingPointRange(from_value=0.0, to_value=1e6)]
-        self._max_angle = declare("max_angle_deg", 30.0, "Pose prior without the silhouette check: only views this "
-                                  "close to the predicted rotation (degrees; widened when none is).",
-                                  floating_point_range=angle)
-        max_distance = declare("max_distance", 0.0, "Cuboid fallback when the best descriptor distance exceeds "
-                               "this (0: never).", floating_point_range=[FloatingPointRange(from_value=0.0,
-                                                                                               to_value=1e9)])
-        self._max_distance = max_distance or None
-        self._use_masks = declare("silhouette_check", True, "Join the masks topic and re-score the candidate views "
-                                  "by how well their silhouette fits each object's mask.", read_only=True)
-        self._check = SilhouetteCheck(
-            declare("silhouette_weight", SilhouetteCheck.weight, "Silhouette check: weight of the mask/silhouette IoU "
-                    "(squared descriptor distance units).", floating_point_range=weight),
-            declare("silhouette_angle_weight", SilhouetteCheck.angle_weight, "Silhouette check: weight per 180 deg "
-                    "between a view and the predicted rotation (squared descriptor distance units).",
-                    floating_point_range=weight),
-            declare("silhouette_candidates", SilhouetteCheck.candidates, "Silhouette check: nearest views re-scored.",
-                    integer_range=[IntegerRange(from_value=1, to_value=4096)]))
-        self._check_angle = declare("silhouette_max_angle_deg", 90.0, "Silhouette check: pose window around the "
-                                    "predicted rotation (degrees).", floating_point_range=angle)
+        default = ResolutionPolicy()
+        self._policy = ResolutionPolicy(
+            max_angle_deg=declare("max_angle_deg", default.max_angle_deg, "Pose prior without the silhouette "
+                                  "check: only views this close to the predicted rotation (degrees; widened when "
+                                  "none is).", floating_point_range=angle),
+            silhouette_check=declare("silhouette_check", default.silhouette_check, "Join the masks topic and "
+                                     "re-score the candidate views by how well their silhouette fits each object's "
+                                     "mask.", read_only=True),
+            silhouette_max_angle_deg=declare("silhouette_max_angle_deg", default.silhouette_max_angle_deg,
+                                             "Silhouette check: pose window around the predicted rotation (degrees).",
+                                             floating_point_range=angle),
+            silhouette_weight=declare("silhouette_weight", default.silhouette_weight, "Silhouette check: weight of "
+                                      "the mask/silhouette IoU (squared descriptor distance units).",
+                                      floating_point_range=weight),
+            silhouette_angle_weight=declare("silhouette_angle_weight", default.silhouette_angle_weight,
+                                            "Silhouette check: weight per 180 deg between a view and the predicted "
+                                            "rotation (squared descriptor distance units).", floating_point_range=weight),
+            silhouette_candidates=declare("silhouette_candidates", default.silhouette_candidates,
+                                          "Silhouette check: nearest views re-scored.",
+                                          integer_range=[IntegerRange(from_value=1, to_value=4096)]),
+            hypothesis_weight=declare("hypothesis_weight", default.hypothesis_weight, "Weight per nat of a "
+                                      "rotation hypothesis's log-probability (squared descriptor distance units; "
+                                      "detections_3d carries one hypothesis per object).", floating_point_range=weight),
+            azimuth_flips=declare("azimuth_flips", default.azimuth_flips, "Also score each rotation's 180 deg "
+                                  "azimuth flip (the object turned about its up axis)."),
+            max_distance=declare("max_distance", default.max_distance or 0.0, "Cuboid fallback when the best "
+                                 "descriptor distance exceeds this (0: never).",
+                                 floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1e9)]) or None)
         self._cache_size = declare("cache_size", 30, "Frames kept while waiting for the other topic.",
                                    integer_range=[IntegerRange(from_value=1, to_value=1000)])
         qos_depth = declare("qos_depth", 10, "QoS history depth.", integer_range=[IntegerRange(from_value=1,
@@ -126,6 +140,7 @@ class RetrievalNode(Node):
                                       expected_library_checksum=self._library.checksum,
                                       expected_checkpoint_sha256=sha256_file(checkpoint) if checkpoint else None)
         qos = QoSProfile(depth=qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        self._use_masks = self._policy.silhouette_check
         if self._use_masks and self._db.silhouettes is None:
             raise ShapeDatabaseError("the shape database holds no view silhouettes, which the silhouette check needs: "
                                      "rebuild it with build_shape_db, or set silhouette_check:=false")
@@ -138,29 +153,19 @@ class RetrievalNode(Node):
         self.add_on_set_parameters_callback(self._on_parameters)
         self._pub_objects = self.create_publisher(Detection3DArray, "objects", qos)
         self._pub_markers = self.create_publisher(MarkerArray, "markers", qos)
-        check = f"silhouette check on (window {self._check_angle:g} deg)" if self._use_masks else "silhouette check off"
+        check = (f"silhouette check on (window {self._policy.silhouette_max_angle_deg:g} deg)" if self._use_masks
+                 else "silhouette check off")
         self.get_logger().info(f"retrieving from {len(self._db)} views of {len(self._db.model_ids)} models; {check}")
 
     def _on_parameters(self, params) -> SetParametersResult:
-        """Apply run-time changes of the search parameters (ranges are checked by ROS)."""
-        check = self._check
+        """Apply run-time changes of the policy's parameters (ranges are checked by ROS)."""
+        changes = {p.name: p.value for p in params if p.name in POLICY_PARAMETERS}
+        if "max_distance" in changes:
+            changes["max_distance"] = float(changes["max_distance"]) or None
         try:
-            for param in params:
-                if param.name == "max_angle_deg":
-                    self._max_angle = float(param.value)
-                elif param.name == "max_distance":
-                    self._max_distance = float(param.value) or None
-                elif param.name == "silhouette_max_angle_deg":
-                    self._check_angle = float(param.value)
-                elif param.name == "silhouette_weight":
-                    check = SilhouetteCheck(float(param.value), check.angle_weight, check.candidates)
-                elif param.name == "silhouette_angle_weight":
-                    check = SilhouetteCheck(check.weight, float(param.value), check.candidates)
-                elif param.name == "silhouette_candidates":
-                    check = SilhouetteCheck(check.weight, check.angle_weight, int(param.value))
-        except ValueError as exc:
+            self._policy = self._policy.replace(**changes)
+        except (TypeError, ValueError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        self._check = check
         return SetParametersResult(successful=True)
 
     def _on_message(self, kind: str, msg) -> None:
@@ -186,23 +191,16 @@ class RetrievalNode(Node):
         results = []
         if dets:
             rows = parse_descriptors(descriptors, len(dets))
-            box_masks = None if masks is None else parse_box_masks(masks, len(dets), int(self._db.silhouettes.shape[1]))
-            q = torch.tensor(np.array([quaternion_wxyz(d.results[0].pose.pose.orientation) for d in dets]))
-            t = torch.tensor([[d.results[0].pose.pose.position.x, d.results[0].pose.pose.position.y,
-                               d.results[0].pose.pose.position.z] for d in dets], dtype=torch.float64)
-            allocentric = egocentric_to_allocentric(q, t).float()
-            categories = [d.results[0].hypothesis.class_id for d in dets]
-            results = self._db.search(rows, allocentric, categories,
-                                      max_angle_deg=self._max_angle if box_masks is None else self._check_angle,
-                                      max_distance=self._max_distance, masks=box_masks,
-                                      check=self._check if box_masks is not None else None)
-            if box_masks is not None:  # the model's pose: the chosen view's rotation, egocentric
-                for det, result, position in zip(dets, results, t, strict=True):
-                    if result.rotation is not None and result.fallback is None:
-                        w, x, y, z = allocentric_to_egocentric(torch.tensor([result.rotation], dtype=torch.float64),
-                                                               position[None])[0].tolist()
-                        orientation = det.results[0].pose.pose.orientation
-                        orientation.w, orientation.x, orientation.y, orientation.z = w, x, y, z
+            box_masks = [None] * len(dets) if masks is None else \
+                parse_box_masks(masks, len(dets), self._db.silhouette_grid)
+            queries = [ObjectQuery.from_egocentric(d.results[0].hypothesis.class_id, row,
+                                                   quaternion_wxyz(d.results[0].pose.pose.orientation),
+                                                   point_xyz(d.results[0].pose.pose.position), mask)
+                       for d, row, mask in zip(dets, rows, box_masks, strict=True)]
+            results = self._policy.resolve(self._db, queries)
+            for det, result in zip(dets, results, strict=True):  # the final pose: the policy's rotation
+                orientation = det.results[0].pose.pose.orientation
+                orientation.w, orientation.x, orientation.y, orientation.z = result.quaternion
         out = Detection3DArray(header=detections.header)
         markers = MarkerArray(markers=[Marker(header=detections.header, action=Marker.DELETEALL)])
         for k, (det, result) in enumerate(zip(dets, results, strict=True)):
@@ -212,7 +210,8 @@ class RetrievalNode(Node):
             if model_id:
                 det.bbox.size.x, det.bbox.size.y, det.bbox.size.z = (float(v) for v in self._library.get(model_id).extents)
             det.id = json.dumps({"name": name, "model_id": model_id, "mesh_uri": uri, "fallback": result.fallback,
-                                 "distance": float(result.distance), "silhouette_iou": result.silhouette_iou})
+                                 "distance": float(result.distance), "silhouette_iou": result.silhouette_iou,
+                                 "confidence": result.confidence})
             out.detections.append(det)
             markers.markers.extend(self._markers(detections.header, k, det, model_id, uri, name))
         self._pub_objects.publish(out)

@@ -1,0 +1,329 @@
+"""The resolution policy: per object, rotation hypotheses + descriptor + mask -> one final pose and shape.
+
+:class:`ResolutionPolicy` is the one place that turns what the networks say about an object into
+what the system publishes: its CAD model (or the cuboid fallback), its final rotation and a
+confidence. ``Pipeline``, ``retrieval_node`` and the retrieval evaluation all call it, so what is
+evaluated is what ships. Its parameters and their defaults are defined here once; the node's
+parameters, ``config/retrieval.yaml`` and ``config/evaluate.yaml`` use the same names and values.
+
+**Input** per object (:class:`ObjectQuery`): the category, network 1's descriptor, the mask
+probabilities over the object's box (``G x G``, network 1's ``box_masks``), the translation
+(metres, camera optical frame), the camera (optional) and ``k`` rotation hypotheses with
+probabilities. Hypotheses are **allocentric** (object -> optical frame relative to the viewing
+ray through the object, what a depth view shows), (w, x, y, z). Today ``k = 1``: network 1's
+rotation with probability 1; a crop viewpoint stage supplies ``k > 1``.
+
+**Candidates.** For every hypothesis ``h`` (and, with ``azimuth_flips``, its 180-degree azimuth
+flip ``h Rz(180)``, the object turned about its up axis, with the same probability), the
+``silhouette_candidates`` views of the object's category nearest in descriptor space among those
+within ``silhouette_max_angle_deg`` of ``h`` (widened when none is; ``ShapeDatabase.candidates``).
+Each candidate (model, view) of each hypothesis is scored, in squared-descriptor-distance units,
+
+    score = d - silhouette_weight * IoU(mask, silhouette) + silhouette_angle_weight * angle / 180
+            - hypothesis_weight * ln(p_h)
+
+(``d`` squared L2 descriptor distance, ``IoU`` the soft IoU ``sum(min) / sum(max)`` of the mask
+and the view's silhouette, ``angle`` the view's geodesic angle in degrees from ``h``) and the
+lowest score over all hypotheses and candidates wins: the object's outline chooses among views
+and models that the descriptor finds about equally close. **Without the silhouette check**
+(``silhouette_check`` off, an object without a mask, a database without silhouettes) each
+hypothesis keeps its single nearest view within ``max_angle_deg`` and the score is
+``d - hypothesis_weight * ln(p_h)``: the paper's pose-prior retrieval.
+
+**Output** (:class:`Resolution`): the chosen view's model (the cuboid fallback when the category
+has no model or ``d > max_distance``) and the **final rotation**, egocentric (object -> camera
+optical frame, w >= 0): with the silhouette check, the chosen view's rotation (turned about +z
+towards the hypothesis for continuously symmetric models) mapped through the object's
+translation (:func:`~scene3d_ros.model.rotations.allocentric_to_egocentric`); without it, or for
+the cuboid fallback, the chosen hypothesis's. This module is the only place that maps a database
+view back to an egocentric rotation.
+
+The weights are in squared-descriptor-distance units, so they belong to a trained network:
+``scripts/silhouette_check_sweep.py`` tuned ``silhouette_weight`` 20, ``silhouette_angle_weight``
+5 and the 90-degree window for the shipped model on a split the report does not use
+(``models/evaluation/silhouette_check_sweep.md``). ``hypothesis_weight`` and ``azimuth_flips``
+only matter with ``k > 1`` hypotheses or flips; they await the crop viewpoint stage's sweep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from scene3d_ros.geometry import CameraIntrinsics
+from scene3d_ros.model.rotations import (
+    allocentric_to_egocentric,
+    canonicalize_quaternion,
+    egocentric_to_allocentric,
+    quaternion_multiply,
+)
+from scene3d_ros.retrieval.search import FALLBACK_CUBOID, query_rotations
+from scene3d_ros.retrieval.shape_database import ShapeDatabase
+
+AZIMUTH_FLIP = (0.0, 0.0, 0.0, 1.0)
+"""The quaternion (w, x, y, z) of a 180-degree turn about the object's up axis (+z): ``q * AZIMUTH_FLIP``
+is the hypothesis seen from the opposite azimuth (same elevation and in-plane angle)."""
+OPTICAL_AXIS = (0.0, 0.0, 1.0)
+"""A translation on the optical axis (metres), where allocentric and egocentric rotations coincide:
+the stand-in for an object whose translation is not known."""
+
+
+@dataclass(frozen=True)
+class ResolutionPolicy:
+    """The resolution policy's parameters (module doc) and :meth:`resolve`.
+
+    ``max_angle_deg``: pose window without the silhouette check (degrees, geodesic, allocentric);
+    ``silhouette_check``: score candidates by their silhouette against the object's mask;
+    ``silhouette_max_angle_deg``: pose window of the check (degrees); ``silhouette_weight``: per
+    unit of mask/silhouette IoU, ``silhouette_angle_weight``: per 180 degrees between a view and
+    its hypothesis, ``hypothesis_weight``: per nat of hypothesis log-probability (all squared
+    descriptor distance units, >= 0); ``silhouette_candidates``: nearest views scored per
+    hypothesis; ``azimuth_flips``: also score each hypothesis's 180-degree azimuth flip;
+    ``max_distance``: cuboid fallback beyond this squared descriptor distance (None = never).
+    """
+
+    max_angle_deg: float = 30.0
+    silhouette_check: bool = True
+    silhouette_max_angle_deg: float = 90.0
+    silhouette_weight: float = 20.0
+    silhouette_angle_weight: float = 5.0
+    silhouette_candidates: int = 64
+    hypothesis_weight: float = 1.0
+    azimuth_flips: bool = False
+    max_distance: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_angle_deg", "silhouette_max_angle_deg"):
+            value = float(getattr(self, name))
+            if not 0.0 < value <= 180.0:
+                raise ValueError(f"{name} must be in (0, 180] degrees, got {getattr(self, name)}")
+        for name in ("silhouette_weight", "silhouette_angle_weight", "hypothesis_weight"):
+            value = float(getattr(self, name))
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        candidates = self.silhouette_candidates
+        if isinstance(candidates, bool) or int(candidates) != candidates or int(candidates) < 1:
+            raise ValueError(f"silhouette_candidates must be an integer >= 1, got {candidates}")
+        for name in ("silhouette_check", "azimuth_flips"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.max_distance is not None and not float(self.max_distance) >= 0.0:
+            raise ValueError(f"max_distance must be >= 0 or None (never), got {self.max_distance}")
+
+    def replace(self, **changes) -> ResolutionPolicy:
+        """A copy with ``changes`` (validated), e.g. a parameter changed at run time."""
+        return dataclasses.replace(self, **changes)
+
+    def checks_silhouettes(self, database: ShapeDatabase, queries: Sequence[ObjectQuery]) -> bool:
+        """Whether :meth:`resolve` runs the silhouette check on ``queries``: switched on, the
+        database holds silhouettes and every object has a mask."""
+        return (self.silhouette_check and database.silhouettes is not None
+                and all(q.mask is not None for q in queries))
+
+    def resolve(self, database: ShapeDatabase, queries: Sequence[ObjectQuery],
+                device: str | torch.device | None = None, backend: str = "torch") -> list[Resolution]:
+        """The :class:`Resolution` of each object (module doc), in order.
+
+        ``device``/``backend``: where and how the database search runs
+        (:meth:`ShapeDatabase.candidates`). Raises ValueError for a mask that does not match the
+        database's silhouette grid, or hypotheses that are not unit quaternions with probabilities
+        in (0, 1].
+        """
+        if not queries:
+            return []
+        checked = self.checks_silhouettes(database, queries)
+        rows = _hypothesis_rows(queries, self.azimuth_flips)
+        width = int(self.silhouette_candidates) if checked else 1
+        window = self.silhouette_max_angle_deg if checked else self.max_angle_deg
+        rotations = torch.from_numpy(np.stack([r.rotation for r in rows]))
+        candidates = database.candidates(np.stack([queries[r.query].descriptor for r in rows]).astype(np.float32),
+                                         rotations, [queries[r.query].category for r in rows], window, width,
+                                         backend=backend, device=device)
+        width = candidates.index.shape[1]  # fewer than asked when the database holds fewer views
+        distance = candidates.distance
+        score = distance
+        ious = None
+        if checked:
+            masks = torch.from_numpy(np.stack([_mask(queries[r.query].mask, database.silhouette_grid)
+                                               for r in rows]))
+            ious = soft_iou(masks, database.view_silhouettes(candidates.index))
+            score = (distance - float(self.silhouette_weight) * ious
+                     + float(self.silhouette_angle_weight) * candidates.angle_deg / 180.0)
+        log_p = torch.tensor([r.log_probability for r in rows], dtype=score.dtype)
+        score = score - float(self.hypothesis_weight) * log_p[:, None]
+        score = torch.where(torch.isfinite(distance), score, torch.tensor(float("inf")))
+
+        # per object: the best (row, column) over its hypothesis rows, first minimum in row order
+        chosen: list[tuple[int, int]] = []
+        start = 0
+        for i in range(len(queries)):
+            end = start
+            while end < len(rows) and rows[end].query == i:
+                end += 1
+            flat = int(score[start:end].reshape(-1).argmin())
+            chosen.append((start + flat // width, flat % width))
+            start = end
+        row_idx = torch.tensor([r for r, _ in chosen], dtype=torch.long)
+        col_idx = torch.tensor([c for _, c in chosen], dtype=torch.long)
+        views = candidates.index[row_idx, col_idx]
+        _, hypothesis_r = query_rotations(rotations[row_idx])
+        view_q = database.view_rotations(views.numpy(), hypothesis_r)
+        translations = torch.tensor(np.stack([q.translation for q in queries]), dtype=torch.float64)
+        view_ego = allocentric_to_egocentric(torch.from_numpy(view_q), translations).numpy()
+        hypothesis_ego = allocentric_to_egocentric(rotations[row_idx].double(), translations).numpy()
+
+        out = []
+        for i, (row, col) in enumerate(chosen):
+            hypothesis = rows[row]
+            view = int(views[i])
+            distance_i = float(distance[row, col])
+            model = int(database.model_index[view]) if view >= 0 else -1
+            too_far = self.max_distance is not None and distance_i > float(self.max_distance)
+            fallback = FALLBACK_CUBOID if view < 0 or too_far else None
+            iou = float(ious[row, col]) if ious is not None and view >= 0 else None
+            window_i = float(candidates.window_deg[row])
+            final = view_ego[i] if checked and fallback is None else hypothesis_ego[i]
+            confidence = None
+            if iou is not None:
+                confidence = 0.0 if fallback is not None else iou * math.exp(hypothesis.log_probability)
+            out.append(Resolution(
+                quaternion=tuple(float(v) for v in final),
+                model_id=database.model_ids[model] if fallback is None else None,
+                fallback=fallback, confidence=confidence, silhouette_iou=iou,
+                distance=distance_i if view >= 0 else math.inf, view_index=view,
+                view_quaternion=tuple(float(v) for v in view_q[i]) if view >= 0 else None,
+                view_angle_deg=float(candidates.angle_deg[row, col]) if view >= 0 else math.nan,
+                widened_to_deg=window_i if view >= 0 and window_i > window + 1e-9 else None,
+                hypothesis=hypothesis.hypothesis, flipped=hypothesis.flipped, checked=checked))
+        return out
+
+
+@dataclass(frozen=True)
+class ObjectQuery:
+    """One object to resolve (module doc).
+
+    ``category``: the detected category (only its models are searched); ``descriptor`` (D,)
+    network 1's descriptor; ``hypotheses`` (k, 4) allocentric (w, x, y, z) rotations;
+    ``probabilities`` (k,) in (0, 1] (one hypothesis: 1); ``translation`` (3,) metres in the
+    optical frame (``OPTICAL_AXIS`` when unknown); ``mask`` (G, G) mask probabilities over the
+    object's box in [0, 1], or None; ``intrinsics``: the camera, for a refinement that renders in
+    the real camera (the silhouette check compares box-relative silhouettes and does not need it).
+    """
+
+    category: str | None
+    descriptor: np.ndarray
+    hypotheses: np.ndarray
+    probabilities: np.ndarray | None = None
+    translation: np.ndarray | tuple[float, float, float] = OPTICAL_AXIS
+    mask: np.ndarray | None = None
+    intrinsics: CameraIntrinsics | None = None
+
+    @classmethod
+    def from_egocentric(cls, category: str | None, descriptor: np.ndarray, quaternion: np.ndarray,
+                        translation: np.ndarray, mask: np.ndarray | None = None,
+                        intrinsics: CameraIntrinsics | None = None) -> ObjectQuery:
+        """The query of an object with one egocentric rotation hypothesis ``quaternion`` (w, x, y, z;
+        object -> optical frame, e.g. a ``detections_3d`` pose) at ``translation`` (metres)."""
+        q = torch.as_tensor(np.asarray(quaternion, dtype=np.float64).reshape(1, 4))
+        t = torch.as_tensor(np.asarray(translation, dtype=np.float64).reshape(1, 3))
+        return cls(category, descriptor, egocentric_to_allocentric(q, t).numpy(), translation=t[0].numpy(),
+                   mask=mask, intrinsics=intrinsics)
+
+    def __post_init__(self) -> None:
+        hypotheses = np.asarray(self.hypotheses, dtype=np.float64).reshape(-1, 4)
+        if not len(hypotheses) or not np.isfinite(hypotheses).all() or \
+                not np.allclose(np.linalg.norm(hypotheses, axis=1), 1.0, atol=1e-3):
+            raise ValueError(f"hypotheses must be k >= 1 unit quaternions (w, x, y, z), got {self.hypotheses!r}")
+        p = np.ones(len(hypotheses)) if self.probabilities is None else \
+            np.asarray(self.probabilities, dtype=np.float64).reshape(-1)
+        if p.shape != (len(hypotheses),) or not ((p > 0.0) & (p <= 1.0 + 1e-6)).all():
+            raise ValueError(f"need one probability in (0, 1] per hypothesis ({len(hypotheses)}), got {p.tolist()}")
+        translation = np.asarray(self.translation, dtype=np.float64).reshape(-1)
+        if translation.shape != (3,) or not np.isfinite(translation).all():
+            raise ValueError(f"translation must be 3 finite metres, got {self.translation!r}")
+        object.__setattr__(self, "hypotheses", hypotheses)
+        object.__setattr__(self, "probabilities", p)
+        object.__setattr__(self, "translation", translation)
+        object.__setattr__(self, "descriptor", np.asarray(self.descriptor, dtype=np.float32).reshape(-1))
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The resolved object (module doc).
+
+    ``quaternion``: the final rotation, egocentric (object -> camera optical frame), (w, x, y, z),
+    w >= 0; ``model_id``: the retrieved CAD model, None for the cuboid fallback (``fallback ==
+    "cuboid"``: no view of the category, or ``distance > max_distance``); ``confidence`` in [0, 1]:
+    with the silhouette check, the soft IoU of the mask with the chosen view's silhouette times the
+    chosen hypothesis's probability (0 for the fallback), else None; ``silhouette_iou``: that IoU
+    (None without the check); ``distance``: squared L2 descriptor distance to the chosen view (inf
+    when none); ``view_index``: its database row (-1 = none); ``view_quaternion``: its allocentric
+    rotation (None when none); ``view_angle_deg``: its geodesic angle from the hypothesis (degrees);
+    ``widened_to_deg``: the pose window used when the asked one held no view (else None);
+    ``hypothesis``: index of the chosen hypothesis; ``flipped``: whether its azimuth flip won;
+    ``checked``: whether the silhouette check ran.
+    """
+
+    quaternion: tuple[float, float, float, float]
+    model_id: str | None
+    fallback: str | None
+    confidence: float | None
+    silhouette_iou: float | None
+    distance: float
+    view_index: int
+    view_quaternion: tuple[float, float, float, float] | None
+    view_angle_deg: float
+    widened_to_deg: float | None
+    hypothesis: int
+    flipped: bool
+    checked: bool
+
+
+@dataclass(frozen=True)
+class _HypothesisRow:
+    """One searched rotation: object ``query``, its ``hypothesis`` index, whether it is the flip."""
+
+    query: int
+    hypothesis: int
+    flipped: bool
+    rotation: np.ndarray
+    log_probability: float
+
+
+def _hypothesis_rows(queries: Sequence[ObjectQuery], flips: bool) -> list[_HypothesisRow]:
+    """Every hypothesis of every object (and its azimuth flip), grouped by object in order."""
+    flip = torch.tensor(AZIMUTH_FLIP, dtype=torch.float64)
+    rows = []
+    for i, q in enumerate(queries):
+        for h, (rotation, p) in enumerate(zip(q.hypotheses, q.probabilities, strict=True)):
+            log_p = math.log(min(float(p), 1.0))
+            rows.append(_HypothesisRow(i, h, False, rotation, log_p))
+            if flips:
+                flipped = canonicalize_quaternion(quaternion_multiply(torch.from_numpy(rotation), flip)).numpy()
+                rows.append(_HypothesisRow(i, h, True, flipped, log_p))
+    return rows
+
+
+def _mask(mask: np.ndarray, grid: int | None) -> np.ndarray:
+    """A validated (grid, grid) float32 mask in [0, 1]."""
+    m = np.asarray(mask, dtype=np.float32)
+    if grid is None or m.shape != (grid, grid):
+        raise ValueError(f"masks must be {grid}x{grid} (the shape database's silhouettes), got {m.shape}")
+    if not np.isfinite(m).all():
+        raise ValueError("masks must be finite")
+    return np.clip(m, 0.0, 1.0)
+
+
+def soft_iou(masks: Tensor, silhouettes: Tensor) -> Tensor:
+    """Soft IoU ``sum(min) / sum(max)`` of masks ``(N, G, G)`` with candidate silhouettes
+    ``(N, K, G, G)``, values in [0, 1]: ``(N, K)``; 0 where both are empty."""
+    a = masks[:, None].float()
+    b = silhouettes.float()
+    union = torch.maximum(a, b).sum(dim=(2, 3))
+    return torch.minimum(a, b).sum(dim=(2, 3)) / union.clamp_min(1e-6)
