@@ -35,6 +35,7 @@ setup(
             f"evaluate = {PACKAGE}.cli.evaluate:main",
             f"export_model = {PACKAGE}.cli.export_model:main",
             f"train = {PACKAGE}.cli.train:main",
+            f"train_viewpoint = {PACKAGE}.cli.train_viewpoint:main",
             f"perception_node = {PACKAGE}.ros.node_main:perception_node_main",
             f"retrieval_node = {PACKAGE}.ros.retrieval_node:main",
             f"synthetic_camera = {PACKAGE}.ros.synthetic_camera:main",

@@ -200,16 +200,24 @@ def scene_entries(j: int, record: dict[str, Any]) -> dict[str, np.ndarray]:
     }
 
 
-def read_scene(npz: Any, j: int) -> dict[str, Any]:
+SCENE_PARTS = ("rgb", "instance", "depth", "meta")
+
+
+def read_scene(npz: Any, j: int, parts: tuple[str, ...] = SCENE_PARTS) -> dict[str, Any]:
     """Scene ``j`` of an open shard (``np.load`` result): ``rgb`` uint8 (H, W, 3), ``instance``
-    int32 (H, W) (-1 background), ``depth`` float32 (H, W) metres (0 background), ``meta`` dict."""
+    int32 (H, W) (-1 background), ``depth`` float32 (H, W) metres (0 background), ``meta`` dict;
+    only the ``parts`` asked for (each decoded part costs time)."""
+    unknown = set(parts) - set(SCENE_PARTS)
+    if unknown:
+        raise ValueError(f"unknown scene parts {sorted(unknown)}, expected some of {SCENE_PARTS}")
     prefix = f"scene{j:04d}_"
-    return {
-        "rgb": decode_png(npz[prefix + "rgb"]),
-        "instance": decode_png(npz[prefix + "instance"]).astype(np.int32) - 1,
-        "depth": np.asarray(npz[prefix + "depth"], dtype=np.float32),
-        "meta": json.loads(npz[prefix + "meta"].tobytes().decode("utf-8")),
+    decoders = {
+        "rgb": lambda: decode_png(npz[prefix + "rgb"]),
+        "instance": lambda: decode_png(npz[prefix + "instance"]).astype(np.int32) - 1,
+        "depth": lambda: np.asarray(npz[prefix + "depth"], dtype=np.float32),
+        "meta": lambda: json.loads(npz[prefix + "meta"].tobytes().decode("utf-8")),
     }
+    return {part: decoders[part]() for part in parts}
 
 
 def read_shard_header(path: str | Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from scene3d_ros.data.shards import MANIFEST_NAME, read_manifest, read_scene
+from scene3d_ros.data.shards import MANIFEST_NAME, SCENE_PARTS, read_manifest, read_scene
 
 
 class SyntheticSceneDataset:
@@ -55,14 +55,15 @@ class SyntheticSceneDataset:
             self._open[name] = npz
         return npz
 
-    def load_scene(self, index: int) -> dict[str, Any]:
+    def load_scene(self, index: int, parts: tuple[str, ...] = SCENE_PARTS) -> dict[str, Any]:
         """Raw record of scene ``index``: ``rgb`` uint8 (H, W, 3), ``instance`` int32 (H, W)
         (-1 background, else the object's ``instance_id``), ``depth`` float32 (H, W) metres,
-        ``meta`` (dict: ``scene_index``, ``width``, ``height``, ``K``, ``scene``, ``objects``)."""
+        ``meta`` (dict: ``scene_index``, ``width``, ``height``, ``K``, ``scene``, ``objects``);
+        only the ``parts`` asked for."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"scene index {index} out of range for {len(self)} scenes")
         name, j = self._index[index]
-        return read_scene(self._shard(name), j)
+        return read_scene(self._shard(name), j, parts)
 
     def __getitem__(self, index: int) -> tuple[Any, dict[str, Any]]:
         """(image float32 3xHxW in [0, 1], target).

@@ -1,0 +1,156 @@
+"""Object crops of generated scenes for the crop viewpoint stage (:mod:`scene3d_ros.model.viewpoint`).
+
+One item per annotated object: the square crop around its (jittered) visible box cut from the
+full-resolution scene image exactly as at inference (:func:`~scene3d_ros.model.viewpoint.crop_boxes`),
+the viewing ray through the crop centre, and the allocentric rotation relative to that ray as
+viewpoint bins + offsets. Boxes are jittered the way a detector's boxes deviate from the ground
+truth (centre shift and side scale, uniform), and a crop of a mirror-symmetric model is shown
+as its left-right mirror image with probability ``mirror_probability`` (:mod:`scene3d_ros.mirror`).
+
+Items are addressed by ``(epoch, index)`` keys (a plain ``index`` means epoch 0, without
+jitter or mirror when the dataset was built with ``augment=False``); all randomness comes from
+``np.random.default_rng([seed, epoch, index])``, so an item depends on nothing else
+(reproducible, exact resumes, any number of workers).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+from scene3d_ros.mirror import (
+    MIRROR_SYMMETRY_TOLERANCE,
+    mirror_asymmetry,
+    mirror_boxes,
+    mirror_intrinsics,
+    mirror_rotations,
+)
+from scene3d_ros.model.viewpoint import (
+    ViewpointModelConfig,
+    crop_boxes,
+    crop_rays,
+    encode_viewpoint,
+    ray_rotation,
+)
+
+
+@dataclass(frozen=True)
+class CropAugmentation:
+    """Box jitter (``shift``: centre moved by U(-shift, shift) x the box's width/height;
+    ``scale``: each side scaled by U(1 - scale, 1 + scale)) and the mirror probability."""
+
+    shift: float = 0.10
+    scale: float = 0.10
+    mirror_probability: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("shift", "scale"):
+            if not 0.0 <= float(getattr(self, name)) < 0.5:
+                raise ValueError(f"crop augmentation: {name} must be in [0, 0.5), got {getattr(self, name)}")
+        if not 0.0 <= float(self.mirror_probability) <= 1.0:
+            raise ValueError(f"crop augmentation: mirror_probability must be in [0, 1], got {self.mirror_probability}")
+
+
+def jitter_box(box: np.ndarray, rng: np.random.Generator, shift: float, scale: float) -> np.ndarray:
+    """A box ``(4,)`` (x0 y0 x1 y1, pixel edges) with its centre shifted and sides scaled."""
+    box = np.asarray(box, dtype=np.float64)
+    size = np.maximum(box[2:] - box[:2], 1.0)
+    centre = (box[:2] + box[2:]) / 2.0 + rng.uniform(-shift, shift, 2) * size
+    size = size * rng.uniform(1.0 - scale, 1.0 + scale, 2)
+    return np.concatenate([centre - size / 2.0, centre + size / 2.0])
+
+
+class ObjectCropDataset(Dataset):
+    """Every object of ``scenes`` (not ``difficult`` unless ``include_difficult``) as a crop item.
+
+    Item (dict): ``crop`` (3, S, S) float32 RGB in [0, 1]; ``label`` int64 (1-based category);
+    ``ray`` (3,) float32 unit viewing ray (optical frame); ``bins`` (3,) int64 and ``offsets`` (3,)
+    float32 (:func:`~scene3d_ros.model.viewpoint.encode_viewpoint` of the allocentric rotation);
+    ``rotation`` (3, 3) float32 allocentric rotation; ``symmetry``, ``model_id``, ``category`` str;
+    ``occluded``, ``truncated``, ``mirrored`` bool; ``scene`` and ``object`` int (indices).
+    """
+
+    def __init__(self, scenes: Sequence[SyntheticSceneDataset], model: ViewpointModelConfig,
+                 augmentation: CropAugmentation | None = None, seed: int = 0, include_difficult: bool = False,
+                 mirror_symmetric_models: set[str] | None = None) -> None:
+        self.scenes = list(scenes)
+        self.model = model
+        self.augmentation = augmentation
+        self.seed = int(seed)
+        if augmentation is not None and augmentation.mirror_probability > 0 and mirror_symmetric_models is None:
+            raise ValueError("mirror augmentation needs the set of mirror-symmetric model ids "
+                             "(see mirror_symmetric_model_ids)")
+        self.mirror_symmetric_models = set(mirror_symmetric_models or ())
+        self.index: list[tuple[int, int, int]] = []  # (scene set, scene, object index in meta)
+        for s, dataset in enumerate(self.scenes):
+            for j in range(len(dataset)):
+                objects = dataset.load_scene(j, parts=("meta",))["meta"]["objects"]
+                self.index += [(s, j, o) for o, obj in enumerate(objects)
+                               if include_difficult or not obj["difficult"]]
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, index = (0, key) if isinstance(key, int) else (int(key[0]), int(key[1]))
+        s, j, o = self.index[index]
+        record = self.scenes[s].load_scene(j, parts=("rgb", "meta"))
+        meta = record["meta"]
+        obj = meta["objects"][o]
+        rgb = record["rgb"]
+        width = rgb.shape[1]
+        box = np.asarray(obj["box"], dtype=np.float64)
+        k = np.asarray(meta["K"], dtype=np.float64)
+        rotation = np.asarray(obj["rotation"], dtype=np.float64)
+        mirrored = False
+        if self.augmentation is not None:
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, index]))
+            box = jitter_box(box, rng, self.augmentation.shift, self.augmentation.scale)
+            if rng.random() < self.augmentation.mirror_probability and obj["model_id"] in self.mirror_symmetric_models:
+                mirrored = True
+                rgb = rgb[:, ::-1]
+                box = mirror_boxes(box, width)[0]
+                k = mirror_intrinsics(k, width)
+                rotation = mirror_rotations(rotation)[0]
+        image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)
+        boxes = torch.as_tensor(box, dtype=torch.float32).view(1, 4)
+        crop = crop_boxes(image, boxes, self.model.crop_size, self.model.crop_margin)[0]
+        ray = crop_rays(boxes.double(), torch.as_tensor(k))[0]
+        allocentric = ray_rotation(ray.view(1, 3))[0].numpy().T @ rotation
+        target = encode_viewpoint(allocentric, self.model.bins)
+        return {
+            "crop": crop, "label": int(obj["label"]), "ray": ray.float(),
+            "bins": torch.from_numpy(target.bins), "offsets": torch.from_numpy(target.offsets),
+            "rotation": torch.from_numpy(allocentric).float(), "symmetry": obj["symmetry"],
+            "model_id": obj["model_id"], "category": obj["category"], "occluded": bool(obj["occluded"]),
+            "truncated": bool(obj["truncated"]), "mirrored": mirrored, "scene": j, "object": o,
+        }
+
+
+def collate_crops(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors, list the rest."""
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        values = [item[key] for item in items]
+        if isinstance(values[0], Tensor):
+            out[key] = torch.stack(values)
+        elif isinstance(values[0], (bool, int)) and not isinstance(values[0], str):
+            out[key] = torch.tensor(values)
+        else:
+            out[key] = values
+    return out
+
+
+def mirror_symmetric_model_ids(library) -> set[str]:
+    """Ids of the library's models that are their own left-right mirror image
+    (:func:`~scene3d_ros.mirror.mirror_asymmetry` below ``MIRROR_SYMMETRY_TOLERANCE``)."""
+    return {m.model_id for m in library.models if mirror_asymmetry(library.mesh(m.model_id)) < MIRROR_SYMMETRY_TOLERANCE}

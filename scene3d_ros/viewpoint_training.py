@@ -1,0 +1,515 @@
+"""Training of the crop viewpoint stage (``train_viewpoint``; :mod:`scene3d_ros.model.viewpoint`).
+
+The same habits as network 1's ``train`` (:mod:`scene3d_ros.training`, whose run loop pieces it
+reuses): YAML config with ``--set`` overrides, tqdm, ``metrics.csv`` + ``val_metrics.csv`` +
+``curves.png``, atomic ``last.pt`` (and ``best.pt``, the checkpoint with the lowest validation
+MedErr), exact ``--resume`` (weights, optimizer, schedule, RNG streams, data position), a clean
+stop after the step in progress on SIGINT/SIGTERM, and ``torchrun`` data parallelism (gloo on
+CPU, NCCL on GPU).
+
+Data: crops of generated scenes (:class:`~scene3d_ros.data.crops.ObjectCropDataset`), boxes
+jittered and mirrored from a seed. Validation: every object of the first ``data.val_scenes``
+scenes of ``data.val``, ground-truth boxes, no augmentation; the rotation of the top-1
+hypothesis and the best of ``data.top_k`` against the ground truth, modulo each model's
+symmetry (:func:`viewpoint_report`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from scene3d_ros import CATEGORIES
+from scene3d_ros.config import ConfigError, dataclass_from_dict, dataclass_to_dict, load_config
+from scene3d_ros.data.crops import CropAugmentation, ObjectCropDataset, collate_crops, mirror_symmetric_model_ids
+from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+from scene3d_ros.evaluation import ACC_ROTATION_THRESHOLD_DEG, mean_defined, median_or_none, share_below
+from scene3d_ros.geometry import symmetric_rotation_error_deg
+from scene3d_ros.model.checkpoint import CheckpointError, restore_rng_state
+from scene3d_ros.model.device import resolve_device
+from scene3d_ros.model.viewpoint import (
+    ViewpointModelConfig,
+    ViewpointNet,
+    orbit_masks,
+    top_k_hypotheses,
+    viewpoint_loss,
+)
+from scene3d_ros.model.viewpoint_checkpoint import (
+    load_viewpoint_checkpoint,
+    load_weights,
+    save_viewpoint_checkpoint,
+)
+from scene3d_ros.paths import config_dir
+from scene3d_ros.training import (
+    CONFIG_FILE,
+    LAST_CHECKPOINT,
+    METRICS_FILE,
+    VAL_METRICS_FILE,
+    DataError,
+    DistributedInfo,
+    MetricsLog,
+    OptimConfig,
+    ResumableSampler,
+    RunConfig,
+    RunOutput,
+    StopRequest,
+    _init_process_group,
+    _seed_everything,
+    _stop_agreed,
+    _torch_settings,
+    build_scheduler,
+    check_dataset_dir,
+    distributed_info_from_env,
+    resolve_cad_library,
+    stop_on_signals,
+)
+
+LOGGER = logging.getLogger(__name__)
+BEST_CHECKPOINT = "best.pt"
+FLIP_THRESHOLD_DEG = 150.0
+"""An error above this is a front/back (or upside-down) flip rather than an imprecise rotation."""
+
+
+# =========================================================================== config
+@dataclass(frozen=True)
+class ViewpointDataConfig:
+    """``data`` section: ``train`` dataset folders (``generate_data``), ``val`` one folder of which
+    the first ``val_scenes`` scenes give the validation objects; ``batch_size`` crops per step and
+    process; ``num_workers`` DataLoader workers; ``include_difficult`` also trains on objects
+    flagged difficult; ``augmentation``: box jitter and mirror (:class:`CropAugmentation`);
+    ``top_k`` hypotheses scored in validation (best-of-k); ``cad_library`` as in ``train``."""
+
+    train: tuple[str, ...] | None = None
+    val: str | None = None
+    val_scenes: int = 300
+    batch_size: int = 32
+    num_workers: int = 2
+    include_difficult: bool = False
+    augmentation: CropAugmentation = field(default_factory=CropAugmentation)
+    top_k: int = 5
+    cad_library: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.train, str):
+            object.__setattr__(self, "train", (self.train,))
+        elif self.train is not None:
+            object.__setattr__(self, "train", tuple(str(p) for p in self.train))
+        if self.batch_size < 2:
+            raise ValueError(f"data.batch_size must be >= 2 (batch norm), got {self.batch_size}")
+        if self.num_workers < 0 or self.val_scenes < 1 or self.top_k < 1:
+            raise ValueError("data.num_workers must be >= 0, data.val_scenes and data.top_k >= 1")
+
+
+@dataclass(frozen=True)
+class ViewpointOptimConfig(OptimConfig):
+    """``optim`` section: network 1's :class:`~scene3d_ros.training.OptimConfig` plus
+    ``backbone_lr_factor`` (the ImageNet backbone learns at ``lr`` times this) and
+    ``offset_weight`` (weight of the in-bin offset loss)."""
+
+    backbone_lr_factor: float = 0.2
+    offset_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.backbone_lr_factor <= 10.0:
+            raise ValueError(f"optim.backbone_lr_factor must be in [0, 10], got {self.backbone_lr_factor}")
+        if self.offset_weight < 0.0:
+            raise ValueError(f"optim.offset_weight must be >= 0, got {self.offset_weight}")
+
+
+@dataclass(frozen=True)
+class ViewpointTrainConfig:
+    """The whole ``train_viewpoint`` config (``config/train_viewpoint.yaml``)."""
+
+    model: ViewpointModelConfig = field(default_factory=ViewpointModelConfig)
+    data: ViewpointDataConfig = field(default_factory=ViewpointDataConfig)
+    optim: ViewpointOptimConfig = field(default_factory=ViewpointOptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+def default_viewpoint_config_path() -> Path:
+    return config_dir() / "train_viewpoint.yaml"
+
+
+def load_viewpoint_train_config(path: str | Path | None = None, overrides: list[str] | None = None
+                                ) -> ViewpointTrainConfig:
+    """Read ``path`` (default ``config/train_viewpoint.yaml``) with ``section.key=value`` overrides."""
+    raw = load_config(default_viewpoint_config_path() if path is None else path, overrides)
+    return dataclass_from_dict(ViewpointTrainConfig, raw, "train_viewpoint")
+
+
+# =========================================================================== evaluation
+@dataclass
+class ViewpointRecord:
+    """One validation object: category, error of the top-1 hypothesis and best error of the top k
+    (degrees, modulo the symmetry), and whether it is occluded/truncated."""
+
+    category: str
+    error_deg: float
+    best_of_k_deg: float
+    occluded: bool
+    truncated: bool
+
+
+def predict_records(model: ViewpointNet, loader: DataLoader, device: torch.device, k: int) -> list[ViewpointRecord]:
+    """Run the model over ``loader``'s crops and score the hypotheses against the ground truth."""
+    bins = model.config.bins
+    records = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for batch in loader:
+            logits, offsets = model(batch["crop"].to(device), batch["label"].to(device), batch["ray"].to(device))
+            for i in range(len(logits)):
+                symmetry = batch["symmetry"][i]
+                hypotheses = top_k_hypotheses(logits[i], offsets[i], symmetry, bins, k)
+                truth = batch["rotation"][i].double().numpy()
+                errors = symmetric_rotation_error_deg(hypotheses.rotations, truth[None], symmetry)
+                records.append(ViewpointRecord(batch["category"][i], float(errors[0]), float(errors.min()),
+                                               bool(batch["occluded"][i]), bool(batch["truncated"][i])))
+    model.train(was_training)
+    return records
+
+
+def viewpoint_report(records: Sequence[ViewpointRecord]) -> dict[str, Any]:
+    """Per category and mean over categories (the Pascal3D+ habit): ``med_err_deg``, ``acc_pi6``,
+    ``flips`` (share above :data:`FLIP_THRESHOLD_DEG`), ``best_of_k_acc_pi6``, ``best_of_k_med_deg``,
+    ``objects``; for all objects and the ``clean`` subset (neither occluded nor truncated)."""
+    def summary(rows: Sequence[ViewpointRecord]) -> dict[str, Any]:
+        per_category = {}
+        for category in CATEGORIES:
+            errors = [r.error_deg for r in rows if r.category == category]
+            best = [r.best_of_k_deg for r in rows if r.category == category]
+            per_category[category] = {
+                "objects": len(errors), "med_err_deg": median_or_none(errors),
+                "acc_pi6": share_below(errors, ACC_ROTATION_THRESHOLD_DEG),
+                "flips": None if not errors else float(np.mean(np.asarray(errors) > FLIP_THRESHOLD_DEG)),
+                "best_of_k_med_deg": median_or_none(best),
+                "best_of_k_acc_pi6": share_below(best, ACC_ROTATION_THRESHOLD_DEG),
+            }
+        keys = ("med_err_deg", "acc_pi6", "flips", "best_of_k_med_deg", "best_of_k_acc_pi6")
+        mean = {key: mean_defined([c[key] for c in per_category.values()]) for key in keys}
+        mean["objects"] = len(rows)
+        mean["flips_pooled"] = None if not rows else float(np.mean([r.error_deg > FLIP_THRESHOLD_DEG for r in rows]))
+        return {"mean": mean, "per_category": per_category}
+    clean = [r for r in records if not r.occluded and not r.truncated]
+    return {"all": summary(records), "clean": summary(clean)}
+
+
+# =========================================================================== training
+def _loader(dataset, batch_size: int, num_workers: int, sampler, drop_last: bool, seed: int) -> DataLoader:
+    context = None
+    if num_workers > 0:
+        import multiprocessing
+
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["scene3d_ros.data.crops"])
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      collate_fn=collate_crops, drop_last=drop_last, persistent_workers=num_workers > 0,
+                      multiprocessing_context=context, generator=torch.Generator().manual_seed(seed))
+
+
+def build_viewpoint_optimizer(model: ViewpointNet, config: ViewpointOptimConfig) -> torch.optim.Optimizer:
+    """AdamW/SGD with two learning rates: the backbone at ``lr * backbone_lr_factor``, the trunk and
+    heads at ``lr``; no weight decay on 1-D parameters."""
+    groups = []
+    for name, lr in (("features", config.lr * config.backbone_lr_factor), ("head", config.lr)):
+        params = [p for n, p in model.named_parameters() if (n.startswith("features.") == (name == "features"))]
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
+        groups += [{"params": decay, "weight_decay": config.weight_decay, "lr": lr},
+                   {"params": no_decay, "weight_decay": 0.0, "lr": lr}]
+    groups = [g for g in groups if g["params"]]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
+
+
+@dataclass
+class ViewpointTrainResult:
+    output: Path
+    step: int
+    checkpoint: Path
+    seconds_per_step: float
+    last_losses: dict[str, float]
+    last_validation: dict[str, Any] | None = None
+    stopped_by: str | None = None
+
+
+def _scene_sets(paths: Sequence[Path]) -> list[SyntheticSceneDataset]:
+    return [SyntheticSceneDataset(p) for p in paths]
+
+
+def train_viewpoint(config: ViewpointTrainConfig, output: str | Path | None = None,
+                    resume: bool | str | Path = False) -> ViewpointTrainResult:
+    """Train (or with ``resume`` continue) the crop viewpoint stage; see the module doc."""
+    info = distributed_info_from_env()
+    run = config.run
+    try:
+        device = resolve_device(run.device, info.local_rank)
+    except ValueError as exc:
+        raise ConfigError(f"run.device: {exc}") from exc
+    root = Path(output or run.output).expanduser()
+    resume_path: Path | None = None
+    if resume:
+        resume_path = root / LAST_CHECKPOINT if resume is True else Path(resume)
+        if not resume_path.is_file():
+            raise CheckpointError(f"nothing to resume: checkpoint {resume_path} not found")
+    elif (root / LAST_CHECKPOINT).exists():
+        raise ConfigError(f"{root} already holds a training run ({LAST_CHECKPOINT}); pass --resume to continue "
+                          "it, or choose another --output")
+    if not config.data.train:
+        raise ConfigError("data.train: name the generated dataset folder(s) to train on")
+    train_dirs = [check_dataset_dir(p, "training") for p in config.data.train]
+    val_dir = check_dataset_dir(config.data.val, "validation") if config.data.val else None
+    library = resolve_cad_library(config.data, train_dirs + ([val_dir] if val_dir else []))
+    with _torch_settings(run, device, info.local_world_size), stop_on_signals() as stop:
+        _init_process_group(info, device)
+        try:
+            return _train(config, root, resume_path, info, device, library, train_dirs, val_dir, stop)
+        finally:
+            if info.enabled and dist.is_initialized():
+                dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _progress(total: int, initial: int, enabled: bool) -> Iterator[tqdm]:
+    bar = tqdm(total=total, initial=initial, desc="train_viewpoint", unit="step", dynamic_ncols=True,
+               disable=not enabled)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _train(config: ViewpointTrainConfig, root: Path, resume_path: Path | None, info: DistributedInfo,
+           device: torch.device, library, train_dirs: list[Path], val_dir: Path | None,
+           stop: StopRequest) -> ViewpointTrainResult:
+    run, optim, data = config.run, config.optim, config.data
+    out = RunOutput(root, info.is_main, run.keep_checkpoints)
+    if info.is_main:
+        root.mkdir(parents=True, exist_ok=True)
+
+    _seed_everything(run.seed)
+    model = ViewpointNet(config.model, len(CATEGORIES))
+    if resume_path is None:
+        if run.init_weights:
+            load_weights(model, load_viewpoint_checkpoint(run.init_weights, CATEGORIES, config.model)["model"])
+        else:
+            model.load_imagenet()
+    model.to(device).train()
+    optimizer = build_viewpoint_optimizer(model, optim)
+    scheduler = build_scheduler(optimizer, optim)
+
+    mirror_ids = mirror_symmetric_model_ids(library) if data.augmentation.mirror_probability > 0 else set()
+    train_set = ObjectCropDataset(_scene_sets(train_dirs), config.model, data.augmentation, run.seed,
+                                  data.include_difficult, mirror_ids)
+    per_step = data.batch_size * info.world_size
+    if len(train_set) < per_step:
+        raise DataError(f"the training data has {len(train_set)} objects, fewer than one step's {per_step}")
+    sampler = ResumableSampler(train_set, info.world_size, info.rank, shuffle=True, seed=run.seed)
+    train_loader = _loader(train_set, data.batch_size, data.num_workers, sampler, True, run.seed)
+    batches_per_epoch = sampler.num_samples // data.batch_size
+    val_loader = None
+    if val_dir is not None and run.eval_every > 0 and info.is_main:
+        val_scenes = SyntheticSceneDataset(val_dir)
+        val_set = ObjectCropDataset([FirstScenes(val_scenes, data.val_scenes)], config.model, None, run.seed,
+                                    data.include_difficult)
+        val_loader = _loader(val_set, 64, 0, None, False, run.seed)
+    LOGGER.info("%d training crops (%d scenes), %d validation crops; %d mirror-symmetric models",
+                len(train_set), sum(len(s) for s in train_set.scenes),
+                len(val_loader.dataset) if val_loader else 0, len(mirror_ids))
+
+    step, epoch, batch_in_epoch = 0, 0, 0
+    best_med: float | None = None
+    train_log = MetricsLog(out.path(METRICS_FILE))
+    val_log = MetricsLog(out.path(VAL_METRICS_FILE))
+    if resume_path is not None:
+        checkpoint = load_viewpoint_checkpoint(resume_path, CATEGORIES, config.model)
+        extra = checkpoint.get("extra") or {}
+        if checkpoint.get("optimizer") is None or "epoch" not in extra:
+            raise CheckpointError(f"{resume_path} holds weights but no training state; it cannot be resumed")
+        try:
+            load_weights(model, checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            scheduler.load_state_dict(checkpoint["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"cannot restore the training state from {resume_path}: {exc}") from exc
+        step = int(checkpoint["step"])
+        epoch, batch_in_epoch = int(extra["epoch"]), int(extra["batch_in_epoch"])
+        best_med = extra.get("best_med_err_deg")
+        if (extra.get("world_size"), extra.get("batch_size"), extra.get("dataset_size")) != \
+                (info.world_size, data.batch_size, len(train_set)):
+            LOGGER.warning("the data, batch size or process count changed since the checkpoint: the epoch restarts")
+            epoch, batch_in_epoch = epoch + (1 if batch_in_epoch else 0), 0
+        states = extra.get("rng_per_rank")
+        if states is not None and len(states) == info.world_size:
+            restore_rng_state(states[info.rank])
+        else:
+            _seed_everything(run.seed + info.rank + 7919 * step)
+        train_log = MetricsLog.resume(out.path(METRICS_FILE), step)
+        val_log = MetricsLog.resume(out.path(VAL_METRICS_FILE), step)
+        LOGGER.info("resumed %s at step %d (epoch %d, batch %d)", resume_path, step, epoch, batch_in_epoch)
+        del checkpoint
+    else:
+        _seed_everything(run.seed + info.rank)
+    if batch_in_epoch >= batches_per_epoch:
+        epoch, batch_in_epoch = epoch + 1, 0
+
+    train_model: nn.Module = model
+    if info.enabled:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    if info.is_main:
+        out.write_text(CONFIG_FILE, yaml.safe_dump(dataclass_to_dict(config), sort_keys=False))
+
+    all_rng: list[dict[str, Any]] | None = None
+
+    def save(path: Path) -> None:
+        save_viewpoint_checkpoint(path, model, CATEGORIES, optimizer, scheduler, step, extra={
+            "train_config": dataclass_to_dict(config), "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+            "world_size": info.world_size, "batch_size": data.batch_size, "dataset_size": len(train_set),
+            "rng_per_rank": all_rng, "best_med_err_deg": best_med, "crops_seen": step * per_step})
+
+    def checkpoint_now() -> None:
+        nonlocal all_rng
+        from scene3d_ros.model.checkpoint import capture_rng_state
+
+        state = capture_rng_state()
+        if info.enabled:
+            gathered: list[Any] = [None] * info.world_size
+            dist.all_gather_object(gathered, state)
+            all_rng = gathered
+        else:
+            all_rng = [state]
+        out.write_checkpoint(step, save)
+        out.write_curves(train_log, val_log)
+
+    stop_at = min(run.stop_at_step or optim.max_steps, optim.max_steps)
+    interval: dict[str, float] = {}
+    interval_steps, interval_time, timed_steps, timed_seconds = 0, 0.0, 0, 0.0
+    last_row: dict[str, float] = {}
+    last_val: dict[str, Any] | None = None
+    stopped_by: str | None = None
+
+    def log_interval() -> None:
+        nonlocal interval, interval_steps, interval_time, timed_steps, timed_seconds, last_row
+        keys = sorted(interval)
+        means = torch.tensor([interval[k] / interval_steps for k in keys], dtype=torch.float64)
+        if info.enabled:
+            means = means.to(device)
+            dist.all_reduce(means)
+            means = means.cpu() / info.world_size
+        seconds = interval_time / interval_steps
+        row = {"step": step, "epoch": epoch, "lr": optimizer.param_groups[-1]["lr"],
+               **dict(zip(keys, means.tolist(), strict=True)), "seconds_per_step": seconds,
+               "crops_per_s": per_step / max(seconds, 1e-9), "crops_seen": step * per_step}
+        train_log.append(row)
+        out.write_log(train_log)
+        last_row = {k: v for k, v in row.items() if k.startswith("loss_") or k == "total"}
+        timed_steps += interval_steps
+        timed_seconds += interval_time
+        interval, interval_steps, interval_time = {}, 0, 0.0
+
+    def validate() -> None:
+        nonlocal best_med, last_val
+        report = viewpoint_report(predict_records(model, val_loader, device, data.top_k))
+        mean = report["all"]["mean"]
+        last_val = mean
+        val_log.append({"step": step, "crops_seen": step * per_step, "total": mean["med_err_deg"],
+                        **{k: v for k, v in mean.items() if v is not None}})
+        out.write_log(val_log)
+        LOGGER.info("step %d validation: MedErr %.1f deg, Acc_pi/6 %.3f, flips %.3f, best-of-%d Acc_pi/6 %.3f",
+                    step, mean["med_err_deg"], mean["acc_pi6"], mean["flips"], data.top_k, mean["best_of_k_acc_pi6"])
+        if best_med is None or mean["med_err_deg"] < best_med:
+            best_med = mean["med_err_deg"]
+            save(out.path(BEST_CHECKPOINT))
+
+    with _progress(stop_at, step, info.is_main and run.progress) as bar:
+        while step < stop_at and stopped_by is None:
+            sampler.set_position(epoch, batch_in_epoch * data.batch_size)
+            tick = time.perf_counter()
+            for batch in train_loader:
+                logits, offsets = train_model(batch["crop"].to(device), batch["label"].to(device),
+                                              batch["ray"].to(device))
+                orbits = orbit_masks(batch["bins"][:, 0], batch["symmetry"], config.model.bins).to(device)
+                losses = viewpoint_loss(logits, offsets, batch["bins"].to(device), batch["offsets"].to(device),
+                                        orbits, config.model.bins, optim.offset_weight)
+                total = sum(losses.values())
+                values = {k: float(v.detach()) for k, v in losses.items()}
+                total_value = float(total.detach())
+                if not math.isfinite(total_value):
+                    raise FloatingPointError(f"the loss became non-finite at step {step + 1} ({values}); lower "
+                                             "optim.lr and resume from an earlier checkpoint")
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if optim.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                batch_in_epoch += 1
+                for key, value in {**values, "total": total_value}.items():
+                    interval[key] = interval.get(key, 0.0) + value
+                interval_steps += 1
+                interval_time += time.perf_counter() - tick
+                if step % run.log_every == 0 or step == stop_at:
+                    log_interval()
+                bar.set_postfix(loss=f"{total_value:.3f}", refresh=False)
+                bar.update(1)
+                if batch_in_epoch >= batches_per_epoch:
+                    epoch, batch_in_epoch = epoch + 1, 0
+                if val_loader is not None and (step % run.eval_every == 0 or step == stop_at):
+                    validate()
+                checkpointed = step % run.checkpoint_every == 0 or step == stop_at
+                if checkpointed:
+                    checkpoint_now()
+                if _stop_agreed(stop, info, device):
+                    stopped_by = stop.signal_name or "a signal to another rank"
+                    if interval_steps:
+                        log_interval()
+                    if not checkpointed:
+                        checkpoint_now()
+                    LOGGER.info("stopped by %s at step %d; %s holds it (continue with --resume)", stopped_by, step,
+                                root / LAST_CHECKPOINT)
+                    break
+                if step >= stop_at or batch_in_epoch == 0:
+                    break
+                tick = time.perf_counter()
+    return ViewpointTrainResult(output=root, step=step, checkpoint=root / LAST_CHECKPOINT,
+                                seconds_per_step=timed_seconds / max(timed_steps, 1), last_losses=last_row,
+                                last_validation=last_val, stopped_by=stopped_by)
+
+
+class FirstScenes:
+    """The first ``n`` scenes of a scene dataset (same interface as the dataset for the crops)."""
+
+    def __init__(self, scenes: SyntheticSceneDataset, n: int) -> None:
+        self.scenes = scenes
+        self.n = min(int(n), len(scenes))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def load_scene(self, index: int, parts: tuple[str, ...] = ("rgb", "instance", "depth", "meta")) -> dict[str, Any]:
+        if not 0 <= index < self.n:
+            raise IndexError(f"scene index {index} out of range for {self.n} scenes")
+        return self.scenes.load_scene(index, parts)
+
+
+__all__ = ["ViewpointTrainConfig", "load_viewpoint_train_config", "train_viewpoint", "viewpoint_report",
+           "predict_records", "FirstScenes"]

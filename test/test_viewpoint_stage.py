@@ -1,0 +1,213 @@
+"""The crop viewpoint stage: bins, symmetry orbits, hypotheses, crops, loss and checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from scene3d_ros import CATEGORIES
+from scene3d_ros.geometry import symmetric_rotation_error_deg, viewpoint_rotation
+from scene3d_ros.model.checkpoint import CheckpointError
+from scene3d_ros.model.viewpoint import (
+    ViewpointBins,
+    ViewpointModelConfig,
+    ViewpointNet,
+    azimuth_orbit,
+    crop_boxes,
+    crop_rays,
+    decode_viewpoint,
+    encode_viewpoint,
+    orbit_masks,
+    ray_rotation,
+    to_egocentric,
+    top_k_hypotheses,
+    viewpoint_loss,
+)
+from scene3d_ros.model.viewpoint_checkpoint import (
+    build_viewpoint_model,
+    load_viewpoint_checkpoint,
+    save_viewpoint_checkpoint,
+)
+
+BINS = ViewpointBins()
+
+
+def _random_viewpoints(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [viewpoint_rotation(rng.uniform(0, 360), rng.uniform(-85, 85), rng.uniform(-170, 170)) for _ in range(n)]
+
+
+def test_encode_decode_round_trip() -> None:
+    for rotation in _random_viewpoints(200):
+        target = encode_viewpoint(rotation, BINS)
+        assert np.all(np.abs(target.offsets) <= 0.5 + 1e-9)
+        decoded = decode_viewpoint(target.bins, target.offsets, BINS)
+        assert symmetric_rotation_error_deg(decoded, rotation) < 1e-3
+        again = encode_viewpoint(decoded, BINS)
+        np.testing.assert_array_equal(again.bins, target.bins)
+        np.testing.assert_allclose(again.offsets, target.offsets, atol=1e-5)
+
+
+def test_bin_centres_are_off_by_at_most_half_a_bin() -> None:
+    """Decoding the bins alone (offset 0) lands within half a bin of each angle."""
+    for rotation in _random_viewpoints(100, seed=1):
+        target = encode_viewpoint(rotation, BINS)
+        centre = decode_viewpoint(target.bins, np.zeros(3), BINS)
+        # three angles each off by <= 7.5 deg: the rotation is off by at most their sum
+        assert symmetric_rotation_error_deg(centre, rotation) <= 3 * 7.5 + 1e-6
+
+
+@pytest.mark.parametrize("symmetry, size", [("none", 1), ("c2", 2), ("c4", 4), ("continuous", 24)])
+def test_symmetry_orbit_bins_show_the_same_rotation(symmetry: str, size: int) -> None:
+    for rotation in _random_viewpoints(30, seed=2):
+        target = encode_viewpoint(rotation, BINS)
+        orbit = azimuth_orbit(int(target.bins[0]), symmetry, BINS)
+        assert len(orbit) == size and orbit[0] == target.bins[0] and len(set(orbit.tolist())) == size
+        if symmetry == "continuous":
+            continue
+        for member in orbit:  # every orbit bin (same offset) decodes to the same rotation modulo the symmetry
+            bins = target.bins.copy()
+            bins[0] = member
+            decoded = decode_viewpoint(bins, target.offsets, BINS)
+            assert symmetric_rotation_error_deg(decoded, rotation, symmetry) < 1e-3
+
+
+def test_bins_must_allow_the_symmetries() -> None:
+    with pytest.raises(ValueError, match="multiple of 4"):
+        ViewpointBins(azimuth=18)
+
+
+def _outputs_for(rotation: np.ndarray, sharp: float = 8.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits peaked at the rotation's bins, offsets equal to its offsets."""
+    target = encode_viewpoint(rotation, BINS)
+    logits = torch.zeros(BINS.total)
+    offsets = torch.zeros(BINS.total)
+    starts = (0, BINS.azimuth, BINS.azimuth + BINS.elevation)
+    for start, b, o in zip(starts, target.bins, target.offsets, strict=True):
+        logits[start + int(b)] = sharp
+        offsets[start + int(b)] = float(o)
+    return logits, offsets
+
+
+def test_top_k_hypotheses_are_sorted_distinct_and_start_at_the_mode() -> None:
+    rotation = _random_viewpoints(1, seed=3)[0]
+    logits, offsets = _outputs_for(rotation)
+    logits += torch.randn(BINS.total, generator=torch.Generator().manual_seed(0))
+    hyp = top_k_hypotheses(logits, offsets, "none", BINS, k=8)
+    assert hyp.rotations.shape == (8, 3, 3) and hyp.scores.shape == (8,)
+    assert np.all(np.diff(hyp.scores) <= 0) and np.all(hyp.scores > 0) and hyp.scores.sum() <= 1.0 + 1e-9
+    assert len({tuple(b) for b in hyp.bins.tolist()}) == 8
+    assert symmetric_rotation_error_deg(hyp.rotations[0], rotation) < 1e-3
+
+
+def test_top_k_hypotheses_fold_the_symmetry() -> None:
+    """For a c2 object, the two azimuth bins of an orbit make one hypothesis whose score is their sum."""
+    rotation = _random_viewpoints(1, seed=4)[0]
+    logits, offsets = _outputs_for(rotation)
+    az = int(encode_viewpoint(rotation, BINS).bins[0])
+    flip = (az + BINS.azimuth // 2) % BINS.azimuth
+    logits[flip], offsets[flip] = logits[az], offsets[az]  # the flip is as likely (the loss trains both offsets)
+    hyp_none = top_k_hypotheses(logits, offsets, "none", BINS, k=4)
+    hyp_c2 = top_k_hypotheses(logits, offsets, "c2", BINS, k=4)
+    assert abs(hyp_none.scores[0] - hyp_none.scores[1]) < 1e-9  # two equal modes without the symmetry
+    assert hyp_c2.scores[0] == pytest.approx(hyp_none.scores[0] + hyp_none.scores[1])
+    errors = symmetric_rotation_error_deg(hyp_c2.rotations, rotation[None], "c2")
+    assert errors[0] < 1e-3 and np.all(errors[1:] > 1.0)  # no second copy of the same rotation
+    hyp_cont = top_k_hypotheses(logits, offsets, "continuous", BINS, k=4)
+    assert symmetric_rotation_error_deg(hyp_cont.rotations[0], rotation, "continuous") < 1e-3
+
+
+def test_loss_counts_the_whole_symmetry_orbit() -> None:
+    rotation = _random_viewpoints(1, seed=5)[0]
+    target = encode_viewpoint(rotation, BINS)
+    logits, offsets = _outputs_for(rotation)
+    flipped = logits.clone()
+    az = int(target.bins[0])
+    flipped[az], flipped[(az + 12) % 24] = 0.0, 8.0  # all azimuth mass on the 180 deg flip
+    bins_t = torch.from_numpy(target.bins)[None]
+    offs_t = torch.from_numpy(target.offsets)[None]
+
+    def az_loss(out: torch.Tensor, symmetry: str) -> float:
+        orbits = orbit_masks(bins_t[:, 0], [symmetry], BINS)
+        return float(viewpoint_loss(out[None], offsets[None], bins_t, offs_t, orbits, BINS)["loss_azimuth"])
+
+    assert az_loss(flipped, "none") > 5.0  # a flip is wrong for an asymmetric object ...
+    assert az_loss(flipped, "c2") == pytest.approx(az_loss(logits, "c2"), abs=1e-5)  # ... right for a c2 one
+    assert az_loss(flipped, "continuous") == pytest.approx(0.0, abs=1e-6)
+
+
+def test_crops_at_image_borders_are_zero_outside_and_match_inside() -> None:
+    image = torch.rand(3, 60, 80)
+    boxes = torch.tensor([[-10.0, -10.0, 20.0, 20.0], [10.0, 10.0, 50.0, 50.0]])
+    crops = crop_boxes(image, boxes, size=30, margin=0.0)
+    assert crops.shape == (2, 3, 30, 30)
+    # box 0 spans [-10, 20): its first third lies outside the image
+    assert float(crops[0, :, :9, :].abs().max()) == 0.0 and float(crops[0, :, :, :9].abs().max()) == 0.0
+    inside = image[:, 10:50, 10:50]  # box 1: 40 px -> 30 px, compare a smooth version
+    expected = torch.nn.functional.interpolate(inside[None], size=(30, 30), mode="bilinear", antialias=True,
+                                               align_corners=False)[0]
+    assert float((crops[1] - expected).abs().mean()) < 0.08
+    assert crop_boxes(image, torch.zeros(0, 4), 30, 0.1).shape == (0, 3, 30, 30)
+
+
+def test_crop_rays_and_egocentric_hypotheses() -> None:
+    k = torch.tensor([[200.0, 0.0, 80.0], [0.0, 200.0, 60.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    boxes = torch.tensor([[70.0, 50.0, 90.0, 70.0], [150.0, 50.0, 170.0, 70.0]], dtype=torch.float64)
+    rays = crop_rays(boxes, k)
+    np.testing.assert_allclose(rays[0].numpy(), [0.0, 0.0, 1.0], atol=1e-12)  # box centred on the principal point
+    np.testing.assert_allclose(rays[1].numpy(), np.array([80.0, 0.0, 200.0]) / np.hypot(80.0, 200.0), atol=1e-12)
+    r_ray = ray_rotation(rays)[1].numpy()
+    np.testing.assert_allclose(r_ray @ np.array([0.0, 0.0, 1.0]), rays[1].numpy(), atol=1e-12)
+    rotation = _random_viewpoints(1, seed=6)[0]
+    logits, offsets = _outputs_for(rotation)
+    hyp = to_egocentric(top_k_hypotheses(logits, offsets, "none", BINS, 2), rays[1])
+    assert symmetric_rotation_error_deg(hyp.rotations[0], r_ray @ rotation) < 1e-3
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch() -> None:
+    torch.manual_seed(0)
+    config = ViewpointModelConfig(crop_size=64, hidden=64, dropout=0.0)
+    model = ViewpointNet(config, len(CATEGORIES)).train()
+    crops = torch.rand(8, 3, 64, 64)
+    labels = torch.randint(1, len(CATEGORIES) + 1, (8,))
+    rays = torch.nn.functional.normalize(torch.randn(8, 3), dim=1)
+    targets = [encode_viewpoint(r, config.bins) for r in _random_viewpoints(8, seed=7)]
+    bins = torch.from_numpy(np.stack([t.bins for t in targets]))
+    offsets = torch.from_numpy(np.stack([t.offsets for t in targets]))
+    orbits = orbit_masks(bins[:, 0], ["none"] * 8, config.bins)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(15):
+        out = model(crops, labels, rays)
+        loss = sum(viewpoint_loss(*out, bins, offsets, orbits, config.bins).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_checkpoint_round_trip_and_refusals(tmp_path) -> None:
+    config = ViewpointModelConfig(crop_size=64, hidden=32)
+    model = ViewpointNet(config, len(CATEGORIES)).eval()
+    path = tmp_path / "vp.pt"
+    save_viewpoint_checkpoint(path, model, CATEGORIES, step=7, dtype=torch.float16)
+    loaded = build_viewpoint_model(path, expected_classes=CATEGORIES)
+    x = torch.rand(2, 3, 64, 64)
+    labels, rays = torch.tensor([1, 5]), torch.tensor([[0.0, 0.0, 1.0], [0.1, 0.0, 1.0]])
+    with torch.no_grad():
+        a, b = model(x, labels, rays), loaded(x, labels, rays)
+    assert torch.allclose(a[0], b[0], atol=2e-2)
+    with pytest.raises(CheckpointError, match="classes"):
+        load_viewpoint_checkpoint(path, expected_classes=CATEGORIES[:3])
+    with pytest.raises(CheckpointError, match="model config"):
+        load_viewpoint_checkpoint(path, expected_config=ViewpointModelConfig(crop_size=96, hidden=32))
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_viewpoint_checkpoint(corrupt)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"format": "scene3d_ros.checkpoint", "model": {}}, foreign)
+    with pytest.raises(CheckpointError, match="not a viewpoint-stage checkpoint"):
+        load_viewpoint_checkpoint(foreign)
