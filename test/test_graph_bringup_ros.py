@@ -72,7 +72,7 @@ def test_launch_file_declares_the_shared_arguments_and_builds_the_shared_graph(m
     assert [(a["args"][0], a["default_value"]) for a in declared] == [(n, d) for n, (d, _) in LAUNCH_ARGUMENTS.items()]
     assert [(kind, a["executable"]) for kind, a in actions] == [("node", "perception_node"), ("node", "retrieval_node")]
     perception = actions[0][1]
-    assert perception["parameters"] == [str(ROOT / "config" / "perception.yaml"), {}]
+    assert perception["parameters"] == [str(ROOT / "config" / "perception.yaml"), {"publish_tf": False}]
     assert perception["remappings"] == [("image", "image"), ("camera_info", "camera_info")]
 
     mine = tmp_path / "mine.yaml"
@@ -84,7 +84,7 @@ def test_launch_file_declares_the_shared_arguments_and_builds_the_shared_graph(m
     assert set(nodes) == {"perception_node", "retrieval_node", "synthetic_camera"} | (
         {"rviz2"} if rviz_executable() else set())
     assert nodes["perception_node"]["parameters"] == [str(ROOT / "config" / "perception.yaml"), str(mine),
-                                                      {"score_threshold": 0.3}]
+                                                      {"publish_tf": False, "score_threshold": 0.3}]
     assert nodes["synthetic_camera"]["parameters"][1:] == [str(mine), {"rate_hz": 2.0}]
     assert ("image", "/cam/image_raw") in nodes["synthetic_camera"]["remappings"]
     assert all(nodes[n]["namespace"] == "robot1" for n in ("perception_node", "retrieval_node", "synthetic_camera"))
@@ -97,7 +97,8 @@ def test_launch_file_declares_the_shared_arguments_and_builds_the_shared_graph(m
 def test_launch_arguments_parse_into_the_graph_and_bad_values_are_named(tmp_path):
     graph = graph_from_arguments({})
     assert [s.name for s in graph.nodes] == ["perception_node", "retrieval_node"] and not graph.rviz
-    assert graph.nodes[0].parameters == {}  # empty arguments keep the parameter files' values
+    # empty arguments keep the parameter files' values; retrieval_node publishes the object frames
+    assert graph.nodes[0].parameters == {"publish_tf": False}
     mine = tmp_path / "mine.yaml"
     mine.write_text("/**:\n  ros__parameters:\n    max_detections: 2\n")
     graph = graph_from_arguments({"synthetic_camera": "True", "rviz": "true", "params_file": str(mine),
@@ -127,6 +128,31 @@ def test_parameter_files_are_wildcard_keyed_and_name_declared_parameters():
         unknown = set(config["/**"]["ros__parameters"]) - declared
         assert not unknown, f"{spec.params_file} sets undeclared parameters {unknown}"
         assert set(spec.parameters) <= declared
+
+
+def _publishes_object_frames(spec, user_file: Path | None = None) -> bool:
+    """Whether ``spec``'s node publishes object TF frames: it has a /tf publisher and its
+    ``publish_tf`` (the graph's override, else the user's file, else the package's, else the
+    declared default) is true. The synthetic camera's frames are ground truth (gt_*), not objects."""
+    source = (ROOT / (spec.module.replace(".", "/") + ".py")).read_text()
+    if spec.name == "synthetic_camera" or not re.search(r'create_publisher\(TFMessage, "/tf"', source):
+        return False
+    value = re.search(r'declare\("publish_tf", (True|False)', source).group(1) == "True"
+    for path in (ROOT / "config" / spec.params_file, user_file):
+        if path is not None:
+            value = yaml.safe_load(path.read_text())["/**"]["ros__parameters"].get("publish_tf", value)
+    return bool(spec.parameters.get("publish_tf", value))
+
+
+def test_the_graph_has_exactly_one_publisher_of_object_frames(tmp_path):
+    """One final pose, one TF tree: retrieval_node publishes the object frames (those of
+    ``objects``); perception_node's are off in the graph, even when a user's file turns them on."""
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("/**:\n  ros__parameters:\n    publish_tf: true\n")
+    for arguments, user_file in (({}, None), ({"synthetic_camera": "true"}, None),
+                                 ({"params_file": str(mine)}, mine)):
+        nodes = graph_from_arguments(arguments).nodes
+        assert [s.name for s in nodes if _publishes_object_frames(s, user_file)] == ["retrieval_node"]
 
 
 def _rviz_topics() -> dict[str, str]:
@@ -175,12 +201,12 @@ def test_bringup_runs_camera_perception_retrieval_end_to_end(tmp_path):
             node.create_subscription(Image, "/robot1/descriptors", lambda m: descriptors.__setitem__(stamp_to_ns(m.header.stamp), m), 10)
             node.create_subscription(TFMessage, "/tf", on_tf, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
 
-            def perception_tf(stamp):  # the camera's ground-truth frames (gt_*) share the stamp
+            def object_tf(stamp):  # the camera's ground-truth frames (gt_*) share the stamp
                 return [t for t in tf.get(stamp, []) if not t.child_frame_id.startswith("gt_")]
 
             def done():
                 return [s for s in objects if s in images and s in markers and s in detections and s in descriptors
-                        and perception_tf(s) and objects[s].detections]
+                        and object_tf(s) and objects[s].detections]
 
             ok = spin_until(node, lambda: len(done()) >= 2 or proc.poll() is not None, 150.0)
             assert ok and proc.poll() is None, (tmp_path / "bringup.log").read_text()[-4000:]
@@ -199,10 +225,16 @@ def test_bringup_runs_camera_perception_retrieval_end_to_end(tmp_path):
         n = len(detections[stamp].detections)
         assert len(objects[stamp].detections) == n and descriptors[stamp].height == n  # one descriptor row each
         assert n <= 2  # max_detections from the user's file (the tiny network reports 5 at threshold 0)
-        object_frames = {t.child_frame_id: t for t in perception_tf(stamp)}
+        object_frames = {t.child_frame_id: t for t in object_tf(stamp)}
         assert set(object_frames) == {f"{d.results[0].hypothesis.class_id}_{k}"
                                       for k, d in enumerate(detections[stamp].detections)}
         assert all(t.header.frame_id == images[stamp].header.frame_id for t in object_frames.values())
+        assert len(object_tf(stamp)) == n  # one frame per object: one publisher (perception_node's are off)
+        for det in objects[stamp].detections:  # the frames are the final poses of objects
+            pose, transform = det.results[0].pose.pose, object_frames[json.loads(det.id)["name"]].transform
+            assert (transform.translation.x, transform.translation.y, transform.translation.z) == \
+                (pose.position.x, pose.position.y, pose.position.z)
+            assert transform.rotation == pose.orientation
         for det in objects[stamp].detections:
             info = json.loads(det.id)
             assert det.results[0].hypothesis.class_id in CATEGORIES

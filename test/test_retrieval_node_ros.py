@@ -1,4 +1,5 @@
-"""retrieval_node over real DDS: stamp join, pose-restricted retrieval, objects and RViz markers."""
+"""retrieval_node over real DDS: stamp join, the resolution policy, objects, RViz markers and the
+object TF frames, which carry exactly the pose of ``objects`` and of the markers."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_harness import NodeProcess, ros_test_node, spin_until
 from sensor_msgs.msg import Image
+from tf2_msgs.msg import TFMessage
 from tiny_model import build_tiny_shape_db, save_tiny_checkpoint
 from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import Marker, MarkerArray
@@ -28,6 +31,31 @@ def database(tmp_path_factory):
     return build_tiny_shape_db(root / "shape_db.pt", checkpoint, MODELS), ensure_cad_library(progress=False)
 
 
+def _listen_markers_and_tf(node, got: dict) -> None:
+    """Collect markers and /tf messages by stamp into ``got["markers"]`` and ``got["tf"]``."""
+    got["markers"], got["tf"] = {}, {}
+    node.create_subscription(MarkerArray, "markers",
+                             lambda m: got["markers"].__setitem__(stamp_to_ns(m.markers[0].header.stamp), m), 10)
+    node.create_subscription(TFMessage, "/tf", lambda m: got["tf"].__setitem__(stamp_to_ns(m.transforms[0].header.stamp), m),
+                             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+
+
+def assert_one_pose_per_object(objects: Detection3DArray, markers: MarkerArray, tf: TFMessage, prefix: str = "") -> None:
+    """For every object: its TF frame ``<prefix><name>`` under the objects' frame, its mesh/cube
+    marker and its bounding box carry exactly the pose of ``objects`` (one final pose)."""
+    bodies = [m for m in markers.markers if m.ns == "scene3d_objects"]
+    frames = {t.child_frame_id: t for t in tf.transforms}
+    assert len(bodies) == len(frames) == len(objects.detections)
+    for det, body in zip(objects.detections, bodies, strict=True):
+        pose = det.results[0].pose.pose
+        frame = frames[prefix + json.loads(det.id)["name"]]
+        assert frame.header == objects.header and body.header == objects.header
+        t = frame.transform
+        assert (t.translation.x, t.translation.y, t.translation.z) == (pose.position.x, pose.position.y, pose.position.z)
+        assert t.rotation == pose.orientation == body.pose.orientation == det.bbox.center.orientation
+        assert body.pose.position == pose.position == det.bbox.center.position
+
+
 def _descriptor_image(stamp_ns: int, rows: np.ndarray) -> Image:
     rows = np.ascontiguousarray(rows, dtype="<f4")
     return Image(header=header(stamp_ns, FRAME), height=rows.shape[0], width=rows.shape[1], encoding="32FC1",
@@ -41,13 +69,13 @@ def test_retrieval_node_publishes_models_cuboids_and_markers(database, tmp_path)
     expected_model = db.model_ids[int(db.model_index[view])]
     q_view = db.view_quaternions[view].double().numpy()
     with ros_test_node("retrieval_feeder") as node:
-        got = {"objects": {}, "markers": {}}
+        got = {"objects": {}}
         node.create_subscription(Detection3DArray, "objects", lambda m: got["objects"].__setitem__(stamp_to_ns(m.header.stamp), m), 10)
-        node.create_subscription(MarkerArray, "markers", lambda m: got["markers"].__setitem__(stamp_to_ns(m.markers[0].header.stamp), m), 10)
+        _listen_markers_and_tf(node, got)
         det_pub = node.create_publisher(Detection3DArray, "detections_3d", 10)
         desc_pub = node.create_publisher(Image, "descriptors", 10)
         retrieval = NodeProcess("scene3d_ros.ros.retrieval_node", tmp_path,
-                                ["-p", f"shape_db:={db_path}", "-p", "silhouette_check:=false"])
+                                ["-p", f"shape_db:={db_path}", "-p", "silhouette_check:=false", "-p", "tf_prefix:=robot_"])
         try:
             assert spin_until(node, lambda: det_pub.get_subscription_count() > 0 and desc_pub.get_subscription_count() > 0,
                               60.0, [retrieval])
@@ -67,8 +95,8 @@ def test_retrieval_node_publishes_models_cuboids_and_markers(database, tmp_path)
             assert spin_until(node, lambda: "hold 1 rows for 2 detections" in retrieval.log(), 30.0, [retrieval]), \
                 retrieval.log()[-3000:]
             det_pub.publish(detections)
-            assert spin_until(node, lambda: stamp in got["objects"] and stamp in got["markers"], 30.0, [retrieval]), \
-                retrieval.log()[-3000:]
+            assert spin_until(node, lambda: all(stamp in got[k] for k in ("objects", "markers", "tf")), 30.0,
+                              [retrieval]), retrieval.log()[-3000:]
         finally:
             code = retrieval.stop()
     log = retrieval.log()
@@ -88,6 +116,7 @@ def test_retrieval_node_publishes_models_cuboids_and_markers(database, tmp_path)
     assert [m.type for m in bodies] == [Marker.MESH_RESOURCE, Marker.CUBE]
     assert bodies[0].mesh_resource == car["mesh_uri"] and bodies[1].scale.x == pytest.approx(30.0)
     assert all(m.header.frame_id == FRAME for m in markers)
+    assert_one_pose_per_object(objects, got["markers"][stamp], got["tf"][stamp], prefix="robot_")
 
 
 def _mask_image(stamp_ns: int, masks: np.ndarray) -> Image:
@@ -114,6 +143,8 @@ def test_silhouette_check_joins_masks_and_poses_the_model_in_the_chosen_view(dat
     with ros_test_node("retrieval_mask_feeder") as node:
         got = {}  # stamp -> every objects message with it
         node.create_subscription(Detection3DArray, "objects", lambda m: got.setdefault(stamp_to_ns(m.header.stamp), []).append(m), 10)
+        extra = {}
+        _listen_markers_and_tf(node, extra)
         det_pub = node.create_publisher(Detection3DArray, "detections_3d", 10)
         desc_pub = node.create_publisher(Image, "descriptors", 10)
         mask_pub = node.create_publisher(Image, "masks", 10)
@@ -138,7 +169,8 @@ def test_silhouette_check_joins_masks_and_poses_the_model_in_the_chosen_view(dat
             assert spin_until(node, lambda: "masks are 14x14" in retrieval.log(), 30.0, [retrieval]), \
                 retrieval.log()[-3000:]
             mask_pub.publish(_mask_image(9_000_000, silhouette[None]))
-            assert spin_until(node, lambda: 9_000_000 in got, 30.0, [retrieval]), retrieval.log()[-3000:]
+            assert spin_until(node, lambda: 9_000_000 in got and all(9_000_000 in extra[k] for k in ("markers", "tf")),
+                              30.0, [retrieval]), retrieval.log()[-3000:]
         finally:
             code = retrieval.stop()
     log = retrieval.log()
@@ -150,3 +182,6 @@ def test_silhouette_check_joins_masks_and_poses_the_model_in_the_chosen_view(dat
     assert record["model_id"] == model and record["silhouette_iou"] == pytest.approx(1.0, abs=1e-6)
     o = obj.results[0].pose.pose.orientation
     np.testing.assert_allclose([o.w, o.x, o.y, o.z], db.view_quaternions[target].double().numpy(), atol=1e-5)
+    assert record["confidence"] == pytest.approx(1.0, abs=1e-6)
+    # the final pose (the chosen view's rotation) is also that of the TF frame, the marker and the box
+    assert_one_pose_per_object(got[9_000_000][0], extra["markers"][9_000_000], extra["tf"][9_000_000])

@@ -167,7 +167,13 @@ def detection3d_msg(msg_header: Header, class_id: str, score: float, quaternion:
 def transform_stamped_msg(msg_header: Header, child_frame_id: str, quaternion: Sequence[float],
                           translation_m: Sequence[float]) -> TransformStamped:
     """TF transform of an object frame (child) in the image's frame (header.frame_id)."""
-    pose = pose_msg(quaternion, translation_m)
+    return pose_transform_msg(msg_header, child_frame_id, pose_msg(quaternion, translation_m))
+
+
+def pose_transform_msg(msg_header: Header, child_frame_id: str, pose: Pose) -> TransformStamped:
+    """TF transform of an object frame (child) at exactly ``pose`` (metres, in header.frame_id):
+    the same numbers as the message that carries the pose."""
     transform = Transform(translation=Vector3(x=pose.position.x, y=pose.position.y, z=pose.position.z),
-                          rotation=pose.orientation)
+                          rotation=Quaternion(w=pose.orientation.w, x=pose.orientation.x, y=pose.orientation.y,
+                                              z=pose.orientation.z))
     return TransformStamped(header=msg_header, child_frame_id=child_frame_id, transform=transform)

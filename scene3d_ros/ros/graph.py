@@ -68,9 +68,12 @@ def perception_graph(image_topic: str = "image", camera_info_topic: str = "camer
     """perception_node and retrieval_node, wired together (relative topics, so a namespace applies).
 
     Empty strings keep the parameter files' values (config/perception.yaml, config/retrieval.yaml,
-    then ``params_file``, the user's own file, when given).
+    then ``params_file``, the user's own file, when given). One final pose per object, one TF
+    tree: retrieval_node publishes the object frames (of ``objects``), so perception_node's own
+    (the network's pose, for running it alone) are switched off here, whatever the files say.
     """
     perception_params: dict = {"device": device} if device else {}
+    perception_params["publish_tf"] = False  # retrieval_node publishes the final poses' frames
     if str(score_threshold):
         perception_params["score_threshold"] = _number("score_threshold", score_threshold)
     if model:

@@ -14,9 +14,13 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
 from scene3d_ros.ros.environment import default_to_localhost_discovery
+
+TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+"""QoS of every scene3d_ros publisher on /tf (tf2's own: reliable, a deep history for bursts of frames)."""
 
 
 def declare_described(node: Node, name: str, default, description: str, **descriptor_fields):

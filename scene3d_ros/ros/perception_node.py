@@ -11,7 +11,9 @@ image's header (stamp and frame_id):
                   node's silhouette check compares with the shape database's view silhouettes
   debug_image     sensor_msgs/Image rgb8 (masks, boxes, pose axes), rendered only while subscribed
   /tf             one frame ``<tf_prefix><category>_<k>`` per object under the image's frame_id
-                  (none for an image without frame_id)
+                  (none for an image without frame_id), with the network's pose: for running this
+                  node alone (``publish_tf``); the launched graph switches it off, and retrieval_node
+                  publishes the frames of the final poses
 
 Poses follow the optical-frame convention of the image's frame (REP 103): an empty frame_id, or
 one that does not name an optical frame (often the camera body frame), is warned about once.
@@ -65,11 +67,10 @@ from scene3d_ros.ros.conversions import (
     rgb8_image_msg,
     transform_stamped_msg,
 )
-from scene3d_ros.ros.node_main import declare_described, run_node
+from scene3d_ros.ros.node_main import TF_QOS, declare_described, run_node
 from scene3d_ros.visualization import draw_objects
 from scene3d_ros.world.cad_library import CadLibraryError
 
-TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 THROTTLE_S = 5.0
 RELEASED_LOG = "released the network"
 """Logged by the inference thread when it has stopped and dropped the network (GPU memory freed)."""
@@ -202,7 +203,8 @@ class PerceptionNode(Node):
             "default_hfov_deg": declare("default_hfov_deg", 60.0, "Horizontal field of view assumed while no valid "
                                         "camera_info has arrived (degrees; a throttled warning says so).",
                                         floating_point_range=[FloatingPointRange(from_value=1.0, to_value=179.0)]),
-            "publish_tf": declare("publish_tf", True, "Publish one TF frame per object on /tf."),
+            "publish_tf": declare("publish_tf", True, "Publish one TF frame per object on /tf (the network's pose; "
+                                  "off when retrieval_node publishes the final poses' frames)."),
             "publish_detections_2d": declare("publish_detections_2d", True, "Publish detections_2d.", read_only=True),
             "publish_descriptors": declare("publish_descriptors", True,
                                            "Publish descriptors (the retrieval node needs them).", read_only=True),

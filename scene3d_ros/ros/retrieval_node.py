@@ -20,6 +20,11 @@ Publishes with the input header:
             null, "confidence": <0..1> | null} (machine-readable)
   markers   visualization_msgs/MarkerArray: DELETEALL first, then per object a MESH_RESOURCE
             marker (file:// URI into the CAD library) or a CUBE of the box size, and a text label
+  /tf       one frame ``<tf_prefix><category>_<k>`` per object under the image's frame_id (none when
+            it is empty), ``publish_tf``
+
+``objects``, the markers and the TF frames carry the same final pose per object: in the launched
+graph this node publishes the object frames (perception_node's are switched off there).
 
 The policy's parameters (windows, weights, ``max_distance``, ``azimuth_flips``) can be changed at run time.
 """
@@ -38,6 +43,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import ColorRGBA
+from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -51,8 +57,8 @@ from scene3d_ros.retrieval import (
     ShapeDatabaseError,
     default_shape_db_path,
 )
-from scene3d_ros.ros.conversions import point_xyz, quaternion_wxyz, stamp_to_ns
-from scene3d_ros.ros.node_main import declare_described, run_node
+from scene3d_ros.ros.conversions import point_xyz, pose_transform_msg, quaternion_wxyz, stamp_to_ns
+from scene3d_ros.ros.node_main import TF_QOS, declare_described, run_node
 from scene3d_ros.visualization import instance_colour
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 
@@ -130,6 +136,8 @@ class RetrievalNode(Node):
             max_distance=declare("max_distance", default.max_distance or 0.0, "Cuboid fallback when the best "
                                  "descriptor distance exceeds this (0: never).",
                                  floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1e9)]) or None)
+        self._publish_tf = declare("publish_tf", True, "Publish one TF frame per object (the final pose) on /tf.")
+        self._tf_prefix = declare("tf_prefix", "", "Prefix of the object TF frame names.")
         self._cache_size = declare("cache_size", 30, "Frames kept while waiting for the other topic.",
                                    integer_range=[IntegerRange(from_value=1, to_value=1000)])
         qos_depth = declare("qos_depth", 10, "QoS history depth.", integer_range=[IntegerRange(from_value=1,
@@ -153,12 +161,18 @@ class RetrievalNode(Node):
         self.add_on_set_parameters_callback(self._on_parameters)
         self._pub_objects = self.create_publisher(Detection3DArray, "objects", qos)
         self._pub_markers = self.create_publisher(MarkerArray, "markers", qos)
+        self._pub_tf = self.create_publisher(TFMessage, "/tf", TF_QOS)
         check = (f"silhouette check on (window {self._policy.silhouette_max_angle_deg:g} deg)" if self._use_masks
                  else "silhouette check off")
         self.get_logger().info(f"retrieving from {len(self._db)} views of {len(self._db.model_ids)} models; {check}")
 
     def _on_parameters(self, params) -> SetParametersResult:
         """Apply run-time changes of the policy's parameters (ranges are checked by ROS)."""
+        for param in params:
+            if param.name == "publish_tf":
+                self._publish_tf = bool(param.value)
+            elif param.name == "tf_prefix":
+                self._tf_prefix = str(param.value)
         changes = {p.name: p.value for p in params if p.name in POLICY_PARAMETERS}
         if "max_distance" in changes:
             changes["max_distance"] = float(changes["max_distance"]) or None
@@ -199,9 +213,10 @@ class RetrievalNode(Node):
                        for d, row, mask in zip(dets, rows, box_masks, strict=True)]
             results = self._policy.resolve(self._db, queries)
             for det, result in zip(dets, results, strict=True):  # the final pose: the policy's rotation
-                orientation = det.results[0].pose.pose.orientation
-                orientation.w, orientation.x, orientation.y, orientation.z = result.quaternion
+                for orientation in (det.results[0].pose.pose.orientation, det.bbox.center.orientation):
+                    orientation.w, orientation.x, orientation.y, orientation.z = result.quaternion
         out = Detection3DArray(header=detections.header)
+        frames = TFMessage()
         markers = MarkerArray(markers=[Marker(header=detections.header, action=Marker.DELETEALL)])
         for k, (det, result) in enumerate(zip(dets, results, strict=True)):
             name = det.id or f"{det.results[0].hypothesis.class_id}_{k}"
@@ -214,8 +229,12 @@ class RetrievalNode(Node):
                                  "confidence": result.confidence})
             out.detections.append(det)
             markers.markers.extend(self._markers(detections.header, k, det, model_id, uri, name))
+            frames.transforms.append(pose_transform_msg(detections.header, self._tf_prefix + name,
+                                                        det.results[0].pose.pose))
         self._pub_objects.publish(out)
         self._pub_markers.publish(markers)
+        if self._publish_tf and frames.transforms and detections.header.frame_id:
+            self._pub_tf.publish(frames)
 
     @staticmethod
     def _markers(msg_header, k: int, det, model_id: str | None, uri: str | None, name: str) -> list[Marker]:

@@ -35,13 +35,11 @@ from scene3d_ros.ros.conversions import (
     rgb8_image_msg,
     transform_stamped_msg,
 )
-from scene3d_ros.ros.node_main import declare_described, run_node
+from scene3d_ros.ros.node_main import TF_QOS, declare_described, run_node
 from scene3d_ros.world.annotations import AnnotatedScene, generate_annotated_scene
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 from scene3d_ros.world.renderer import Renderer
 from scene3d_ros.world.scene_sampler import SceneConfig
-
-TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class SyntheticCamera(Node):

@@ -1,7 +1,7 @@
 """Training of the crop viewpoint stage (``train_viewpoint``; :mod:`scene3d_ros.model.viewpoint`).
 
-The same habits as network 1's ``train`` (:mod:`scene3d_ros.training`, whose run loop pieces it
-reuses): YAML config with ``--set`` overrides, tqdm, ``metrics.csv`` + ``val_metrics.csv`` +
+The same habits as network 1's ``train`` (:mod:`scene3d_ros.training.detector`; the run loop pieces
+of :mod:`scene3d_ros.training` are shared): YAML config with ``--set`` overrides, tqdm, ``metrics.csv`` + ``val_metrics.csv`` +
 ``curves.png``, atomic ``last.pt`` (and ``best.pt``, the checkpoint with the lowest validation
 MedErr), exact ``--resume`` (weights, optimizer, schedule, RNG streams, data position), a clean
 stop after the step in progress on SIGINT/SIGTERM, and ``torchrun`` data parallelism (gloo on
@@ -16,22 +16,19 @@ symmetry (:func:`viewpoint_report`).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader
-from tqdm import tqdm
+from torch.utils.data import DataLoader, Dataset
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.config import ConfigError, dataclass_from_dict, dataclass_to_dict, load_config
@@ -39,8 +36,7 @@ from scene3d_ros.data.crops import CropAugmentation, ObjectCropDataset, collate_
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.evaluation import ACC_ROTATION_THRESHOLD_DEG, mean_defined, median_or_none, share_below
 from scene3d_ros.geometry import symmetric_rotation_error_deg
-from scene3d_ros.model.checkpoint import CheckpointError, restore_rng_state
-from scene3d_ros.model.device import resolve_device
+from scene3d_ros.model.checkpoint import CheckpointError
 from scene3d_ros.model.viewpoint import (
     ViewpointModelConfig,
     ViewpointNet,
@@ -54,32 +50,39 @@ from scene3d_ros.model.viewpoint_checkpoint import (
     save_viewpoint_checkpoint,
 )
 from scene3d_ros.paths import config_dir
-from scene3d_ros.training import (
+from scene3d_ros.training.datasets import DataError, check_dataset_dir, data_loader, resolve_cad_library
+from scene3d_ros.training.loop import (
+    IntervalMeter,
+    RunConfig,
+    RunStart,
+    data_position_extra,
+    first_batch,
+    last_losses,
+    log_stop,
+    progress_bar,
+    restore_rank_rng,
+    resume_data_position,
+    run_session,
+    start_run,
+    stop_signal,
+    write_checkpoint,
+)
+from scene3d_ros.training.optim import OptimConfig, build_scheduler, decay_groups, optimizer_for_groups
+from scene3d_ros.training.outputs import (
+    BEST_CHECKPOINT,
     CONFIG_FILE,
     LAST_CHECKPOINT,
     METRICS_FILE,
     VAL_METRICS_FILE,
-    DataError,
-    DistributedInfo,
     MetricsLog,
-    OptimConfig,
-    ResumableSampler,
-    RunConfig,
     RunOutput,
-    StopRequest,
-    _init_process_group,
-    _seed_everything,
-    _stop_agreed,
-    _torch_settings,
-    build_scheduler,
-    check_dataset_dir,
-    distributed_info_from_env,
-    resolve_cad_library,
-    stop_on_signals,
 )
+from scene3d_ros.training.runtime import seed_everything
+from scene3d_ros.training.sampler import ResumableSampler
+from scene3d_ros.training.signals import StopRequest
+from scene3d_ros.world.cad_library import CadLibrary
 
 LOGGER = logging.getLogger(__name__)
-BEST_CHECKPOINT = "best.pt"
 FLIP_THRESHOLD_DEG = 150.0
 """An error above this is a front/back (or upside-down) flip rather than an imprecise rotation."""
 
@@ -116,7 +119,7 @@ class ViewpointDataConfig:
 
 @dataclass(frozen=True)
 class ViewpointOptimConfig(OptimConfig):
-    """``optim`` section: network 1's :class:`~scene3d_ros.training.OptimConfig` plus
+    """``optim`` section: network 1's :class:`~scene3d_ros.training.optim.OptimConfig` plus
     ``backbone_lr_factor`` (the ImageNet backbone learns at ``lr`` times this) and
     ``offset_weight`` (weight of the in-bin offset loss)."""
 
@@ -211,32 +214,21 @@ def viewpoint_report(records: Sequence[ViewpointRecord]) -> dict[str, Any]:
 
 
 # =========================================================================== training
-def _loader(dataset, batch_size: int, num_workers: int, sampler, drop_last: bool, seed: int) -> DataLoader:
-    context = None
-    if num_workers > 0:
-        import multiprocessing
-
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["scene3d_ros.data.crops"])
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      collate_fn=collate_crops, drop_last=drop_last, persistent_workers=num_workers > 0,
-                      multiprocessing_context=context, generator=torch.Generator().manual_seed(seed))
+def _loader(dataset: Dataset, batch_size: int, num_workers: int, sampler: Any, drop_last: bool, seed: int
+            ) -> DataLoader:
+    """Crops; the workers start with :mod:`scene3d_ros.data.crops` (and the scene dataset) loaded."""
+    return data_loader(dataset, batch_size, num_workers, sampler, drop_last, seed, collate_crops,
+                       preload=("scene3d_ros.data.crops",))
 
 
 def build_viewpoint_optimizer(model: ViewpointNet, config: ViewpointOptimConfig) -> torch.optim.Optimizer:
     """AdamW/SGD with two learning rates: the backbone at ``lr * backbone_lr_factor``, the trunk and
     heads at ``lr``; no weight decay on 1-D parameters."""
-    groups = []
-    for name, lr in (("features", config.lr * config.backbone_lr_factor), ("head", config.lr)):
-        params = [p for n, p in model.named_parameters() if (n.startswith("features.") == (name == "features"))]
-        decay = [p for p in params if p.ndim > 1]
-        no_decay = [p for p in params if p.ndim <= 1]
-        groups += [{"params": decay, "weight_decay": config.weight_decay, "lr": lr},
-                   {"params": no_decay, "weight_decay": 0.0, "lr": lr}]
-    groups = [g for g in groups if g["params"]]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
-    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
+    backbone = [p for n, p in model.named_parameters() if n.startswith("features.")]
+    head = [p for n, p in model.named_parameters() if not n.startswith("features.")]
+    groups = (decay_groups(backbone, config.weight_decay, lr=config.lr * config.backbone_lr_factor)
+              + decay_groups(head, config.weight_decay, lr=config.lr))
+    return optimizer_for_groups(groups, config)
 
 
 @dataclass
@@ -257,54 +249,25 @@ def _scene_sets(paths: Sequence[Path]) -> list[SyntheticSceneDataset]:
 def train_viewpoint(config: ViewpointTrainConfig, output: str | Path | None = None,
                     resume: bool | str | Path = False) -> ViewpointTrainResult:
     """Train (or with ``resume`` continue) the crop viewpoint stage; see the module doc."""
-    info = distributed_info_from_env()
-    run = config.run
-    try:
-        device = resolve_device(run.device, info.local_rank)
-    except ValueError as exc:
-        raise ConfigError(f"run.device: {exc}") from exc
-    root = Path(output or run.output).expanduser()
-    resume_path: Path | None = None
-    if resume:
-        resume_path = root / LAST_CHECKPOINT if resume is True else Path(resume)
-        if not resume_path.is_file():
-            raise CheckpointError(f"nothing to resume: checkpoint {resume_path} not found")
-    elif (root / LAST_CHECKPOINT).exists():
-        raise ConfigError(f"{root} already holds a training run ({LAST_CHECKPOINT}); pass --resume to continue "
-                          "it, or choose another --output")
+    start = start_run(config.run, output, resume)
     if not config.data.train:
         raise ConfigError("data.train: name the generated dataset folder(s) to train on")
     train_dirs = [check_dataset_dir(p, "training") for p in config.data.train]
     val_dir = check_dataset_dir(config.data.val, "validation") if config.data.val else None
-    library = resolve_cad_library(config.data, train_dirs + ([val_dir] if val_dir else []))
-    with _torch_settings(run, device, info.local_world_size), stop_on_signals() as stop:
-        _init_process_group(info, device)
-        try:
-            return _train(config, root, resume_path, info, device, library, train_dirs, val_dir, stop)
-        finally:
-            if info.enabled and dist.is_initialized():
-                dist.destroy_process_group()
+    library = resolve_cad_library(config.data.cad_library, train_dirs + ([val_dir] if val_dir else []))
+    with run_session(config.run, start) as stop:
+        return _train(config, start, library, train_dirs, val_dir, stop)
 
 
-@contextlib.contextmanager
-def _progress(total: int, initial: int, enabled: bool) -> Iterator[tqdm]:
-    bar = tqdm(total=total, initial=initial, desc="train_viewpoint", unit="step", dynamic_ncols=True,
-               disable=not enabled)
-    try:
-        yield bar
-    finally:
-        bar.close()
-
-
-def _train(config: ViewpointTrainConfig, root: Path, resume_path: Path | None, info: DistributedInfo,
-           device: torch.device, library, train_dirs: list[Path], val_dir: Path | None,
-           stop: StopRequest) -> ViewpointTrainResult:
+def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, train_dirs: list[Path],
+           val_dir: Path | None, stop: StopRequest) -> ViewpointTrainResult:
     run, optim, data = config.run, config.optim, config.data
+    info, device, root, resume_path = start.info, start.device, start.root, start.resume_path
     out = RunOutput(root, info.is_main, run.keep_checkpoints)
     if info.is_main:
         root.mkdir(parents=True, exist_ok=True)
 
-    _seed_everything(run.seed)
+    seed_everything(run.seed)
     model = ViewpointNet(config.model, len(CATEGORIES))
     if resume_path is None:
         if run.init_weights:
@@ -350,25 +313,16 @@ def _train(config: ViewpointTrainConfig, root: Path, resume_path: Path | None, i
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"cannot restore the training state from {resume_path}: {exc}") from exc
         step = int(checkpoint["step"])
-        epoch, batch_in_epoch = int(extra["epoch"]), int(extra["batch_in_epoch"])
         best_med = extra.get("best_med_err_deg")
-        if (extra.get("world_size"), extra.get("batch_size"), extra.get("dataset_size")) != \
-                (info.world_size, data.batch_size, len(train_set)):
-            LOGGER.warning("the data, batch size or process count changed since the checkpoint: the epoch restarts")
-            epoch, batch_in_epoch = epoch + (1 if batch_in_epoch else 0), 0
-        states = extra.get("rng_per_rank")
-        if states is not None and len(states) == info.world_size:
-            restore_rng_state(states[info.rank])
-        else:
-            _seed_everything(run.seed + info.rank + 7919 * step)
+        epoch, batch_in_epoch = resume_data_position(extra, info, data.batch_size, len(train_set), batches_per_epoch)
+        restore_rank_rng(checkpoint, info, run.seed, step)
         train_log = MetricsLog.resume(out.path(METRICS_FILE), step)
         val_log = MetricsLog.resume(out.path(VAL_METRICS_FILE), step)
         LOGGER.info("resumed %s at step %d (epoch %d, batch %d)", resume_path, step, epoch, batch_in_epoch)
         del checkpoint
     else:
-        _seed_everything(run.seed + info.rank)
-    if batch_in_epoch >= batches_per_epoch:
-        epoch, batch_in_epoch = epoch + 1, 0
+        seed_everything(run.seed + info.rank)
+        epoch, batch_in_epoch = first_batch(epoch, batch_in_epoch, batches_per_epoch)
 
     train_model: nn.Module = model
     if info.enabled:
@@ -377,55 +331,32 @@ def _train(config: ViewpointTrainConfig, root: Path, resume_path: Path | None, i
     if info.is_main:
         out.write_text(CONFIG_FILE, yaml.safe_dump(dataclass_to_dict(config), sort_keys=False))
 
-    all_rng: list[dict[str, Any]] | None = None
-
-    def save(path: Path) -> None:
+    def save(path: Path, rng_per_rank: list[dict[str, Any]] | None) -> None:
         save_viewpoint_checkpoint(path, model, CATEGORIES, optimizer, scheduler, step, extra={
-            "train_config": dataclass_to_dict(config), "epoch": epoch, "batch_in_epoch": batch_in_epoch,
-            "world_size": info.world_size, "batch_size": data.batch_size, "dataset_size": len(train_set),
-            "rng_per_rank": all_rng, "best_med_err_deg": best_med, "crops_seen": step * per_step})
-
-    def checkpoint_now() -> None:
-        nonlocal all_rng
-        from scene3d_ros.model.checkpoint import capture_rng_state
-
-        state = capture_rng_state()
-        if info.enabled:
-            gathered: list[Any] = [None] * info.world_size
-            dist.all_gather_object(gathered, state)
-            all_rng = gathered
-        else:
-            all_rng = [state]
-        out.write_checkpoint(step, save)
-        out.write_curves(train_log, val_log)
+            "train_config": dataclass_to_dict(config),
+            **data_position_extra(epoch, batch_in_epoch, info, data.batch_size, len(train_set), rng_per_rank),
+            "best_med_err_deg": best_med, "crops_seen": step * per_step})
 
     stop_at = min(run.stop_at_step or optim.max_steps, optim.max_steps)
-    interval: dict[str, float] = {}
-    interval_steps, interval_time, timed_steps, timed_seconds = 0, 0.0, 0, 0.0
+    meter = IntervalMeter()
     last_row: dict[str, float] = {}
     last_val: dict[str, Any] | None = None
     stopped_by: str | None = None
 
     def log_interval() -> None:
-        nonlocal interval, interval_steps, interval_time, timed_steps, timed_seconds, last_row
-        keys = sorted(interval)
-        means = torch.tensor([interval[k] / interval_steps for k in keys], dtype=torch.float64)
-        if info.enabled:
-            means = means.to(device)
-            dist.all_reduce(means)
-            means = means.cpu() / info.world_size
-        seconds = interval_time / interval_steps
-        row = {"step": step, "epoch": epoch, "lr": optimizer.param_groups[-1]["lr"],
-               **dict(zip(keys, means.tolist(), strict=True)), "seconds_per_step": seconds,
-               "crops_per_s": per_step / max(seconds, 1e-9), "crops_seen": step * per_step}
+        """One metrics.csv row: the means of the steps since the last row, over all ranks."""
+        nonlocal last_row
+        means, seconds = meter.close(info, device)
+        row = {"step": step, "epoch": epoch, "lr": optimizer.param_groups[-1]["lr"], **means,
+               "seconds_per_step": seconds, "crops_per_s": per_step / max(seconds, 1e-9),
+               "crops_seen": step * per_step}
         train_log.append(row)
         out.write_log(train_log)
-        last_row = {k: v for k, v in row.items() if k.startswith("loss_") or k == "total"}
-        timed_steps += interval_steps
-        timed_seconds += interval_time
-        interval, interval_steps, interval_time = {}, 0, 0.0
+        last_row = last_losses(row)
 
     def validate() -> None:
+        """Validation metrics into val_metrics.csv; ``best.pt`` when the MedErr is the lowest so far
+        (main rank only: its RNG entry is the main rank's ``rng``, no other rank's states)."""
         nonlocal best_med, last_val
         report = viewpoint_report(predict_records(model, val_loader, device, data.top_k))
         mean = report["all"]["mean"]
@@ -437,9 +368,9 @@ def _train(config: ViewpointTrainConfig, root: Path, resume_path: Path | None, i
                     step, mean["med_err_deg"], mean["acc_pi6"], mean["flips"], data.top_k, mean["best_of_k_acc_pi6"])
         if best_med is None or mean["med_err_deg"] < best_med:
             best_med = mean["med_err_deg"]
-            save(out.path(BEST_CHECKPOINT))
+            save(out.path(BEST_CHECKPOINT), None)
 
-    with _progress(stop_at, step, info.is_main and run.progress) as bar:
+    with progress_bar(stop_at, step, "train_viewpoint", info.is_main and run.progress) as bar:
         while step < stop_at and stopped_by is None:
             sampler.set_position(epoch, batch_in_epoch * data.batch_size)
             tick = time.perf_counter()
@@ -463,35 +394,30 @@ def _train(config: ViewpointTrainConfig, root: Path, resume_path: Path | None, i
                 scheduler.step()
                 step += 1
                 batch_in_epoch += 1
-                for key, value in {**values, "total": total_value}.items():
-                    interval[key] = interval.get(key, 0.0) + value
-                interval_steps += 1
-                interval_time += time.perf_counter() - tick
+                meter.add({**values, "total": total_value}, time.perf_counter() - tick)
                 if step % run.log_every == 0 or step == stop_at:
                     log_interval()
                 bar.set_postfix(loss=f"{total_value:.3f}", refresh=False)
                 bar.update(1)
-                if batch_in_epoch >= batches_per_epoch:
-                    epoch, batch_in_epoch = epoch + 1, 0
+                epoch, batch_in_epoch = first_batch(epoch, batch_in_epoch, batches_per_epoch)
                 if val_loader is not None and (step % run.eval_every == 0 or step == stop_at):
                     validate()
                 checkpointed = step % run.checkpoint_every == 0 or step == stop_at
                 if checkpointed:
-                    checkpoint_now()
-                if _stop_agreed(stop, info, device):
-                    stopped_by = stop.signal_name or "a signal to another rank"
-                    if interval_steps:
+                    write_checkpoint(out, model, info, step, save, train_log, val_log)
+                stopped_by = stop_signal(stop, info, device)
+                if stopped_by is not None:
+                    if meter.steps:
                         log_interval()
                     if not checkpointed:
-                        checkpoint_now()
-                    LOGGER.info("stopped by %s at step %d; %s holds it (continue with --resume)", stopped_by, step,
-                                root / LAST_CHECKPOINT)
+                        write_checkpoint(out, model, info, step, save, train_log, val_log)
+                    log_stop(stopped_by, step, root)
                     break
                 if step >= stop_at or batch_in_epoch == 0:
                     break
                 tick = time.perf_counter()
     return ViewpointTrainResult(output=root, step=step, checkpoint=root / LAST_CHECKPOINT,
-                                seconds_per_step=timed_seconds / max(timed_steps, 1), last_losses=last_row,
+                                seconds_per_step=meter.seconds_per_step, last_losses=last_row,
                                 last_validation=last_val, stopped_by=stopped_by)
 
 
