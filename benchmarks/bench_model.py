@@ -31,17 +31,12 @@ import torch
 from common import RESULTS, command_line, machine, wait_until_quiet
 
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
+from scene3d_ros.data.triplet_views import TripletViewDataset, collate_scenes
 from scene3d_ros.model import build_model, build_model_from_checkpoint
 from scene3d_ros.model.config import ModelConfig
 from scene3d_ros.paths import atomic_write_text, default_model_path, report_path
-from scene3d_ros.training import (
-    TrainConfig,
-    TripletViewDataset,
-    _to_device,
-    build_optimizer,
-    collate_scenes,
-    freeze_parameters,
-)
+from scene3d_ros.training.detector import TrainConfig, targets_to_device
+from scene3d_ros.training.optim import build_optimizer, freeze_parameters
 from scene3d_ros.world.annotations import generate_annotated_scene
 from scene3d_ros.world.cad_library import ensure_cad_library
 from scene3d_ros.world.renderer import Renderer
@@ -116,7 +111,7 @@ def bench_train_step(library, device: torch.device, reps: int, tmp: Path) -> dic
         counter = {"i": 0}
 
         def step(model=model, optimizer=optimizer, counter=counter):
-            images, targets = _to_device(*batches[counter["i"] % len(batches)], device)
+            images, targets = targets_to_device(*batches[counter["i"] % len(batches)], device)
             counter["i"] += 1
             losses = model(images, targets)
             optimizer.zero_grad(set_to_none=True)

@@ -10,7 +10,7 @@ stores, per ground-truth object, the box-ROI-pooled features ``(256, 7, 7)`` (fp
 ground-truth box and of ``J`` jittered copies (IoU >= 0.55, as Mask R-CNN's positive
 proposals), with the training targets of the pose and descriptor losses (allocentric quaternion,
 encoded translation, symmetry, network 2's descriptors of the positive and negative depth views:
-:class:`scene3d_ros.training.TripletViewDataset`). About 0.1 s per image on 2 cores.
+:class:`scene3d_ros.data.triplet_views.TripletViewDataset`). About 0.1 s per image on 2 cores.
 
 ``fit`` then trains the pose trunk and heads on the cache, thousands of times faster than
 ``train`` (no backbone, no rendering: ~12 s per epoch of 41k ROIs on 2 cores), and prints the
@@ -47,6 +47,7 @@ from torchvision.ops import box_iou
 from tqdm import tqdm
 
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+from scene3d_ros.data.triplet_views import TripletViewDataset, collate_scenes
 from scene3d_ros.evaluation import (
     ACC_ROTATION_THRESHOLD_DEG,
     mean_defined,
@@ -60,7 +61,6 @@ from scene3d_ros.model.losses import rotation_loss, symmetry_codes, translation_
 from scene3d_ros.model.pose_heads import pose_targets, select_class_outputs
 from scene3d_ros.model.rotations import canonicalize_quaternion, quaternion_multiply, symmetry_quaternions
 from scene3d_ros.paths import atomic_write_bytes, default_cad_library_dir, default_model_path
-from scene3d_ros.training import TripletViewDataset, collate_scenes
 
 MIN_JITTER_IOU = 0.55
 JITTER_SIGMA = 0.1  # of the box width / height, per edge

@@ -24,16 +24,13 @@ from tiny_model import TINY_MODEL
 from scene3d_ros.cli.train import main
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+from scene3d_ros.data.triplet_views import TripletViewDataset
 from scene3d_ros.mirror import MIRROR_SYMMETRY_TOLERANCE, mirror_asymmetry
 from scene3d_ros.model.checkpoint import build_model_from_checkpoint, load_checkpoint
 from scene3d_ros.model.rotations import egocentric_to_allocentric, quaternion_to_matrix
-from scene3d_ros.training import (
-    OptimConfig,
-    ResumableSampler,
-    TripletViewDataset,
-    load_train_config,
-    lr_factor,
-)
+from scene3d_ros.training.detector import load_train_config
+from scene3d_ros.training.optim import OptimConfig, lr_factor
+from scene3d_ros.training.sampler import ResumableSampler
 from scene3d_ros.world.cad_library import ensure_cad_library
 from scene3d_ros.world.depth_views import BACKGROUND, object_depth_view
 from scene3d_ros.world.scene_sampler import SceneConfig

@@ -9,7 +9,7 @@ where it stopped. SIGINT (Ctrl-C) or SIGTERM stop a run after the step in progre
 checkpoint written (a second signal stops at once). Exit codes: 0 done, 1 a problem with the data,
 the CAD library or a checkpoint, or a loss that became non-finite (the message says what to do),
 2 a bad config or option, 130 / 143 stopped by SIGINT / SIGTERM (resumable).
-See :mod:`scene3d_ros.training` for the config sections and the files a run writes.
+See :mod:`scene3d_ros.training.detector` for the config sections and the files a run writes.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import sys
 from scene3d_ros.config import ConfigError, add_config_arguments
 from scene3d_ros.model.checkpoint import CheckpointError
 from scene3d_ros.paths import packaged_config_file
-from scene3d_ros.training import DataError, load_train_config, train
+from scene3d_ros.training.datasets import DataError
+from scene3d_ros.training.detector import load_train_config, train
 from scene3d_ros.world.cad_library import CadLibraryError
 
 

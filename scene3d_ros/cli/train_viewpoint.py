@@ -7,7 +7,7 @@
 SIGINT (Ctrl-C) or SIGTERM stop a run after the step in progress with ``last.pt`` written;
 ``--resume`` continues it exactly. Exit codes: 0 done, 1 a problem with the data, the CAD library
 or a checkpoint, 2 a bad config or option, 130 / 143 stopped by SIGINT / SIGTERM (resumable).
-See :mod:`scene3d_ros.viewpoint_training`.
+See :mod:`scene3d_ros.training.viewpoint`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import sys
 from scene3d_ros.config import ConfigError, add_config_arguments
 from scene3d_ros.model.checkpoint import CheckpointError
 from scene3d_ros.paths import packaged_config_file
-from scene3d_ros.training import DataError
-from scene3d_ros.viewpoint_training import load_viewpoint_train_config, train_viewpoint
+from scene3d_ros.training.datasets import DataError
+from scene3d_ros.training.viewpoint import load_viewpoint_train_config, train_viewpoint
 from scene3d_ros.world.cad_library import CadLibraryError
 
 
