@@ -67,6 +67,14 @@ def default_model_path() -> Path:
     return _share_subdir("models") / DEFAULT_MODEL_FILE
 
 
+DEFAULT_VIEWPOINT_MODEL_FILE = "viewpoint_default.pt"
+
+
+def default_viewpoint_model_path() -> Path:
+    """The shipped crop viewpoint stage (models/viewpoint_default.pt), when one is shipped."""
+    return _share_subdir("models") / DEFAULT_VIEWPOINT_MODEL_FILE
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
     path = Path(path)

@@ -16,10 +16,13 @@ import numpy as np
 import torch
 
 from scene3d_ros import MASK_THRESHOLD
-from scene3d_ros.geometry import CameraIntrinsics, canonical_quaternion
+from scene3d_ros.geometry import CameraIntrinsics, canonical_quaternion, matrix_to_quaternion
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.model.device import resolve_device
-from scene3d_ros.paths import default_model_path
+from scene3d_ros.model.rotations import egocentric_to_allocentric
+from scene3d_ros.model.viewpoint import ViewpointStage, category_symmetries
+from scene3d_ros.model.viewpoint_checkpoint import build_viewpoint_model
+from scene3d_ros.paths import default_model_path, default_viewpoint_model_path
 from scene3d_ros.retrieval import ObjectQuery, ResolutionPolicy, ShapeDatabase
 from scene3d_ros.world.cad_library import CadLibrary
 
@@ -39,7 +42,11 @@ class DetectedObject:
     -> optical frame) of the resolution policy: with the silhouette check the chosen view's, the
     pose in which the model fits the image (often closer to the truth than ``quaternion``), else
     the network's; ``confidence`` the policy's (None without the silhouette check). ``box_mask`` (28, 28): the mask head's
-    probabilities over ``box`` (what the silhouette check compares).
+    probabilities over ``box`` (what the silhouette check compares). With the crop viewpoint
+    stage: ``quaternion`` is its best hypothesis, ``network_quaternion`` network 1's own rotation
+    (the paper's method), ``hypotheses`` (k, 4) the stage's egocentric rotation hypotheses, most
+    probable first, with their ``hypothesis_scores`` (k,) probabilities; without it
+    ``network_quaternion`` equals ``quaternion`` and the hypotheses are None.
     """
 
     category: str
@@ -58,6 +65,9 @@ class DetectedObject:
     box_mask: np.ndarray | None = None
     model_quaternion: np.ndarray | None = None
     confidence: float | None = None
+    network_quaternion: np.ndarray | None = None
+    hypotheses: np.ndarray | None = None
+    hypothesis_scores: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -71,13 +81,17 @@ class Pipeline:
     a pixel belongs to the object's ``mask`` (settable at run time). ``num_threads``: torch's
     intra-op CPU threads, set on the thread that runs each call (torch keeps the count per thread);
     0 keeps torch's default. ``intra_op_threads`` reports the count the last call ran with.
+    ``viewpoint_checkpoint``: the crop viewpoint stage (:mod:`scene3d_ros.model.viewpoint`) run
+    after network 1 on every kept detection (default: the shipped one, when there is one; ``""``:
+    none), giving ``viewpoint_k`` rotation hypotheses per object for the resolution policy.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", score_threshold: float = 0.5,
                  library: CadLibrary | None = None, max_detections: int = 100, input_size: int | None = None,
                  shape_db: ShapeDatabase | None = None, policy: ResolutionPolicy | None = None,
                  mask_threshold: float = MASK_THRESHOLD,
-                 num_threads: int = 0) -> None:
+                 num_threads: int = 0, viewpoint_checkpoint: str | Path | None = None,
+                 viewpoint_k: int = 5) -> None:
         if int(num_threads) < 0:
             raise ValueError(f"num_threads must be >= 0 (0: torch's default), got {num_threads}")
         self.num_threads = int(num_threads)
@@ -96,6 +110,13 @@ class Pipeline:
         self._configure_network()
         self.library = library or CadLibrary.load()
         self._category_sizes = self._median_sizes(self.library)
+        self.viewpoint_stage: ViewpointStage | None = None
+        if viewpoint_checkpoint is None and default_viewpoint_model_path().is_file():
+            viewpoint_checkpoint = default_viewpoint_model_path()
+        if viewpoint_checkpoint:
+            network = build_viewpoint_model(viewpoint_checkpoint, self.device, expected_classes=self.classes)
+            self.viewpoint_stage = ViewpointStage(network, self.classes, viewpoint_k,
+                                                  category_symmetries(self.library, self.classes))
         self.shape_db = shape_db
         self.policy = policy or ResolutionPolicy()
         if not 0.0 < mask_threshold < 1.0:
@@ -155,6 +176,9 @@ class Pipeline:
         with torch.inference_mode():
             result = self.model([image], intrinsics=[k])[0]
         keep = torch.nonzero(result["scores"] >= self.score_threshold).flatten()[: self.max_detections]
+        hypotheses = []
+        if self.viewpoint_stage is not None:
+            hypotheses = self.viewpoint_stage.predict(image, result["boxes"][keep], result["labels"][keep], k)
         result = {key: value[keep].cpu().numpy() for key, value in result.items() if torch.is_tensor(value)}
         objects = []
         for i in range(len(result["scores"])):
@@ -171,6 +195,12 @@ class Pipeline:
                                         if "allocentric_quaternions" in result else None),
                 box_mask=result["box_masks"][i] if "box_masks" in result else None,
             ))
+            objects[-1].network_quaternion = objects[-1].quaternion
+            if hypotheses:
+                h = hypotheses[i]
+                objects[-1].hypotheses = matrix_to_quaternion(h.rotations)
+                objects[-1].hypothesis_scores = h.scores
+                objects[-1].quaternion = objects[-1].hypotheses[0]
         if self.shape_db is not None:
             self._retrieve(objects, intrinsics)
         return objects
@@ -179,14 +209,23 @@ class Pipeline:
         """Fill each object's ``model_id``, ``fallback``, ``retrieval_distance``, ``size``,
         ``model_quaternion`` and ``confidence`` from the resolution policy."""
         usable = [o for o in objects if o.descriptor is not None and o.allocentric_quaternion is not None]
-        queries = [ObjectQuery(o.category, o.descriptor, o.allocentric_quaternion[None], translation=o.translation,
-                               mask=o.box_mask, intrinsics=intrinsics) for o in usable]
+        queries = [ObjectQuery(o.category, o.descriptor, self._allocentric_hypotheses(o), o.hypothesis_scores,
+                               translation=o.translation, mask=o.box_mask, intrinsics=intrinsics) for o in usable]
         for obj, result in zip(usable, self.policy.resolve(self.shape_db, queries), strict=True):
             obj.fallback, obj.retrieval_distance = result.fallback, float(result.distance)
             obj.model_quaternion, obj.confidence = np.asarray(result.quaternion), result.confidence
             if result.model_id is not None:
                 obj.model_id = result.model_id
                 obj.size = np.asarray(self.library.get(result.model_id).extents, dtype=np.float64)
+
+    @staticmethod
+    def _allocentric_hypotheses(obj: DetectedObject) -> np.ndarray:
+        """(k, 4) rotation hypotheses relative to the ray to the object's translation (what the
+        policy compares with its views): the stage's hypotheses, else network 1's rotation."""
+        if obj.hypotheses is None:
+            return obj.allocentric_quaternion[None]
+        t = torch.as_tensor(obj.translation, dtype=torch.float64).expand(len(obj.hypotheses), 3)
+        return egocentric_to_allocentric(torch.as_tensor(obj.hypotheses), t).numpy()
 
     def warm_up(self, width: int = 320, height: int = 240) -> None:
         """One inference on a blank image, so the first real frame is not slowed by lazy set-up."""
@@ -195,5 +234,6 @@ class Pipeline:
     def close(self) -> None:
         """Release the network (and the GPU memory it held)."""
         self.model = None
+        self.viewpoint_stage = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()

@@ -162,3 +162,28 @@ def test_retrieval_with_the_silhouette_check_fits_the_model_to_the_mask(checkpoi
     for r, o in zip(results, with_check, strict=True):
         np.testing.assert_allclose(r.quaternion, o.model_quaternion, atol=1e-12)
     assert all(r.silhouette_iou >= p.silhouette_iou - 1e-6 for r, p in zip(results, plain_views, strict=True))
+
+
+def test_viewpoint_stage_gives_each_object_sorted_hypotheses(checkpoint, frame, tmp_path):
+    """With a crop viewpoint stage the published rotation is its best hypothesis; network 1's stays."""
+    from scene3d_ros.geometry import quaternion_to_matrix, symmetric_rotation_error_deg
+    from scene3d_ros.model.viewpoint import ViewpointModelConfig, ViewpointNet
+    from scene3d_ros.model.viewpoint_checkpoint import save_viewpoint_checkpoint
+
+    torch.manual_seed(0)
+    stage = ViewpointNet(ViewpointModelConfig(crop_size=64, hidden=32), len(CATEGORIES))
+    path = tmp_path / "viewpoint.pt"
+    save_viewpoint_checkpoint(path, stage, CATEGORIES)
+    without = Pipeline(checkpoint, "cpu", score_threshold=0.0, viewpoint_checkpoint="")
+    with_stage = Pipeline(checkpoint, "cpu", score_threshold=0.0, viewpoint_checkpoint=path, viewpoint_k=3)
+    plain = without(frame.rendered.rgb, frame.scene.intrinsics)
+    objects = with_stage(frame.rendered.rgb, frame.scene.intrinsics)
+    assert len(objects) == len(plain) >= 1
+    assert all(o.hypotheses is None and np.array_equal(o.network_quaternion, o.quaternion) for o in plain)
+    for a, b in zip(plain, objects, strict=True):
+        np.testing.assert_allclose(b.network_quaternion, a.quaternion)  # network 1's rotation is kept
+        assert b.hypotheses.shape == (3, 4) and b.hypothesis_scores.shape == (3,)
+        assert np.all(np.diff(b.hypothesis_scores) <= 0) and np.all(b.hypothesis_scores > 0)
+        np.testing.assert_allclose(b.quaternion, b.hypotheses[0])
+        rotations = quaternion_to_matrix(b.hypotheses)
+        assert symmetric_rotation_error_deg(rotations[0], rotations[1]) > 1.0  # distinct hypotheses

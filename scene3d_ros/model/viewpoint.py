@@ -24,6 +24,7 @@ distribution onto one period, so two hypotheses are never the same rotation modu
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -316,3 +317,46 @@ def to_egocentric(hypotheses: Hypotheses, ray: Tensor | np.ndarray) -> Hypothese
     egocentric object -> camera rotations: ``R_ego = R_ray @ R_allo``."""
     r_ray = ray_rotation(torch.as_tensor(np.asarray(ray), dtype=torch.float64).view(1, 3))[0].numpy()
     return Hypotheses(r_ray @ hypotheses.rotations, hypotheses.scores, hypotheses.bins)
+
+
+# =========================================================================== inference
+def category_symmetries(library, categories: Sequence[str]) -> dict[str, str]:
+    """Per category, the symmetry every one of its library models declares, else ``"none"``: what
+    the hypotheses are folded by at inference, where the object's model is not known yet."""
+    out = {}
+    for category in categories:
+        declared = {m.symmetry for m in library.by_category(category)}
+        out[category] = declared.pop() if len(declared) == 1 else "none"
+    return out
+
+
+class ViewpointStage:
+    """The crop viewpoint stage at inference: ``model`` in eval mode, the ``classes`` its labels
+    index (1-based), ``k`` hypotheses per object, hypotheses folded by ``symmetries[category]``."""
+
+    def __init__(self, model: ViewpointNet, classes: Sequence[str], k: int, symmetries: dict[str, str]) -> None:
+        if k < 1:
+            raise ValueError(f"viewpoint hypotheses k must be >= 1, got {k}")
+        self.model = model.eval()
+        self.classes = list(classes)
+        self.k = int(k)
+        self.symmetries = dict(symmetries)
+
+    @torch.inference_mode()
+    def predict(self, image: Tensor, boxes: Tensor, labels: Tensor, intrinsics: Tensor) -> list[Hypotheses]:
+        """Egocentric hypotheses (object -> optical frame) of each detection: ``image`` (3, H, W)
+        RGB in [0, 1], ``boxes`` (N, 4) pixel edges, ``labels`` (N,) 1-based, ``intrinsics`` (3, 3)."""
+        if len(boxes) == 0:
+            return []
+        device = next(self.model.parameters()).device
+        boxes = boxes.to(device=device, dtype=torch.float32)
+        crops = crop_boxes(image.to(device), boxes, self.model.config.crop_size, self.model.config.crop_margin)
+        rays = crop_rays(boxes.double(), intrinsics.to(device=device, dtype=torch.float64))
+        logits, offsets = self.model(crops, labels.to(device), rays.float())
+        out = []
+        for i in range(len(boxes)):
+            category = self.classes[int(labels[i]) - 1]
+            hypotheses = top_k_hypotheses(logits[i], offsets[i], self.symmetries.get(category, "none"),
+                                          self.model.config.bins, self.k)
+            out.append(to_egocentric(hypotheses, rays[i].cpu()))
+        return out
