@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import types
 
 import numpy as np
 import pytest
 import torch
+import trimesh
 from repo_scripts import load_script
 from tiny_model import build_tiny_shape_db, save_tiny_checkpoint
 
@@ -19,6 +21,7 @@ from scene3d_ros.geometry import matrix_to_quaternion, viewpoint_rotation
 from scene3d_ros.model.rotations import allocentric_to_egocentric
 from scene3d_ros.retrieval import ResolutionPolicy, ShapeDatabase
 from scene3d_ros.retrieval.evaluation import RetrievalEvaluator, ground_truth_allocentric, to_markdown
+from scene3d_ros.retrieval.shape_metrics import MeshComparison, shape_agreement
 from scene3d_ros.world.scene_sampler import SceneConfig
 
 torch.set_num_threads(2)
@@ -119,9 +122,61 @@ def test_subtype_top1_counts_the_sibling_instance_of_the_same_subtype():
     assert top1["subtype"]["per_category"]["car"] == 1.0 and top1["subtype"]["per_category"]["chair"] == 0.5
     assert top1["subtype"]["mean"] == pytest.approx(0.75) and top1["subtype"]["overall"] == pytest.approx(2 / 3)
     markdown = to_markdown(with_subtypes.summary())
-    assert markdown.count("Sub-type Top-1 (the retrieved model") == 1  # seen split only: no unseen objects
+    assert markdown.count("**Shape-level Top-1** (the retrieved model") == 1  # seen split only: no unseen objects
+    assert markdown.index("**Shape-level Top-1**") < markdown.index("Instance Top-1 (the paper's: the")  # the headline first
     assert "subtype" not in _top1(without.summary(), "gt_boxes/no_prior")
-    assert without.summary()["subtype_definition"] is None and "Sub-type" not in to_markdown(without.summary())
+    assert without.summary()["subtype_definition"] is None and "Shape-level" not in to_markdown(without.summary())
+
+
+class _BoxLibrary:
+    """A stand-in CAD library of axis-aligned box meshes (model id -> extents, metres)."""
+
+    def __init__(self, extents: dict[str, tuple[float, float, float]]) -> None:
+        self.extents = extents
+
+    def mesh(self, model_id: str) -> trimesh.Trimesh:
+        return trimesh.creation.box(extents=self.extents[model_id])
+
+    def get(self, model_id: str):
+        return types.SimpleNamespace(extents=np.asarray(self.extents[model_id]))
+
+
+def test_shape_agreement_of_point_sets_and_meshes():
+    true = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    shifted = shape_agreement(true + [0.0, 0.02, 0.0], true, tau_m=0.03)
+    assert shifted.chamfer_l1_m == pytest.approx(0.02) and shifted.fscore == 1.0
+    assert shape_agreement(true + [0.0, 0.05, 0.0], true, tau_m=0.03).fscore == 0.0
+    half = shape_agreement(np.array([[0.0, 0.0, 0.0], [5.0, 0.0, 0.0]]), true, tau_m=0.03)  # precision 1/2, recall 1/2
+    assert half.fscore == pytest.approx(0.5) and half.chamfer_l1_m == pytest.approx(0.5 * ((0.0 + 4.0) / 2 + (0.0 + 1.0) / 2))
+    shapes = MeshComparison(_BoxLibrary({"car_a": (4.0, 2.0, 1.5), "car_b": (4.0, 2.0, 1.5), "car_c": (2.0, 2.0, 3.0)}))
+    assert shapes.compare("car_a", "car_a").chamfer_l1_m == 0.0 and shapes.compare("car_a", "car_a").fscore == 1.0
+    assert shapes.compare("car_a", "car_b") == shapes.compare("car_a", "car_a")  # the same shape under another id
+    other = shapes.compare("car_c", "car_a")
+    assert other.fscore < 0.5 and other.chamfer_l1_m > 0.2 and other.tau_m == pytest.approx(0.03 * 4.0)
+    with pytest.raises(ValueError, match="tau"):
+        shape_agreement(true, true, 0.0)
+
+
+def test_geometry_and_the_shape_target_in_the_summary():
+    shapes = MeshComparison(_BoxLibrary({"car_a": (4.0, 2.0, 1.5), "car_b": (2.0, 2.0, 3.0), "chair_a": (0.5, 0.5, 1.0),
+                                         "chair_b": (0.6, 0.5, 1.0)}))
+    evaluator = RetrievalEvaluator(DB, PLAIN, subtypes={"car_a": "a", "car_b": "b", "chair_a": "x", "chair_b": "y"},
+                                   shapes=shapes)
+    # car_a retrieves itself, car_b retrieves car_a, chair_a is missed (no prediction pairs with it)
+    evaluator.add("gt_boxes", _pred([_onehot(0), _onehot(0)], [CAR, CAR]), _gt(["car_a", "car_b"], [CAR, CAR]))
+    evaluator.add("detected", _pred([], []), _gt(["chair_a"], [CHAIR]))
+    summary = evaluator.summary()
+    geometry = _top1(summary, "gt_boxes/no_prior")["geometry"]
+    wrong = shapes.compare("car_a", "car_b")
+    assert geometry["fscore"]["per_category"]["car"] == pytest.approx((1.0 + wrong.fscore) / 2)
+    assert geometry["chamfer_l1_m"]["per_category"]["car"] == pytest.approx(wrong.chamfer_l1_m / 2)
+    detected = summary["splits"]["all"]["top1"]["detected/predicted_prior"]["geometry"]
+    assert detected["fscore"]["per_category"]["chair"] == 0.0 and detected["chamfer_l1_m"]["objects"] == 0
+    assert summary["shape_target"]["variant"] == "gt_boxes/predicted_prior" and summary["shape_target"]["min"] == 0.65
+    assert summary["shape_target"]["value"] == pytest.approx(0.5) and summary["shape_target"]["met"] is False
+    markdown = to_markdown(summary)
+    assert "F-score@tau of the retrieved mesh" in markdown and "Chamfer-L1 (metres)" in markdown
+    assert "mean shape-level Top-1 >= 0.65" in markdown and "0.500, not met" in markdown
 
 
 def test_detected_setting_matches_like_the_pose_evaluation_and_counts_misses_as_wrong():

@@ -13,9 +13,11 @@ ground-truth boxes (the paper's Table 1, :meth:`Scene3DNet.predict_with_boxes`).
 table), and prints the latter.
 
 Top-1 shape retrieval (:mod:`scene3d_ros.retrieval.evaluation`; section ``evaluate.retrieval``
-of the config): the descriptors of each setting are searched in the shape database with the
+of the config): the objects of each setting are resolved by the resolution policy with the
 ground-truth pose prior (ground-truth boxes only), the predicted pose prior and no prior, and
-reported per category, for seen and unseen (``unseen_models``) models, in
+reported per category, for seen and unseen (``unseen_models``) models (shape-level Top-1 first,
+the paper's instance Top-1, and with the dataset's CAD library Chamfer-L1 and F-score between the
+retrieved and the true mesh), in
 ``evaluation_retrieval.md/.json`` and a section of ``evaluation.md``. When ``unseen_models`` is
 empty (the default) and the synthetic dataset was generated with an extended CAD library
 (``build_cad_library --extra-instances K``), the library's declared ``unseen_models`` (its extra
@@ -61,6 +63,7 @@ from scene3d_ros.retrieval import ResolutionPolicy
 from scene3d_ros.retrieval.evaluation import NO_PRIOR_DEG, RetrievalEvaluator
 from scene3d_ros.retrieval.evaluation import to_markdown as retrieval_to_markdown
 from scene3d_ros.retrieval.shape_database import ShapeDatabase, ShapeDatabaseError, default_shape_db_path
+from scene3d_ros.retrieval.shape_metrics import MeshComparison
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 
 DATASETS = ("synthetic", "pascal3d")
@@ -267,6 +270,7 @@ def open_retrieval(config: RetrievalEvalConfig, checkpoint: Path, checkpoint_sha
     library = dataset_cad_library(library_root, library_checksum)
     unseen = config.unseen_models or (library.unseen_models if library is not None else ())
     subtypes = None if library is None else {m.model_id: m.subtype for m in library.models}
+    shapes = None if library is None else MeshComparison(library)
     policy = config.policy()
     if policy.silhouette_check and not (heads.has_mask() and database.silhouettes is not None):
         why = "the network has no mask head" if not heads.has_mask() else \
@@ -274,7 +278,7 @@ def open_retrieval(config: RetrievalEvalConfig, checkpoint: Path, checkpoint_sha
         print(f"evaluate: warning: the silhouette check is left out: {why}", file=sys.stderr)
         policy = policy.replace(silhouette_check=False)
     return RetrievalEvaluator(database, policy, unseen, CATEGORIES, iou_threshold, device=device,
-                              database_path=report_path(path), subtypes=subtypes)
+                              database_path=report_path(path), subtypes=subtypes, shapes=shapes)
 
 
 def _collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[tuple, tuple]:

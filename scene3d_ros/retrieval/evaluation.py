@@ -43,12 +43,20 @@ allocentric already. "No prior" is the search with ``max_angle_deg`` = :data:`NO
 (180): every view lies within 180 degrees, so all views of the category compete. Every search
 is restricted to the (predicted) category's models and has no distance threshold.
 
-**Sub-type Top-1.** Given the CAD library's sub-type of every model (``subtypes``), the report
-also gives the share of objects whose retrieved model is of the ground-truth model's sub-type
-(e.g. any ``bus_city_*`` for a ``bus_city_01``). The procedural library holds two instances of
-each sub-type that differ only in drawn dimensions (a few per cent), which an image can hardly
-tell apart, so model-level Top-1 is bounded well below 1 while the sub-type level shows whether
-the descriptor finds the right kind of shape.
+**Shape-level Top-1 (the headline).** Given the CAD library's sub-type of every model
+(``subtypes``), the report leads with the share of objects whose retrieved model is of the
+ground-truth model's sub-type (e.g. any ``bus_city_*`` for a ``bus_city_01``): the library's
+sub-types are its distinct shapes, as Pascal3D+'s CAD models per category are, while its two
+procedural instances of a sub-type differ only in drawn dimensions (a few per cent) and depth
+views are scale-normalised, so the paper's instance-level Top-1 (reported next to it, for
+comparison) is bounded well below 1 even for a perfect descriptor. Its target
+(:data:`SHAPE_TOP1_TARGET`) is on seen models with ground-truth boxes and the policy as it ships.
+
+**Shape agreement.** Given a :class:`~scene3d_ros.retrieval.shape_metrics.MeshComparison` of the
+dataset's CAD library (``shapes``), every variant also reports the Chamfer-L1 (metres) and the
+F-score@tau between the retrieved and the true mesh in the object frame, each at its true size
+(:mod:`scene3d_ros.retrieval.shape_metrics`): F-score per object, 0 for a missed detection or a
+cuboid fallback; Chamfer-L1 over the objects with a retrieved model (their count is reported).
 
 **Seen / unseen.** An object's model is *unseen* when its id is in ``unseen_models`` (models that
 the network never saw in training), else *seen*. When no object of the data is of an unseen
@@ -90,6 +98,7 @@ from scene3d_ros.evaluation import (
 from scene3d_ros.model.rotations import canonicalize_quaternion, egocentric_to_allocentric
 from scene3d_ros.retrieval.resolution import OPTICAL_AXIS, ObjectQuery, Resolution, ResolutionPolicy
 from scene3d_ros.retrieval.shape_database import ShapeDatabase
+from scene3d_ros.retrieval.shape_metrics import FSCORE_TAU_REL, MeshComparison
 
 NO_PRIOR_DEG = 180.0
 """The search window (degrees) that admits every view: retrieval without a pose prior."""
@@ -98,10 +107,19 @@ SPLITS = ("all", "seen", "unseen")
 TOP1_TARGET = 0.60
 """The project's target: mean Top-1 on seen models with ground-truth boxes and the ground-truth pose prior."""
 TARGET_VARIANT = "gt_boxes/gt_prior"
-SUBTYPE_DEFINITION = ("Sub-type Top-1 = share of ground-truth objects whose retrieved CAD model is of the ground-truth "
-                      "model's sub-type in the CAD library (the two procedural instances of a sub-type differ only "
-                      "in their drawn dimensions)")
-DEFINITION = ("Top-1 = share of ground-truth objects whose retrieved CAD model id equals their ground-truth model id "
+SHAPE_TOP1_TARGET = 0.65
+"""Target of issue 17: mean shape-level Top-1 on seen models with ground-truth boxes and network 1's
+rotation resolved by the shipped policy (:data:`SHAPE_TARGET_VARIANTS`, the first present)."""
+SHAPE_TARGET_VARIANTS = ("gt_boxes/predicted_prior+silhouette", "gt_boxes/predicted_prior")
+SUBTYPE_DEFINITION = ("Shape-level Top-1 (the headline) = share of ground-truth objects whose retrieved CAD model is of "
+                      "the ground-truth model's sub-type, i.e. the same distinct shape, in the CAD library (the two "
+                      "procedural instances of a sub-type differ only in their drawn dimensions)")
+GEOMETRY_DEFINITION = ("Chamfer-L1 (metres; mean of the two directed mean nearest-surface distances) and F-score@tau "
+                       "(tau = {tau:g} x the true model's longest extent) between the retrieved and the true mesh in "
+                       "the object frame, each at its true size, {samples} surface samples each; F-score 0 for a "
+                       "missed detection or cuboid fallback, Chamfer over the objects with a retrieved model")
+DEFINITION = ("Instance Top-1 (the paper's) = share of ground-truth objects whose retrieved CAD model id equals their "
+              "ground-truth model id "
               "(missed detections and cuboid fallbacks count as wrong); per category, mean over the categories "
               "with objects, and overall over objects")
 
@@ -201,13 +219,15 @@ class RetrievalEvaluator:
     doc) run too. ``unseen_models``: model ids never seen in training; ``iou_threshold``:
     detection matching (as the pose :class:`~scene3d_ros.evaluation.Evaluator`); ``device``: where
     the torch search runs; ``database_path``: the database's file, for the report; ``subtypes``:
-    model id -> sub-type (the CAD library's), which adds the sub-type Top-1 to the summary.
+    model id -> sub-type (the CAD library's), which adds the shape-level Top-1 to the summary;
+    ``shapes``: the CAD library's meshes, which add Chamfer-L1 and F-score (module doc).
     """
 
     def __init__(self, database: ShapeDatabase, policy: ResolutionPolicy | None = None,
                  unseen_models: Iterable[str] = (), categories: Sequence[str] = CATEGORIES,
                  iou_threshold: float = 0.5, device: str | torch.device | None = None,
-                 database_path: str | Path | None = None, subtypes: Mapping[str, str] | None = None) -> None:
+                 database_path: str | Path | None = None, subtypes: Mapping[str, str] | None = None,
+                 shapes: MeshComparison | None = None) -> None:
         policy = policy or ResolutionPolicy()
         if policy.silhouette_check and database.silhouettes is None:
             raise ValueError("the silhouette check needs a shape database with view silhouettes (rebuild it with "
@@ -220,6 +240,7 @@ class RetrievalEvaluator:
         self.device = device
         self.database_path = None if database_path is None else str(database_path)
         self.subtypes = None if subtypes is None else {str(k): str(v) for k, v in subtypes.items()}
+        self.shapes = shapes
         self.variants = VARIANTS + (SILHOUETTE_VARIANTS if policy.silhouette_check else ())
         self.objects: dict[str, list[RetrievedObject]] = {}
         self.pose_errors: dict[str, list[tuple[int, float, float]]] = {}
@@ -339,6 +360,17 @@ class RetrievalEvaluator:
             out[setting] = per_method
         return out
 
+    def _geometry(self, objects: Sequence[RetrievedObject], key: str) -> dict[str, Any]:
+        """Chamfer-L1 (metres, objects with a retrieved model) and F-score (every object with a
+        ground-truth model; 0 without a retrieved one) of variant ``key`` (module doc)."""
+        def agreement(o: RetrievedObject):
+            retrieved = o.retrieved.get(key)
+            return None if retrieved is None else self.shapes.compare(retrieved, o.gt_model_id)
+
+        return {"chamfer_l1_m": _rates(objects, lambda o: None if (a := agreement(o)) is None else a.chamfer_l1_m,
+                                       self.categories),
+                "fscore": _rates(objects, lambda o: 0.0 if (a := agreement(o)) is None else a.fscore, self.categories)}
+
     def summary(self) -> dict[str, Any]:
         """JSON-serialisable Top-1 per split (``all``, ``seen``, ``unseen``) and variant: per
         category (None = no object), ``mean`` over categories, ``overall`` over objects; plus counts.
@@ -355,6 +387,8 @@ class RetrievalEvaluator:
                 if self.subtypes is not None:
                     per_variant[variant.key]["subtype"] = _rates(
                         chosen, lambda o, key=variant.key: o.correct_subtype(key, self.subtypes), self.categories)
+                if self.shapes is not None:
+                    per_variant[variant.key]["geometry"] = self._geometry(chosen, variant.key)
                 if not counts:  # the same ground truth in every setting: count it once
                     counts = {"objects": len(chosen),
                               "objects_per_category": {c: sum(o.label == k for o in chosen)
@@ -363,9 +397,14 @@ class RetrievalEvaluator:
             splits[split] = {**(counts or {"objects": 0, "objects_per_category": dict.fromkeys(self.categories, 0),
                                            "not_in_database": 0}), "top1": per_variant}
         target_value = splits["seen"]["top1"].get(TARGET_VARIANT, {}).get("mean")
+        shape_variant = next((k for k in SHAPE_TARGET_VARIANTS if k in splits["seen"]["top1"]), None)
+        shape_value = (splits["seen"]["top1"][shape_variant].get("subtype", {}).get("mean")
+                       if shape_variant is not None else None)
         return {
             "definition": DEFINITION,
             "subtype_definition": SUBTYPE_DEFINITION if self.subtypes is not None else None,
+            "geometry_definition": None if self.shapes is None else GEOMETRY_DEFINITION.format(
+                tau=FSCORE_TAU_REL, samples=self.shapes.samples),
             "max_angle_deg": self.policy.max_angle_deg,
             "no_prior_deg": NO_PRIOR_DEG,
             "iou_threshold": self.iou_threshold,
@@ -385,23 +424,23 @@ class RetrievalEvaluator:
             "splits": splits,
             "target": {"variant": TARGET_VARIANT, "split": "seen", "metric": "mean", "min": TOP1_TARGET,
                        "value": target_value, "met": None if target_value is None else target_value >= TOP1_TARGET},
+            "shape_target": {"variant": shape_variant, "split": "seen", "metric": "mean", "min": SHAPE_TOP1_TARGET,
+                             "value": shape_value,
+                             "met": None if shape_value is None else shape_value >= SHAPE_TOP1_TARGET},
         }
 
 
-def _ids(results: Sequence[Any]) -> list[str | None]:
-    """The model ids of search results (None = cuboid fallback)."""
-    return [r.model_id for r in results]
-
-
-def _rates(objects: Sequence[RetrievedObject], hit: Any, categories: Sequence[str]) -> dict[str, Any]:
-    """Share of ``objects`` for which ``hit(object)`` holds: per category (None = no object),
-    ``mean`` over the categories with objects, ``overall`` over objects, and the object count."""
+def _rates(objects: Sequence[RetrievedObject], value: Any, categories: Sequence[str]) -> dict[str, Any]:
+    """Mean of ``value(object)`` (a hit as bool, or a number; None leaves the object out) over
+    ``objects``: per category (None = no object), ``mean`` over the categories with objects,
+    ``overall`` over objects, and the count of objects with a value."""
+    values = [(o.label, v) for o in objects if (v := value(o)) is not None]
     per_category: dict[str, float | None] = {}
     for k, name in enumerate(categories, start=1):
-        hits = [hit(o) for o in objects if o.label == k]
-        per_category[name] = float(np.mean(hits)) if hits else None
+        mine = [v for label, v in values if label == k]
+        per_category[name] = float(np.mean(mine)) if mine else None
     return {"per_category": per_category, "mean": mean_defined(list(per_category.values())),
-            "overall": float(np.mean([hit(o) for o in objects])) if objects else None, "objects": len(objects)}
+            "overall": float(np.mean([v for _, v in values])) if values else None, "objects": len(values)}
 
 
 # --------------------------------------------------------------------------- report
@@ -409,15 +448,17 @@ def _cell(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _split_table(summary: Mapping[str, Any], split: str, subtype: bool = False) -> list[str]:
-    """Rows = categories, mean, overall; columns = variants: model-level Top-1, or with ``subtype``
-    the sub-type Top-1."""
+def _split_table(summary: Mapping[str, Any], split: str, metric: str = "instance") -> list[str]:
+    """Rows = categories, mean, overall; columns = variants: ``metric`` ``"instance"`` (the paper's
+    Top-1), ``"subtype"`` (shape-level Top-1), ``"fscore"`` or ``"chamfer_l1_m"``."""
     data = summary["splits"][split]
     variants = summary["variants"]
 
     def rates(variant: Mapping[str, Any]) -> Mapping[str, Any]:
         top1 = data["top1"][variant["key"]]
-        return top1["subtype"] if subtype else top1
+        if metric == "instance":
+            return top1
+        return top1["subtype"] if metric == "subtype" else top1["geometry"][metric]
 
     lines = ["| category | objects | " + " | ".join(v["title"] for v in variants) + " |",
              "|---|---:|" + "---:|" * len(variants)]
@@ -431,11 +472,20 @@ def _split_table(summary: Mapping[str, Any], split: str, subtype: bool = False) 
 
 
 def _split_section(summary: Mapping[str, Any], split: str) -> list[str]:
-    """The split's model-level table and, when the summary has sub-types, its sub-type table."""
-    lines = _split_table(summary, split)
+    """The split's tables: shape-level Top-1 (the headline, when the summary has sub-types), the
+    paper's instance Top-1, then F-score and Chamfer-L1 (when it has them)."""
+    lines = []
     if summary.get("subtype_definition"):
-        lines += ["", "Sub-type Top-1 (the retrieved model is of the ground-truth model's sub-type):", ""]
-        lines += _split_table(summary, split, subtype=True)
+        lines += ["**Shape-level Top-1** (the retrieved model is of the ground-truth model's sub-type):", ""]
+        lines += _split_table(summary, split, "subtype") + [""]
+    lines += ["Instance Top-1 (the paper's: the retrieved model is the ground-truth model):", ""]
+    lines += _split_table(summary, split)
+    if summary.get("geometry_definition"):
+        lines += ["", "F-score@tau of the retrieved mesh against the true one:", ""]
+        lines += _split_table(summary, split, "fscore")
+        lines += ["", "Chamfer-L1 (metres) of the retrieved mesh against the true one, objects with a retrieved "
+                  "model:", ""]
+        lines += _split_table(summary, split, "chamfer_l1_m")
     return lines
 
 
@@ -474,7 +524,8 @@ def to_markdown(summary: Mapping[str, Any], title: str = "Top-1 shape retrieval"
     db = summary["database"]
     where = f" `{db['path']}`," if db.get("path") else ""
     subtype_rule = f" {summary['subtype_definition']}." if summary.get("subtype_definition") else ""
-    lines = [f"# {title}", "", f"{summary['definition']}.{subtype_rule}", "",
+    geometry_rule = f" {summary['geometry_definition']}." if summary.get("geometry_definition") else ""
+    lines = [f"# {title}", "", f"{summary['definition']}.{subtype_rule}{geometry_rule}", "",
              f"Pose prior: only depth views within {summary['max_angle_deg']:g} deg (geodesic, allocentric) of the "
              f"ground-truth or predicted rotation are searched (widened when none is); no prior: every view of the "
              f"object's category ({summary['no_prior_deg']:g} deg window). Shape database:{where} "
@@ -500,10 +551,15 @@ def to_markdown(summary: Mapping[str, Any], title: str = "Top-1 shape retrieval"
         lines += [f"{missing} of {summary['splits']['all']['objects']} objects have a ground-truth model that is "
                   "not in the shape database: they cannot be retrieved and count as wrong.", ""]
     lines += _pose_refinement_section(summary)
+    shape = summary.get("shape_target") or {}
+    if shape.get("value") is not None:
+        verdict = "met" if shape["met"] else "not met"
+        lines += [f"Target: mean shape-level Top-1 >= {shape['min']:.2f} on seen models with GT boxes and the "
+                  f"shipped policy (`{shape['variant']}`): {shape['value']:.3f}, {verdict}.", ""]
     target = summary["target"]
     if target["value"] is not None:
         verdict = "met" if target["met"] else "not met"
-        lines += [f"Target: mean Top-1 >= {target['min']:.2f} on seen models with GT boxes + GT pose prior: "
+        lines += [f"Target: mean instance Top-1 >= {target['min']:.2f} on seen models with GT boxes + GT pose prior: "
                   f"{target['value']:.3f}, {verdict}.", ""]
     lines.append("n/a: no objects of that category; means are over categories with objects.")
     return "\n".join(lines) + "\n"
