@@ -132,8 +132,7 @@ class ResolutionPolicy:
 
         ``device``/``backend``: where and how the database search runs
         (:meth:`ShapeDatabase.candidates`). Raises ValueError for a mask that does not match the
-        database's silhouette grid, or hypotheses that are not unit quaternions with probabilities
-        in (0, 1].
+        database's silhouette grid.
         """
         if not queries:
             return []
@@ -210,7 +209,8 @@ class ObjectQuery:
 
     ``category``: the detected category (only its models are searched); ``descriptor`` (D,)
     network 1's descriptor; ``hypotheses`` (k, 4) allocentric (w, x, y, z) rotations;
-    ``probabilities`` (k,) in (0, 1] (one hypothesis: 1); ``translation`` (3,) metres in the
+    ``probabilities`` (k,) in [0, 1] (one hypothesis: 1; a hypothesis of probability 0, e.g. a
+    softmax underflow, is not considered); ``translation`` (3,) metres in the
     optical frame (``OPTICAL_AXIS`` when unknown); ``mask`` (G, G) mask probabilities over the
     object's box in [0, 1], or None; ``intrinsics``: the camera, for a refinement that renders in
     the real camera (the silhouette check compares box-relative silhouettes and does not need it).
@@ -242,8 +242,9 @@ class ObjectQuery:
             raise ValueError(f"hypotheses must be k >= 1 unit quaternions (w, x, y, z), got {self.hypotheses!r}")
         p = np.ones(len(hypotheses)) if self.probabilities is None else \
             np.asarray(self.probabilities, dtype=np.float64).reshape(-1)
-        if p.shape != (len(hypotheses),) or not ((p > 0.0) & (p <= 1.0 + 1e-6)).all():
-            raise ValueError(f"need one probability in (0, 1] per hypothesis ({len(hypotheses)}), got {p.tolist()}")
+        if p.shape != (len(hypotheses),) or not ((p >= 0.0) & (p <= 1.0 + 1e-6)).all() or not (p > 0.0).any():
+            raise ValueError(f"need one probability in [0, 1] per hypothesis ({len(hypotheses)}), at least one > 0, "
+                             f"got {p.tolist()}")
         translation = np.asarray(self.translation, dtype=np.float64).reshape(-1)
         if translation.shape != (3,) or not np.isfinite(translation).all():
             raise ValueError(f"translation must be 3 finite metres, got {self.translation!r}")
@@ -302,6 +303,8 @@ def _hypothesis_rows(queries: Sequence[ObjectQuery], flips: bool) -> list[_Hypot
     rows = []
     for i, q in enumerate(queries):
         for h, (rotation, p) in enumerate(zip(q.hypotheses, q.probabilities, strict=True)):
+            if p <= 0.0:
+                continue
             log_p = math.log(min(float(p), 1.0))
             rows.append(_HypothesisRow(i, h, False, rotation, log_p))
             if flips:
