@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from scene3d_ros import CATEGORIES, MASK_THRESHOLD
-from scene3d_ros.cli.evaluate import EvaluateConfig, EvaluationInputError, feed_predictions, open_dataset
 from scene3d_ros.data.shards import sha256_file
 from scene3d_ros.evaluation import Evaluator, write_report
+from scene3d_ros.evaluation.runner import EvaluateConfig, EvaluationInputError, feed_predictions, open_dataset
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.paths import default_model_path, report_path
 

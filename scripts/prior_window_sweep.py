@@ -22,7 +22,9 @@ from pathlib import Path
 import torch
 
 from scene3d_ros import CATEGORIES
-from scene3d_ros.cli.evaluate import (
+from scene3d_ros.data.shards import sha256_file
+from scene3d_ros.evaluation import SETTINGS, write_report
+from scene3d_ros.evaluation.runner import (
     EvaluateConfig,
     EvaluationInputError,
     RetrievalEvalConfig,
@@ -30,8 +32,6 @@ from scene3d_ros.cli.evaluate import (
     open_dataset,
     open_retrieval,
 )
-from scene3d_ros.data.shards import sha256_file
-from scene3d_ros.evaluation import SETTINGS, write_report
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.paths import default_model_path, report_path
 from scene3d_ros.retrieval.evaluation import NO_PRIOR_DEG, RetrievalEvaluator

@@ -8,9 +8,10 @@ import torch
 from test_pascal3d import write_pascal3d_fixture
 
 from scene3d_ros import CATEGORIES
-from scene3d_ros.cli.evaluate import ground_truth, main
+from scene3d_ros.cli.evaluate import main
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset, sha256_file
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+from scene3d_ros.evaluation.runner import ground_truth
 from scene3d_ros.model import build_model, model_config_from_dict, save_checkpoint
 from scene3d_ros.world.scene_sampler import SceneConfig
 

@@ -174,7 +174,7 @@ def test_the_policy_is_the_only_place_that_maps_a_view_to_an_egocentric_rotation
     """Pipeline, retrieval_node and the evaluation resolve through ResolutionPolicy and none of
     them converts rotations itself (their old code paths are gone)."""
     callers = {"scene3d_ros/pipeline.py", "scene3d_ros/ros/retrieval_node.py", "scene3d_ros/retrieval/evaluation.py",
-               "scene3d_ros/cli/evaluate.py"}
+               "scene3d_ros/evaluation/runner.py"}
     for path in sorted((ROOT / "scene3d_ros").rglob("*.py")):
         names = {n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(ast.parse(path.read_text()))
                  if isinstance(n, (ast.Name, ast.Attribute))}
@@ -184,7 +184,7 @@ def test_the_policy_is_the_only_place_that_maps_a_view_to_an_egocentric_rotation
                                 "scene3d_ros/model/pose_heads.py"}, f"{relative} maps rotations itself"
         assert "view_rotations" not in names or relative in {"scene3d_ros/retrieval/resolution.py",
                                                              "scene3d_ros/retrieval/shape_database.py"}, relative
-        if relative in callers - {"scene3d_ros/cli/evaluate.py"}:
+        if relative in callers - {"scene3d_ros/evaluation/runner.py"}:
             assert "resolve" in names and ".search(" not in path.read_text(), relative
 
 
@@ -202,6 +202,6 @@ def test_configs_and_node_parameters_use_the_policy_defaults() -> None:
     source = (ROOT / "scene3d_ros" / "ros" / "retrieval_node.py").read_text()
     for name in defaults:  # the node declares every policy parameter with the policy's default
         assert re.search(rf'declare\("{name}", default\.{name}\b', source), name
-    from scene3d_ros.cli.evaluate import RetrievalEvalConfig
+    from scene3d_ros.evaluation.runner import RetrievalEvalConfig
 
     assert RetrievalEvalConfig().policy() == ResolutionPolicy()

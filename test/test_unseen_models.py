@@ -10,9 +10,10 @@ import torch
 from tiny_model import save_tiny_checkpoint
 
 from scene3d_ros.cli.build_shape_db import main as build_shape_db_main
-from scene3d_ros.cli.evaluate import dataset_cad_library, main
+from scene3d_ros.cli.evaluate import main
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+from scene3d_ros.evaluation.runner import dataset_cad_library
 from scene3d_ros.world.cad_library import LIBRARY_FILE, build_cad_library
 from scene3d_ros.world.scene_sampler import SceneConfig
 

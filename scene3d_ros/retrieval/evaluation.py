@@ -72,7 +72,7 @@ library built with another seed is *not* an unseen set: it reuses the seen ids f
 ``build_cad_library --output DIR --extra-instances K`` builds such an *extended* library (the
 default models byte-identical, plus K extra instances per sub-type) whose ``library.json`` lists
 the extra ids as ``unseen_models``; ``evaluate`` takes that list when its own is empty
-(``scene3d_ros.cli.evaluate.dataset_cad_library``; recipe: ``scripts/evaluate_unseen_models.sh``).
+(``scene3d_ros.evaluation.runner.dataset_cad_library``; recipe: ``scripts/evaluate_unseen_models.sh``).
 """
 
 from __future__ import annotations
