@@ -18,6 +18,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from scene3d_ros.retrieval import ShapeDatabase
 from scene3d_ros.ros.conversions import detection3d_msg, header, stamp_to_ns
+from scene3d_ros.ros.wire_formats import box_masks_msg, descriptors_msg
 from scene3d_ros.world.cad_library import ensure_cad_library
 
 MODELS = ["car_sedan_01", "car_van_01", "chair_swivel_01"]
@@ -57,9 +58,8 @@ def assert_one_pose_per_object(objects: Detection3DArray, markers: MarkerArray, 
 
 
 def _descriptor_image(stamp_ns: int, rows: np.ndarray) -> Image:
-    rows = np.ascontiguousarray(rows, dtype="<f4")
-    return Image(header=header(stamp_ns, FRAME), height=rows.shape[0], width=rows.shape[1], encoding="32FC1",
-                 step=4 * rows.shape[1], data=rows.tobytes())
+    """Descriptor rows in the wire format perception_node publishes."""
+    return descriptors_msg(header(stamp_ns, FRAME), rows)
 
 
 def test_retrieval_node_publishes_models_cuboids_and_markers(database, tmp_path):
@@ -120,10 +120,8 @@ def test_retrieval_node_publishes_models_cuboids_and_markers(database, tmp_path)
 
 
 def _mask_image(stamp_ns: int, masks: np.ndarray) -> Image:
-    """mono8 stacked box masks, as perception_node publishes them."""
-    rows = np.ascontiguousarray(np.rint(255.0 * masks), dtype=np.uint8).reshape(-1, masks.shape[-1])
-    return Image(header=header(stamp_ns, FRAME), height=rows.shape[0], width=rows.shape[1], encoding="mono8",
-                 step=rows.shape[1], data=rows.tobytes())
+    """Stacked box masks in the wire format perception_node publishes."""
+    return box_masks_msg(header(stamp_ns, FRAME), masks)
 
 
 def test_silhouette_check_joins_masks_and_poses_the_model_in_the_chosen_view(database, tmp_path):

@@ -68,6 +68,7 @@ from scene3d_ros.ros.conversions import (
     transform_stamped_msg,
 )
 from scene3d_ros.ros.node_main import TF_QOS, declare_described, run_node
+from scene3d_ros.ros.wire_formats import box_masks_msg, descriptors_msg
 from scene3d_ros.visualization import draw_objects
 from scene3d_ros.world.cad_library import CadLibraryError
 
@@ -106,23 +107,6 @@ def detection2d_msg(msg_header, obj: DetectedObject, object_id: str) -> Detectio
     hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = obj.category, float(obj.score)
     det.results.append(hypothesis)
     return det
-
-
-def box_masks_msg(msg_header, objects: list[DetectedObject]) -> Image:
-    """sensor_msgs/Image mono8 of the objects' box-relative masks (G x G each, probability x 255)
-    stacked in detection order: height G N, width G (G = 28)."""
-    grid = int(objects[0].box_mask.shape[0]) if objects else 28
-    rows = np.array([np.rint(255.0 * np.clip(o.box_mask, 0.0, 1.0)) for o in objects],
-                    dtype=np.uint8).reshape(len(objects) * grid, grid)
-    return Image(header=msg_header, height=len(objects) * grid, width=grid, encoding="mono8", is_bigendian=0,
-                 step=grid, data=rows.tobytes())
-
-
-def descriptors_msg(msg_header, objects: list[DetectedObject], dim: int) -> Image:
-    """sensor_msgs/Image 32FC1 holding one descriptor per row, in detection order."""
-    rows = np.array([o.descriptor for o in objects], dtype="<f4").reshape(len(objects), dim)
-    return Image(header=msg_header, height=len(objects), width=dim, encoding="32FC1", is_bigendian=0,
-                 step=4 * dim, data=rows.tobytes())
 
 
 class PerceptionNode(Node):
@@ -366,9 +350,10 @@ class PerceptionNode(Node):
             detection3d_msg(msg_header, o.category, o.score, o.quaternion, o.translation, o.size, name)
             for o, name in zip(objects, names, strict=True)]))
         if self._pub_desc is not None:
-            self._pub_desc.publish(descriptors_msg(msg_header, objects, self._descriptor_dim))
+            self._pub_desc.publish(descriptors_msg(msg_header, np.array([o.descriptor for o in objects], np.float32)
+                                                   .reshape(len(objects), self._descriptor_dim)))
         if self._pub_masks is not None:
-            self._pub_masks.publish(box_masks_msg(msg_header, objects))
+            self._pub_masks.publish(box_masks_msg(msg_header, np.array([o.box_mask for o in objects], np.float32)))
         if self._publish_tf and objects and msg_header.frame_id:
             self._pub_tf.publish(TFMessage(transforms=[
                 transform_stamped_msg(msg_header, self._tf_prefix + name, o.quaternion, o.translation)

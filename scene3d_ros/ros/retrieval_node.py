@@ -36,7 +36,6 @@ import sys
 from collections import OrderedDict
 from functools import partial
 
-import numpy as np
 from geometry_msgs.msg import Point
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, SetParametersResult
 from rclpy.node import Node
@@ -59,37 +58,13 @@ from scene3d_ros.retrieval import (
 )
 from scene3d_ros.ros.conversions import point_xyz, pose_transform_msg, quaternion_wxyz, stamp_to_ns
 from scene3d_ros.ros.node_main import TF_QOS, declare_described, run_node
+from scene3d_ros.ros.wire_formats import box_masks_from_msg, descriptors_from_msg
 from scene3d_ros.visualization import instance_colour
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 
 POLICY_PARAMETERS = ("max_angle_deg", "silhouette_max_angle_deg", "silhouette_weight", "silhouette_angle_weight",
                      "silhouette_candidates", "hypothesis_weight", "azimuth_flips", "max_distance")
 """The node parameters that are :class:`ResolutionPolicy` fields, changeable at run time."""
-
-
-def parse_box_masks(msg: Image, count: int, grid: int) -> np.ndarray:
-    """(count, grid, grid) float32 in [0, 1] from a mono8 image of stacked box masks; ValueError
-    naming the mismatch."""
-    if msg.encoding != "mono8":
-        raise ValueError(f"masks must be mono8, got {msg.encoding!r}")
-    if msg.width != grid or msg.height != count * grid:
-        raise ValueError(f"masks are {msg.width}x{msg.height}, expected {grid}x{count * grid} for {count} detections "
-                         f"of {grid}x{grid} (the shape database's silhouettes)")
-    if msg.step != msg.width or len(msg.data) != msg.step * msg.height:
-        raise ValueError(f"mask image of {msg.width}x{msg.height} has step {msg.step} and {len(msg.data)} bytes")
-    return np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(count, grid, grid).astype(np.float32) / 255.0
-
-
-def parse_descriptors(msg: Image, rows: int) -> np.ndarray:
-    """(rows, D) float32 from a 32FC1 image; ValueError naming the mismatch."""
-    if msg.encoding != "32FC1":
-        raise ValueError(f"descriptors must be 32FC1, got {msg.encoding!r}")
-    if msg.height != rows:
-        raise ValueError(f"descriptors hold {msg.height} rows for {rows} detections")
-    if msg.step != 4 * msg.width or len(msg.data) != msg.step * msg.height:
-        raise ValueError(f"descriptor image of {msg.width}x{msg.height} has step {msg.step} and {len(msg.data)} bytes")
-    dtype = ">f4" if msg.is_bigendian else "<f4"
-    return np.frombuffer(bytes(msg.data), dtype=dtype).reshape(rows, msg.width).astype(np.float32)
 
 
 class RetrievalNode(Node):
@@ -204,9 +179,9 @@ class RetrievalNode(Node):
         dets = detections.detections
         results = []
         if dets:
-            rows = parse_descriptors(descriptors, len(dets))
+            rows = descriptors_from_msg(descriptors, len(dets))
             box_masks = [None] * len(dets) if masks is None else \
-                parse_box_masks(masks, len(dets), self._db.silhouette_grid)
+                box_masks_from_msg(masks, len(dets), self._db.silhouette_grid)
             queries = [ObjectQuery.from_egocentric(d.results[0].hypothesis.class_id, row,
                                                    quaternion_wxyz(d.results[0].pose.pose.orientation),
                                                    point_xyz(d.results[0].pose.pose.position), mask)
