@@ -31,6 +31,17 @@ Per device (the CPU, and CUDA when torch sees a GPU):
 Targets (issue 6): CPU throughput >= 4 FPS at 640x480, overhead <= 1.15. ``--quick`` is a smoke
 run (3 s window, 3 s soak, 2 frames) that writes graph_quick.md/.json instead of graph.md/.json.
 Run it inside scripts/in_netns.sh: DDS stays on this machine (localhost discovery, random domain).
+
+Shared-core mode (``--shared-core [--configs default,passive,one_thread]``, CPU only, no soak):
+per threading configuration (benchmarks/common.py ``THREADING``) one perception_node process with
+that OMP_WAIT_POLICY (``default``: none; the node's entry point would otherwise set PASSIVE, so it
+gets an empty value, which libgomp treats as unset) and ``num_threads`` parameter; it streams a
+``--warmup`` s warm-up, then an idle ``--seconds`` window, then a busy neighbour (a pure-Python spin
+loop in a child process pinned to one core, bounded in time, killed at the end) starts, and after
+``--warmup`` s more a shared ``--seconds`` window: throughput (FPS) and latency p50/p95 of both
+windows of the same run. Writes graph_shared_core.md/.json (``--name`` to change), with the load
+average before and after. Issue-18 targets: beside one busy core at most 1.6x the default
+configuration's idle time per frame (1000/FPS), idle throughput within 5 % of the default's.
 """
 
 from __future__ import annotations
@@ -44,13 +55,24 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import torch
-from common import RESULTS, command_line, machine, wait_until_quiet
+from common import (
+    RESULTS,
+    THREADING,
+    busy_core,
+    busy_core_index,
+    command_line,
+    load_average,
+    machine,
+    parse_threading,
+    threading_env,
+    wait_until_quiet,
+)
 
 from scene3d_ros.cli.bringup import start_graph, stop_graph
 from scene3d_ros.config import load_yaml
@@ -67,6 +89,8 @@ from scene3d_ros.world.scene_sampler import SceneConfig
 T = TypeVar("T")
 TARGET_CPU_FPS = 4.0
 TARGET_OVERHEAD = 1.15
+TARGET_SHARED_OVER_IDLE = 1.6
+TARGET_IDLE_LOSS = 0.05
 
 
 def render_frames(count: int, width: int, height: int, seed: int = 7) -> list[AnnotatedScene]:
@@ -224,6 +248,163 @@ def run_graph(frames: list[AnnotatedScene], checkpoint: Path, device: str, rate_
     return stream, phases, stats
 
 
+def run_graph_shared(frames: list[AnnotatedScene], checkpoint: Path, config: str, rate_hz: float, warmup_s: float,
+                     seconds: float, log_path: Path, busy_seconds: float) -> dict:
+    """One threading configuration in the shared-core mode: perception_node (CPU) with ``config``'s
+    OMP_WAIT_POLICY and ``num_threads``; ``rate_hz`` camera; warm-up, idle window, busy neighbour on
+    one core, settling ``warmup_s``, shared window. Returns FPS and latency p50/p95 (ms) per window."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image
+    from vision_msgs.msg import Detection3DArray
+
+    from scene3d_ros.ros.conversions import camera_info_msg, header, rgb8_image_msg, stamp_to_ns
+
+    stream = Stream()
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("bench_graph_camera", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    images = [rgb8_image_msg(f.rendered.rgb, header(0, "camera_optical_frame")) for f in frames]
+    infos = [camera_info_msg(f.scene.intrinsics, header(0, "camera_optical_frame")) for f in frames]
+    image_pub = node.create_publisher(Image, "image", qos_profile_sensor_data)
+    info_pub = node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
+    node.create_subscription(Detection3DArray, "detections_3d",
+                             lambda m: stream.outputs.append((stamp_to_ns(m.header.stamp), time.time_ns())),
+                             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    spec = perception_graph(model=str(checkpoint), device="cpu")[0]
+    spec = replace(spec, parameters={**spec.parameters, "num_threads": THREADING[config]["num_threads"]})
+    windows: dict[str, tuple[int, int]] = {}
+    busy_alive = False
+
+    def stream_until(end_ns: int) -> None:
+        while time.time_ns() < end_ns:
+            if process.poll() is not None:
+                raise RuntimeError(f"perception_node died:\n{log_path.read_text(errors='replace')[-3000:]}")
+            executor.spin_once(timeout_sec=0.05)
+
+    with log_path.open("wb") as log:
+        process = start_graph([spec], env=threading_env(config, node=True), stdout=[log])[0]
+        try:
+            deadline = time.monotonic() + 300.0
+            while image_pub.get_subscription_count() == 0 or "serving" not in log_path.read_text(errors="replace"):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"perception_node did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+                executor.spin_once(timeout_sec=0.1)
+
+            def send() -> None:
+                k = len(stream.published) % len(frames)
+                stamp = node.get_clock().now().to_msg()
+                images[k].header.stamp = infos[k].header.stamp = stamp
+                info_pub.publish(infos[k])
+                image_pub.publish(images[k])
+                stream.published.append(stamp_to_ns(stamp))
+
+            node.create_timer(1.0 / rate_hz, send)
+            start = time.time_ns() + int(warmup_s * 1e9)
+            windows["idle"] = (start, start + int(seconds * 1e9))
+            stream_until(windows["idle"][1])
+            with busy_core(busy_core_index(), busy_seconds) as busy:
+                start = time.time_ns() + int(warmup_s * 1e9)
+                windows["shared"] = (start, start + int(seconds * 1e9))
+                stream_until(windows["shared"][1])
+                busy_alive = busy.poll() is None
+        finally:
+            stop_graph([process], timeout=20.0)
+            executor.shutdown()
+            node.destroy_node()
+            rclpy.shutdown(context=context)
+    log_text = log_path.read_text(errors="replace")
+    serving = next((line for line in log_text.splitlines() if "serving" in line), "")
+    entry: dict = {"config": config, "omp_wait_policy": THREADING[config]["omp_wait_policy"],
+                   "num_threads": THREADING[config]["num_threads"], "serving_line": serving.strip()[-200:],
+                   "busy_alive_to_the_end": busy_alive}
+    for name, (begin, end) in windows.items():
+        window = stream.window(begin, end)
+        latencies = [(r - s) / 1e6 for s, r in window]
+        fps = len(window) / seconds
+        entry[name] = {"outputs": len(window), "throughput_fps": round(fps, 2),
+                       "ms_per_frame": round(1e3 / fps, 1) if fps else float("nan"),
+                       "latency_ms": {"p50": _percentile(latencies, 50), "p95": _percentile(latencies, 95)}}
+    return entry
+
+
+def summarize_shared(configs: dict[str, dict]) -> dict[str, dict]:
+    """Per configuration: shared over own idle time per frame, and against the default's idle time
+    per frame and throughput (when the default ran)."""
+    base = configs.get("default", {}).get("idle", {})
+    out = {}
+    for name, entry in configs.items():
+        idle, shared = entry["idle"]["ms_per_frame"], entry["shared"]["ms_per_frame"]
+        row = {"shared_over_own_idle": round(shared / idle, 2)}
+        if base.get("ms_per_frame"):
+            row["shared_over_default_idle"] = round(shared / base["ms_per_frame"], 2)
+            row["idle_fps_over_default"] = round(entry["idle"]["throughput_fps"] / base["throughput_fps"], 3)
+        out[name] = row
+    return out
+
+
+def markdown_shared(result: dict, args) -> str:
+    lines = ["# Perception graph on idle cores and beside one busy core, per threading configuration", "",
+             f"Machine: {result['machine']['nproc']} cores, {result['machine']['cpu']}; torch {torch.__version__}. "
+             f"Command: `scripts/in_netns.sh .venv/bin/python {args.command}` ({result['date']}). Load average "
+             f"(1/5/15 min) before: {result['load_before']}, after: {result['load_after']}; cores busy before: "
+             f"{result['cores_busy_before']:.0%}.",
+             f"Model: {result['checkpoint']}. Camera (this process): {args.frames} pre-rendered {args.size} scenes at "
+             f"{args.rate:g} Hz; perception_node on the CPU, one process per configuration. Per configuration: "
+             f"{args.warmup:g} s warm-up, {args.seconds:g} s idle window, then a pure-Python spin loop pinned to core "
+             f"{result['busy_core']}, {args.warmup:g} s settling, {args.seconds:g} s shared window.", "",
+             "| config | OMP_WAIT_POLICY | num_threads | idle FPS | idle latency p50 / p95 (ms) | shared FPS | "
+             "shared latency p50 / p95 (ms) | shared / own idle (ms per frame) | shared / default idle | "
+             "idle FPS / default |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, e in result["configs"].items():
+        s = result["summary"][name]
+        lines.append(f"| {name} | {e['omp_wait_policy'] or 'unset'} | {e['num_threads']} | {e['idle']['throughput_fps']} | "
+                     f"{e['idle']['latency_ms']['p50']} / {e['idle']['latency_ms']['p95']} | "
+                     f"{e['shared']['throughput_fps']} | {e['shared']['latency_ms']['p50']} / "
+                     f"{e['shared']['latency_ms']['p95']} | {s['shared_over_own_idle']} | "
+                     f"{s.get('shared_over_default_idle', 'n/a')} | {s.get('idle_fps_over_default', 'n/a')} |")
+    lines += ["", f"Targets (issue 18): beside one busy core at most {TARGET_SHARED_OVER_IDLE}x the default "
+              f"configuration's idle time per frame (1000 / FPS); idle throughput within {TARGET_IDLE_LOSS:.0%} of "
+              "the default's. Latency = detections_3d receive time minus the image header stamp.",
+              "Busy process alive through every shared window: "
+              f"{all(e['busy_alive_to_the_end'] for e in result['configs'].values())}. Serving lines: "
+              + "; ".join(f"{n}: `{e['serving_line']}`" for n, e in result["configs"].items()), ""]
+    return "\n".join(lines)
+
+
+def main_shared(args, frames: list[AnnotatedScene], checkpoint: Path) -> int:
+    """The shared-core mode (see the module doc)."""
+    busy = wait_until_quiet(0.15, args.max_wait)
+    result = {"machine": machine(), "cores_busy_before": round(busy, 2), "load_before": load_average(),
+              "checkpoint": report_path(checkpoint), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "busy_core": busy_core_index(),
+              "settings": {k: getattr(args, k) for k in ("size", "rate", "frames", "warmup", "seconds")},
+              "configs": {}}
+    busy_seconds = 4 * (args.warmup + args.seconds) + 120.0
+    for config in args.configs:
+        print(f"{config}: {args.warmup:g} s warm-up + {args.seconds:g} s idle + {args.warmup:g} s + {args.seconds:g} s "
+              "beside a busy core ...", flush=True)
+        with tempfile.TemporaryDirectory(prefix="bench_graph_") as tmp:
+            entry = run_graph_shared(frames, checkpoint, config, args.rate, args.warmup, args.seconds,
+                                     Path(tmp) / "perception_node.log", busy_seconds)
+        result["configs"][config] = entry
+        print(f"  {json.dumps(entry)}", flush=True)
+    result["load_after"] = load_average()
+    result["summary"] = summarize_shared(result["configs"])
+    text = markdown_shared(result, args)
+    print(text)
+    if not args.no_write:
+        stem = args.name or "graph_shared_core"
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(RESULTS / f"{stem}.json", json.dumps(result, indent=1) + "\n")
+        atomic_write_text(RESULTS / f"{stem}.md", text)
+        print(f"wrote {RESULTS / stem}.md and .json")
+    return 0
+
+
 def _percentile(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 1) if values else float("nan")
 
@@ -327,10 +508,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="results file stem under benchmarks/results (default graph, quick: graph_quick)")
     parser.add_argument("--max-wait", type=float, default=None, help="seconds to wait for idle cores first "
                         "(default 300, quick 0)")
+    parser.add_argument("--shared-core", action="store_true",
+                        help="idle vs beside one busy core, per threading configuration (CPU; see the module doc)")
+    parser.add_argument("--configs", default="default,passive,one_thread",
+                        help="threading configurations of --shared-core, in order")
     args = parser.parse_args(argv)
     args.command = command_line("bench_graph.py", argv)
     quick = {"frames": 2, "warmup": 1.0, "seconds": 3.0, "soak_seconds": 3.0, "rss_interval": 1.0, "max_wait": 0.0}
     full = {"frames": 8, "warmup": 10.0, "seconds": 60.0, "soak_seconds": 600.0, "rss_interval": 5.0, "max_wait": 300.0}
+    if args.shared_core:
+        full = {**full, "warmup": 5.0, "seconds": 30.0, "soak_seconds": 0.0}
+        try:
+            args.configs = parse_threading(args.configs)
+        except ValueError as exc:
+            parser.error(str(exc))
+        if args.devices not in ("auto", "cpu"):
+            parser.error("--shared-core times the CPU only")
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -344,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         print("note: not inside scripts/in_netns.sh (discovery still stays on localhost)", file=sys.stderr)
     print(f"rendering {args.frames} frames at {width}x{height} ...", flush=True)
     frames = render_frames(args.frames, width, height)
+    if args.shared_core:
+        return main_shared(args, frames, checkpoint)
     busy = wait_until_quiet(0.15, args.max_wait)
     result = {"machine": machine(), "torch_threads": torch.get_num_threads(), "cores_busy_before": round(busy, 2),
               "checkpoint": report_path(checkpoint), "date": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -1,12 +1,16 @@
 """Shared helpers of the benchmarks: machine description, the command line of a record, waiting
-for idle cores."""
+for idle cores, and the shared-core mode (threading configurations, a busy neighbour process)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import shlex
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +21,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def command_line(script: str, argv: list[str] | None) -> str:
     """How a benchmark ran, for its record: ``benchmarks/<script> <arguments>`` (``argv`` None:
     this process's command-line arguments)."""
-    return " ".join([f"benchmarks/{script}", *(sys.argv[1:] if argv is None else argv)])
+    return shlex.join([f"benchmarks/{script}", *(sys.argv[1:] if argv is None else argv)])
 
 
 def machine() -> dict[str, str | int]:
@@ -62,3 +66,81 @@ def wait_until_quiet(max_busy: float, max_wait_s: float) -> float:
     return busy
 
 
+
+
+# --------------------------------------------------------------------------- shared-core mode
+THREADING = {
+    "default": {"omp_wait_policy": None, "num_threads": 0},
+    "passive": {"omp_wait_policy": "PASSIVE", "num_threads": 0},
+    "one_thread": {"omp_wait_policy": None, "num_threads": 1},
+}
+"""Threading configurations of the shared-core mode: ``default`` is torch as it comes (no
+OMP_WAIT_POLICY, so libgomp spins a while before it sleeps; torch's default intra-op threads),
+``passive`` sets ``OMP_WAIT_POLICY=PASSIVE`` (what perception_node's entry point now does),
+``one_thread`` runs one intra-op thread (``num_threads=1``, no policy). ``num_threads`` 0 keeps
+torch's default."""
+
+BUSY_LOOP = """
+import os, sys, time
+core, seconds = int(sys.argv[1]), float(sys.argv[2])
+os.sched_setaffinity(0, {core})
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    pass
+"""
+
+
+def parse_threading(names: str) -> list[str]:
+    """The comma-separated configuration names of ``--configs``, checked against :data:`THREADING`."""
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in THREADING]
+    if unknown or not chosen:
+        raise ValueError(f"--configs: names among {', '.join(THREADING)}, got {names!r}")
+    return chosen
+
+
+def threading_env(name: str, base: dict[str, str] | None = None, node: bool = False) -> dict[str, str]:
+    """The environment of a process running configuration ``name``: ``base`` (default: this
+    process's) with OMP_WAIT_POLICY set or removed. OpenMP reads it when torch loads, so it only
+    takes effect in a fresh process. ``node``: the process is perception_node, whose entry point
+    sets PASSIVE when the variable is missing; "no policy" is then an empty value, which libgomp
+    treats exactly as unset (it prints "Invalid value for environment variable OMP_WAIT_POLICY")."""
+    env = dict(os.environ if base is None else base)
+    policy = THREADING[name]["omp_wait_policy"]
+    if policy is not None:
+        env["OMP_WAIT_POLICY"] = policy
+    elif node:
+        env["OMP_WAIT_POLICY"] = ""
+    else:
+        env.pop("OMP_WAIT_POLICY", None)
+    return env
+
+
+def busy_core_index() -> int:
+    """The core the busy process is pinned to: the highest one this process may run on."""
+    return max(os.sched_getaffinity(0))
+
+
+@contextlib.contextmanager
+def busy_core(core: int, max_seconds: float) -> Iterator[subprocess.Popen]:
+    """A child process spinning a pure-Python loop on core ``core`` (os.sched_setaffinity) for at
+    most ``max_seconds`` seconds, the neighbour of the shared-core mode. It is killed when the block
+    ends, also on an error; ``max_seconds`` bounds it even if this process dies first.
+    ``python -S``: no site-packages, so it starts in milliseconds."""
+    process = subprocess.Popen([sys.executable, "-S", "-c", BUSY_LOOP, str(core), str(max_seconds)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.2)  # started and pinned
+        if process.poll() is not None:
+            raise RuntimeError(f"the busy process ended at once: {process.stderr.read().decode(errors='replace')}")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stderr.close()
+
+
+def load_average() -> list[float]:
+    """os.getloadavg(): runnable processes averaged over 1, 5 and 15 minutes."""
+    return [round(v, 2) for v in os.getloadavg()]

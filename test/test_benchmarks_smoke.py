@@ -1,18 +1,106 @@
 """The benchmarks still run end to end (quick settings, nothing written): the graph (camera, node,
-listener), the inference-thread layouts and the network timing (CPU only, one repetition).
+listener), the inference-thread layouts and the network timing (CPU only, one repetition), and the
+shared-core mode of the graph and pipeline benchmarks (tiny network, 160x120, one frame).
 
 About 30 s + 25 s on the 2-core machine with another job running (node start-up with the shipped model
-dominates); the numbers themselves are not checked, only that every stage produced them.
+dominates), plus ~15 s + ~25 s for the shared-core runs; the numbers themselves are not checked, only
+that every stage produced them and the busy neighbour process is gone afterwards.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from tiny_model import save_tiny_checkpoint
+
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import common  # noqa: E402  (benchmarks/common.py)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("bench_smoke") / "tiny.pt")
+
+
+def _busy_loops() -> list[int]:
+    """Pids of busy-neighbour processes (common.BUSY_LOOP) still running on this machine."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"sched_setaffinity" in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            pass
+    return pids
+
+
+def test_busy_core_is_pinned_and_killed_even_on_error():
+    core = common.busy_core_index()
+    with pytest.raises(RuntimeError, match="inside"), common.busy_core(core, max_seconds=30.0) as busy:
+        assert busy.poll() is None and os.sched_getaffinity(busy.pid) == {core}
+        raise RuntimeError("an error inside the block")
+    assert busy.poll() is not None and busy.pid not in _busy_loops()
+
+
+def test_busy_core_ends_by_itself_after_its_bound():
+    with common.busy_core(common.busy_core_index(), max_seconds=0.5) as busy:
+        busy.wait(timeout=10.0)
+    assert busy.returncode == 0
+
+
+def test_threading_configurations_set_the_policy_for_a_fresh_process():
+    base = {"OMP_WAIT_POLICY": "ACTIVE", "PATH": "/bin"}
+    assert common.threading_env("passive", base)["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "OMP_WAIT_POLICY" not in common.threading_env("default", base)
+    assert common.threading_env("default", base, node=True)["OMP_WAIT_POLICY"] == ""  # the node keeps it unset
+    assert common.THREADING["one_thread"]["num_threads"] == 1
+    with pytest.raises(ValueError, match="--configs"):
+        common.parse_threading("default,spin")
+
+
+def test_bench_pipeline_shared_core_records_idle_and_shared_per_configuration(tiny_checkpoint):
+    before = set(_busy_loops())
+    run = subprocess.run([sys.executable, "benchmarks/bench_pipeline.py", "--configs", "default,one_thread",
+                          "--frames", "1", "--reps", "1", "--size", "160x120", "--checkpoint", str(tiny_checkpoint),
+                          "--viewpoint-checkpoint", "", "--max-wait", "0", "--no-write"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    entries = [json.loads(line) for line in run.stdout.splitlines() if line.startswith('  {"config"')]
+    assert [e["config"] for e in entries] == ["default", "one_thread"]
+    default, one = entries
+    assert default["omp_wait_policy"] is None and one["intra_op_threads"] == 1
+    for entry in entries:
+        assert entry["busy_alive_to_the_end"]
+        for phase in ("idle", "shared"):
+            assert entry[phase]["calls"] == 1 and 0 < entry[phase]["median_ms"] <= entry[phase]["p95_ms"]
+    rows = [line for line in run.stdout.splitlines() if line.startswith(("| default |", "| one_thread |"))]
+    assert len(rows) == 2 and "| 1.0 |" in rows[0]  # default against itself
+    assert "Load average (1/5/15 min) before: [" in run.stdout and "bench_pipeline.py --configs" in run.stdout
+    assert set(_busy_loops()) <= before  # ours were killed
+
+
+def test_bench_graph_shared_core_records_idle_and_shared_windows(tiny_checkpoint):
+    before = set(_busy_loops())
+    run = subprocess.run([sys.executable, "benchmarks/bench_graph.py", "--shared-core", "--configs", "default",
+                          "--frames", "1", "--size", "160x120", "--warmup", "1", "--seconds", "2", "--checkpoint",
+                          str(tiny_checkpoint), "--max-wait", "0", "--no-write"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    entries = [json.loads(line) for line in run.stdout.splitlines() if line.startswith('  {"config"')]
+    assert len(entries) == 1
+    entry = entries[0]
+    assert entry["busy_alive_to_the_end"] and "OMP_WAIT_POLICY=)" in entry["serving_line"]  # left unset
+    for window in ("idle", "shared"):
+        assert entry[window]["outputs"] >= 1 and entry[window]["throughput_fps"] > 0
+        assert 0 < entry[window]["latency_ms"]["p50"] <= entry[window]["latency_ms"]["p95"]
+    assert "| default | unset | 0 |" in run.stdout and "Load average (1/5/15 min) before: [" in run.stdout
+    assert set(_busy_loops()) <= before  # ours were killed
 
 
 def test_bench_graph_quick_runs_and_reports_every_figure():
