@@ -100,12 +100,12 @@ class Pipeline:
         self.device = resolve_device(device)
         self.model = build_model_from_checkpoint(self.checkpoint, self.device)
         if input_size is not None:  # the shorter side the network resizes every image to, pixels
-            self.model.transform.min_size = (int(input_size),)
+            self.model.set_input_size(input_size)
         self.classes = self.model.classes
         # the network's own post-processing thresholds (from its config); the pipeline raises them
         # so the mask, pose and descriptor heads and the mask pasting run only on kept detections
-        self._network_score_thresh = float(self.model.roi_heads.score_thresh)
-        self._network_detections = int(self.model.roi_heads.detections_per_img)
+        self._network_score_thresh = float(self.model.config.detector.box_score_thresh)
+        self._network_detections = int(self.model.config.detector.box_detections_per_img)
         self._score_threshold, self._max_detections = float(score_threshold), int(max_detections)
         self._configure_network()
         self.library = library or CadLibrary.load()
@@ -149,8 +149,8 @@ class Pipeline:
             return
         # torchvision keeps scores > score_thresh (float32); the pipeline keeps scores >= threshold
         inclusive = float(np.nextafter(np.float32(self._score_threshold), np.float32(-np.inf)))
-        self.model.roi_heads.score_thresh = max(self._network_score_thresh, inclusive)
-        self.model.roi_heads.detections_per_img = max(1, min(self._network_detections, self._max_detections))
+        self.model.set_detection_limits(max(self._network_score_thresh, inclusive),
+                                        max(1, min(self._network_detections, self._max_detections)))
 
     @staticmethod
     def _median_sizes(library: CadLibrary) -> dict[str, np.ndarray]:

@@ -459,3 +459,29 @@ def test_class_outputs_of_no_detections_have_the_right_shape():
 
     empty = torch.zeros(0, 4 * 13)
     assert select_class_outputs(empty, torch.zeros(0, dtype=torch.int64), 4).shape == (0, 4)
+
+
+def test_detection_limits_and_input_size_are_the_models_own_settings():
+    """Callers set the post-processing limits and the input size through the model (no writes into
+    roi_heads / transform), and the heads run on given boxes through a public method."""
+    torch.manual_seed(0)
+    tiny_model = build_model(tiny_config()).eval()  # its own: the settings below stay with it
+    image, target = _scene(0)
+    with torch.no_grad():
+        everything = tiny_model([image], intrinsics=[target["K"]])[0]
+        assert len(everything["scores"]) >= 2
+        tiny_model.set_detection_limits(0.0, 1)
+        assert len(tiny_model([image], intrinsics=[target["K"]])[0]["scores"]) == 1
+        tiny_model.set_detection_limits(float(everything["scores"].max()), 5)  # exclusive: nothing scores above
+        assert len(tiny_model([image], intrinsics=[target["K"]])[0]["scores"]) == 0
+        tiny_model.set_input_size(100)
+        small = tiny_model.predict_with_boxes([image], [target["boxes"]], [target["labels"]], [target["K"]])[0]
+        np.testing.assert_allclose(small["boxes"].numpy(), target["boxes"].numpy(), atol=1e-3)  # original pixels
+    for bad in ((float("nan"), 5), (float("inf"), 5), (0.5, 0)):
+        with pytest.raises(ValueError):
+            tiny_model.set_detection_limits(*bad)
+    with pytest.raises(ValueError, match="input size"):
+        tiny_model.set_input_size(0)
+    tiny_model.train()
+    with pytest.raises(RuntimeError, match="inference only"):
+        tiny_model.roi_heads.forward_with_given_boxes({}, [], [], [], [])

@@ -30,6 +30,7 @@ retrieval compares with depth-view silhouettes). Without
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 
 import torch
@@ -242,21 +243,31 @@ class Scene3DNet(MaskRCNN):
         original_image_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
         image_list, resized, intrinsics = self.transform(images, given, intrinsics)
         features = self.backbone(image_list.tensors)
-        heads, image_shapes = self.roi_heads, image_list.image_sizes
-        head_boxes = [t["boxes"] for t in resized]
-        head_labels = [t["labels"] for t in resized]
-        result = [{"boxes": b, "labels": lab, "scores": torch.ones_like(b[:, 0])}
-                  for b, lab in zip(head_boxes, head_labels, strict=True)]
-        # the tail of PoseRoIHeads.forward at inference, with the given boxes as the detections
-        if heads.has_mask():
-            heads._forward_mask(features, head_boxes, head_labels, None, image_shapes, None, result)
-        if heads.has_pose_trunk():
-            pose_features = heads.pose_head(heads.box_roi_pool(features, head_boxes, image_shapes))
-            if heads.has_rotation() or heads.has_translation():
-                heads._forward_pose(pose_features, head_boxes, head_labels, None, None, intrinsics, result)
-            if heads.has_descriptor():
-                heads._forward_descriptor(pose_features, head_boxes, None, None, result)
+        image_shapes = image_list.image_sizes
+        result = self.roi_heads.forward_with_given_boxes(features, [t["boxes"] for t in resized],
+                                                         [t["labels"] for t in resized], image_shapes, intrinsics)
         return self.transform.postprocess(_with_box_masks(result), image_shapes, original_image_sizes)
+
+    # ------------------------------------------------------------------ inference settings
+    def set_detection_limits(self, score_threshold: float, max_detections: int) -> None:
+        """Keep, per image, at most ``max_detections`` (>= 1) detections scoring above
+        ``score_threshold`` (a finite number, exclusive, as torchvision's post-processing; scores
+        lie in [0, 1], so 1 or more keeps none): the mask, pose and descriptor heads and the mask
+        pasting then run on those only. ``config.detector`` holds the values it was built with."""
+        if not math.isfinite(float(score_threshold)):
+            raise ValueError(f"score_threshold must be a finite number, got {score_threshold}")
+        if int(max_detections) < 1:
+            raise ValueError(f"max_detections must be >= 1, got {max_detections}")
+        self.roi_heads.score_thresh = float(score_threshold)
+        self.roi_heads.detections_per_img = int(max_detections)
+
+    def set_input_size(self, min_size: int) -> None:
+        """Resize every image so its shorter side is ``min_size`` pixels (the longer one capped at
+        ``config.detector.max_size``) before the network sees it, instead of the last of
+        ``config.detector.min_size`` (the sizes it was trained at)."""
+        if int(min_size) < 1:
+            raise ValueError(f"input size must be >= 1 pixel, got {min_size}")
+        self.transform.min_size = (int(min_size),)
 
     def _prepare_targets(self, images: list[Tensor], targets: list[dict[str, Tensor]],
                          intrinsics: Sequence[Tensor] | None) -> list[dict[str, Tensor]]:

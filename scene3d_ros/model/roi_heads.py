@@ -133,18 +133,46 @@ class PoseRoIHeads(RoIHeads):
             result = [{"boxes": b, "labels": lab, "scores": s}
                       for b, lab, s in zip(boxes, det_labels, scores, strict=True)]
             head_boxes, head_labels, head_matched = boxes, det_labels, None
-
-        if self.has_mask() and (not self.training or self.mask_trains()):
-            losses.update(self._forward_mask(features, head_boxes, head_labels, head_matched, image_shapes,
-                                             targets, result))
-        if self.has_pose_trunk():
-            pose_features = self.pose_head(self.box_roi_pool(features, head_boxes, image_shapes))
-            if self.has_rotation() or self.has_translation():
-                losses.update(self._forward_pose(pose_features, head_boxes, head_labels, head_matched, targets,
-                                                 intrinsics, result))
-            if self.has_descriptor():
-                losses.update(self._forward_descriptor(pose_features, head_boxes, head_matched, targets, result))
+        losses.update(self._forward_heads(features, head_boxes, head_labels, head_matched, image_shapes, targets,
+                                          intrinsics, result))
         return result, losses
+
+    def forward_with_given_boxes(self, features: dict[str, Tensor], boxes: list[Tensor], labels: list[Tensor],
+                                 image_shapes: list[tuple[int, int]], intrinsics: list[Tensor]
+                                 ) -> list[dict[str, Tensor]]:
+        """Inference of the mask, rotation, translation and descriptor heads on boxes someone else
+        supplies (ground truth, a tracker) instead of the box head's detections, as if they were
+        the final detections (the same code path as :meth:`forward`).
+
+        ``boxes``: per image ``(N_i, 4)`` x0 y0 x1 y1 in network-input pixels; ``labels``: per
+        image ``(N_i,)`` 1-based class ids (they select the per-class outputs); ``image_shapes``
+        and ``intrinsics`` (per-image ``K`` of the network input) as in :meth:`forward`. Returns
+        per image ``boxes``, ``labels``, ``scores`` (all 1) and the heads' outputs.
+        """
+        if self.training:
+            raise RuntimeError("forward_with_given_boxes is inference only: call eval() first")
+        result = [{"boxes": b, "labels": lab, "scores": torch.ones_like(b[:, 0])}
+                  for b, lab in zip(boxes, labels, strict=True)]
+        self._forward_heads(features, boxes, labels, None, image_shapes, None, intrinsics, result)
+        return result
+
+    def _forward_heads(self, features: dict[str, Tensor], boxes: list[Tensor], labels: list[Tensor],
+                       matched_idxs: list[Tensor] | None, image_shapes: list[tuple[int, int]],
+                       targets: list[dict[str, Tensor]] | None, intrinsics: list[Tensor] | None,
+                       result: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+        """The mask and extra heads on ``boxes`` (training: positive proposals, their losses;
+        inference: the detections, written into ``result``)."""
+        losses: dict[str, Tensor] = {}
+        if self.has_mask() and (not self.training or self.mask_trains()):
+            losses.update(self._forward_mask(features, boxes, labels, matched_idxs, image_shapes, targets, result))
+        if self.has_pose_trunk():
+            pose_features = self.pose_head(self.box_roi_pool(features, boxes, image_shapes))
+            if self.has_rotation() or self.has_translation():
+                losses.update(self._forward_pose(pose_features, boxes, labels, matched_idxs, targets, intrinsics,
+                                                 result))
+            if self.has_descriptor():
+                losses.update(self._forward_descriptor(pose_features, boxes, matched_idxs, targets, result))
+        return losses
 
     def _forward_mask(self, features: dict[str, Tensor], boxes: list[Tensor], labels: list[Tensor],
                       matched_idxs: list[Tensor] | None, image_shapes: list[tuple[int, int]],
