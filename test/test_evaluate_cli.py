@@ -247,3 +247,27 @@ def test_reports_name_paths_inside_the_working_directory_relative_to_it(tmp_path
     assert report_path(inside / "models" / "net.pt") == "models/net.pt"
     assert report_path("models/../models/net.pt") == "models/net.pt"
     assert report_path(outside / "data") == str((outside / "data").resolve())
+
+
+def test_viewpoint_stage_report_side_by_side(checkpoint, data, tmp_path, capsys):
+    from scene3d_ros.model.viewpoint import ViewpointModelConfig, ViewpointNet
+    from scene3d_ros.model.viewpoint_checkpoint import save_viewpoint_checkpoint
+
+    stage = tmp_path / "viewpoint.pt"
+    save_viewpoint_checkpoint(stage, ViewpointNet(ViewpointModelConfig(crop_size=64, hidden=16), len(CATEGORIES)),
+                              CATEGORIES)
+    out = tmp_path / "out"
+    code = main(["--checkpoint", str(checkpoint), "--data", str(data / "val"), "--setting", "both", "--device", "cpu",
+                 "--output", str(out), "--viewpoint", str(stage), "--viewpoint-k", "3", "--set", "evaluate.workers=0"])
+    assert code == 0
+    report = json.loads((out / "evaluation_viewpoint.json").read_text())
+    assert report["k"] == 3 and set(report["settings"]) == {"gt_boxes", "detected"}
+    network = report["settings"]["gt_boxes"]["network"]["subsets"]["all"]["mean"]
+    plain = json.loads((out / "evaluation_gt_boxes.json").read_text())["subsets"]["all"]["mean"]
+    assert network["med_rot_err_deg"] == plain["med_rot_err_deg"]  # the same network-1 numbers as the main table
+    assert "crop viewpoint stage (top-1)" in (out / "evaluation.md").read_text()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["--checkpoint", str(checkpoint), "--data", str(data / "val"), "--device", "cpu", "--output",
+                 str(tmp_path / "o2"), "--viewpoint", str(bad)]) == 1
+    assert "--viewpoint" in capsys.readouterr().err

@@ -42,6 +42,7 @@ command line or config.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -61,10 +62,20 @@ from scene3d_ros.evaluation.runner import (
     open_dataset,
     open_retrieval,
 )
+from scene3d_ros.evaluation.viewpoint import ViewpointComparison, comparison_markdown
 from scene3d_ros.model import CheckpointError, build_model_from_checkpoint
 from scene3d_ros.model.device import device_description, resolve_device
-from scene3d_ros.paths import atomic_write_text, default_model_path, packaged_config_file, report_path
+from scene3d_ros.model.viewpoint import ViewpointStage, category_symmetries
+from scene3d_ros.model.viewpoint_checkpoint import build_viewpoint_model
+from scene3d_ros.paths import (
+    atomic_write_text,
+    default_model_path,
+    default_viewpoint_model_path,
+    packaged_config_file,
+    report_path,
+)
 from scene3d_ros.retrieval.evaluation import to_markdown as retrieval_to_markdown
+from scene3d_ros.world.cad_library import CadLibrary
 
 SETTING_TITLES = {"detected": "detected boxes", "gt_boxes": "ground-truth boxes"}
 
@@ -136,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto = cuda when available (default)")
     parser.add_argument("--output", type=Path, default=None, help="report folder (default: evaluate.output)")
+    parser.add_argument("--viewpoint", default=None, metavar="CKPT",
+                        help="crop viewpoint stage checkpoint to compare with network 1's rotation (default: the "
+                             "shipped one when there is one; '' = none): writes evaluation_viewpoint.md/.json")
+    parser.add_argument("--viewpoint-k", type=int, default=5, help="hypotheses per object of the stage (default 5)")
     add_config_arguments(parser, default_config=packaged_config_file("evaluate.yaml"))
     return parser
 
@@ -188,7 +203,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluate: the dataset in {data_info['path']} has no images", file=sys.stderr)
         return 1
 
-    evaluators, symmetry_aware = evaluate(model, dataset, settings, device, config, retrieval)
+    viewpoint = None
+    viewpoint_path = default_viewpoint_model_path() if args.viewpoint is None else args.viewpoint
+    if viewpoint_path and (args.viewpoint or Path(viewpoint_path).is_file()):
+        try:
+            stage = ViewpointStage(build_viewpoint_model(viewpoint_path, device, expected_classes=CATEGORIES), CATEGORIES,
+                                   args.viewpoint_k, category_symmetries(CadLibrary.load(), CATEGORIES))
+        except (CheckpointError, ValueError) as exc:
+            print(f"evaluate: --viewpoint: {exc}", file=sys.stderr)
+            return 1
+        viewpoint = ViewpointComparison(stage, settings, config.iou_threshold, config.mask_threshold)
+
+    evaluators, symmetry_aware = evaluate(model, dataset, settings, device, config, retrieval, viewpoint)
     summaries = {setting: evaluator.summary() for setting, evaluator in evaluators.items()}
     first = next(iter(evaluators.values()))
     run = {
@@ -203,6 +229,16 @@ def main(argv: list[str] | None = None) -> int:
         "mask_threshold": config.mask_threshold,
     }
     markdown = write_reports(summaries, run, output, retrieval.summary() if retrieval is not None else retrieval_skipped)
+    if viewpoint is not None:
+        run["viewpoint_checkpoint"] = report_path(viewpoint_path)
+        run["viewpoint_checkpoint_sha256"] = sha256_file(viewpoint_path)
+        comparison = {**viewpoint.summary(), "run": run}
+        title = "Rotation: network 1, the crop viewpoint stage and the best of its hypotheses"
+        atomic_write_text(output / "evaluation_viewpoint.json", json.dumps(comparison, indent=1))
+        atomic_write_text(output / "evaluation_viewpoint.md", comparison_markdown(comparison, title)
+                          + "\n" + run_header(run))
+        markdown += "\n" + _demote_headings(comparison_markdown(comparison, title))
+        atomic_write_text(output / "evaluation.md", markdown)
     print(markdown)
     names = [*settings, "retrieval"] if retrieval is not None else settings
     print(f"evaluate: reports written to {output}/ (evaluation.md, "

@@ -8,6 +8,7 @@ from scene3d_ros.evaluation.metrics import (
     ACC_RELATIVE_TRANSLATION_THRESHOLD,
     ACC_ROTATION_THRESHOLD_DEG,
     DETECTION_METRICS,
+    FLIP_THRESHOLD_DEG,
     POSE_METRICS,
     SETTINGS,
     SUBSETS,
@@ -30,7 +31,7 @@ from scene3d_ros.evaluation.metrics import (
 )
 
 __all__ = [
-    "ACC_RELATIVE_TRANSLATION_THRESHOLD", "ACC_ROTATION_THRESHOLD_DEG", "DETECTION_METRICS", "POSE_METRICS", "SETTINGS",
+    "ACC_RELATIVE_TRANSLATION_THRESHOLD", "ACC_ROTATION_THRESHOLD_DEG", "DETECTION_METRICS", "FLIP_THRESHOLD_DEG", "POSE_METRICS", "SETTINGS",
     "SUBSETS", "UNDETECTED_ROTATION_ERROR_DEG", "Evaluator", "ObjectResult", "box_iou", "coco_average_precision",
     "evaluate_image", "match_detections", "mean_defined", "median_or_none", "pair_predictions", "pose_metrics",
     "rotation_errors_deg", "share_below", "to_markdown", "translation_errors", "write_report",

@@ -60,11 +60,15 @@ ACC_RELATIVE_TRANSLATION_THRESHOLD = 0.10
 UNDETECTED_ROTATION_ERROR_DEG = 180.0
 """Rotation error given to a ground-truth object that no detection matched (detected setting)."""
 
+FLIP_THRESHOLD_DEG = 150.0
+"""A rotation error above this is a flip (front/back, upside down) rather than an imprecise rotation."""
+
 POSE_METRICS = (
     "recall",
     "med_rot_err_deg",
     "acc_pi6",
     "med_rot_err_matched_deg",
+    "flip_share",
     "med_trans_err_m",
     "med_rel_trans_err",
     "acc_rel_trans_10",
@@ -347,7 +351,8 @@ def pose_metrics(objects: Sequence[ObjectResult], setting: str = "detected", wit
     """Pose and retrieval metrics over ``objects`` (one category and subset); None = undefined.
 
     ``recall`` (detected setting only), ``med_rot_err_deg`` and ``acc_pi6`` over all objects with
-    missed ones at 180 deg, ``med_rot_err_matched_deg`` over matched objects, ``med_trans_err_m``
+    missed ones at 180 deg, ``med_rot_err_matched_deg`` and ``flip_share`` (errors above
+    :data:`FLIP_THRESHOLD_DEG`) over matched objects, ``med_trans_err_m``
     (metres) and ``med_rel_trans_err`` over matched objects with translations, ``acc_rel_trans_10``
     over objects with ground-truth translation (missed ones fail), ``top1`` over objects with a
     ground-truth model id (missed ones and missing predicted ids are wrong; None unless
@@ -374,6 +379,7 @@ def pose_metrics(objects: Sequence[ObjectResult], setting: str = "detected", wit
         "med_rot_err_deg": median_or_none(all_rot),
         "acc_pi6": share_below(all_rot, ACC_ROTATION_THRESHOLD_DEG),
         "med_rot_err_matched_deg": median_or_none(matched_rot),
+        "flip_share": None if not matched_rot else float(np.mean(np.asarray(matched_rot) > FLIP_THRESHOLD_DEG)),
         "med_trans_err_m": median_or_none(trans),
         "med_rel_trans_err": median_or_none(rel),
         "acc_rel_trans_10": share_below(rel_all, ACC_RELATIVE_TRANSLATION_THRESHOLD),
@@ -603,6 +609,7 @@ _ROWS = (
     ("med_rot_err_deg", "MedErr (deg)", "{:.1f}"),
     ("acc_pi6", "Acc_pi/6", "{:.3f}"),
     ("med_rot_err_matched_deg", "MedErr matched (deg)", "{:.1f}"),
+    ("flip_share", "Flips > 150 deg (matched)", "{:.3f}"),
     ("med_trans_err_m", "Med t err (m)", "{:.3f}"),
     ("med_rel_trans_err", "Med rel t err", "{:.3f}"),
     ("acc_rel_trans_10", "Acc rel t < 10%", "{:.3f}"),

@@ -27,6 +27,7 @@ from scene3d_ros.data.pascal3d import SOURCES, SPLITS, Pascal3DDataset
 from scene3d_ros.data.shards import MANIFEST_NAME
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.evaluation.metrics import Evaluator
+from scene3d_ros.evaluation.viewpoint import ViewpointComparison
 from scene3d_ros.model import Scene3DNet
 from scene3d_ros.paths import report_path
 from scene3d_ros.retrieval import ResolutionPolicy
@@ -261,10 +262,12 @@ def ground_truth(target: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- evaluation
 def evaluate(model: Scene3DNet, dataset: Dataset, settings: Sequence[str], device: torch.device,
-             config: EvaluateConfig, retrieval: RetrievalEvaluator | None = None) -> tuple[dict[str, Evaluator], bool]:
+             config: EvaluateConfig, retrieval: RetrievalEvaluator | None = None,
+             viewpoint: ViewpointComparison | None = None) -> tuple[dict[str, Evaluator], bool]:
     """Run ``model`` over ``dataset`` once per setting and feed every image into that setting's
     :class:`Evaluator` (and into ``retrieval``, whose predicted-pose-prior model ids become the
-    predictions' ``model_ids``). Camera matrices ``K`` are taken from the targets when all have one.
+    predictions' ``model_ids``, and into ``viewpoint``, the crop viewpoint stage's comparison,
+    which needs every target's ``K``). Camera matrices ``K`` are taken from the targets when all have one.
 
     Returns the evaluators and whether every target with objects carried ``symmetries`` (else the
     rotation errors of symmetric objects are not symmetry-aware).
@@ -286,8 +289,10 @@ def evaluate(model: Scene3DNet, dataset: Dataset, settings: Sequence[str], devic
                 else:
                     predictions = model.predict_with_boxes(images, [t["boxes"] for t in targets],
                                                            [t["labels"] for t in targets], intrinsics)
-                for prediction, target in zip(predictions, targets, strict=True):
+                for image, prediction, target in zip(images, predictions, targets, strict=True):
                     gt = ground_truth(target)
+                    if viewpoint is not None:
+                        viewpoint.add(setting, prediction, gt, image, target["K"])
                     if retrieval is not None:
                         prediction = {**prediction, "model_ids": retrieval.add(setting, prediction, gt)}
                     evaluator.add(prediction, gt)

@@ -1,0 +1,99 @@
+"""Network 1's rotation, the crop viewpoint stage's and the best of its k hypotheses, side by side.
+
+For every image and setting, the same boxes (ground-truth boxes, or network 1's detections) go
+through :class:`~scene3d_ros.model.viewpoint.ViewpointStage` exactly as in the
+:class:`~scene3d_ros.pipeline.Pipeline` (what perception_node publishes in ``detections_3d``), and
+three :class:`~scene3d_ros.evaluation.metrics.Evaluator` s score:
+
+* ``network``: network 1's own rotation head (the paper's method),
+* ``stage2``: the stage's most probable hypothesis,
+* ``best_of_k``: the hypothesis nearest to the ground truth (modulo the object's symmetry), an
+  oracle: how often the truth is among the k hypotheses, what a resolution step could reach.
+
+Translations, boxes and scores are network 1's in all three, so only the rotation rows differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from scene3d_ros import CATEGORIES, MASK_THRESHOLD
+from scene3d_ros.evaluation.metrics import SUBSETS, Evaluator, pair_predictions
+from scene3d_ros.geometry import matrix_to_quaternion, quaternion_to_matrix, symmetric_rotation_error_deg
+from scene3d_ros.model.viewpoint import ViewpointStage
+
+METHODS = ("network", "stage2", "best_of_k")
+METHOD_TITLES = {"network": "network 1 (rotation head)", "stage2": "crop viewpoint stage (top-1)",
+                 "best_of_k": "best of the stage's k hypotheses (oracle)"}
+_ROWS = (("med_rot_err_deg", "MedErr (deg)", "{:.1f}"), ("acc_pi6", "Acc_pi/6", "{:.3f}"),
+         ("flip_share", "Flips > 150 deg", "{:.3f}"), ("med_rot_err_matched_deg", "MedErr matched (deg)", "{:.1f}"))
+
+
+def _numpy(value: Any) -> np.ndarray:
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+
+class ViewpointComparison:
+    """Accumulates the three rotations per setting; :meth:`summary` / :meth:`to_markdown` report them."""
+
+    def __init__(self, stage: ViewpointStage, settings: Sequence[str], iou_threshold: float = 0.5,
+                 mask_threshold: float = MASK_THRESHOLD) -> None:
+        self.stage = stage
+        self.settings = tuple(settings)
+        self.evaluators = {(s, m): Evaluator(CATEGORIES, setting=s, iou_threshold=iou_threshold,
+                                             mask_threshold=mask_threshold) for s in self.settings for m in METHODS}
+
+    def add(self, setting: str, prediction: Mapping[str, Any], gt: Mapping[str, Any], image: torch.Tensor,
+            intrinsics: torch.Tensor) -> None:
+        """One image: ``prediction`` network 1's output for it in ``setting``, ``gt`` its ground truth,
+        ``image`` (3, H, W) RGB in [0, 1] and ``intrinsics`` (3, 3) pixels, as the model saw them."""
+        boxes = torch.as_tensor(_numpy(prediction["boxes"]), dtype=torch.float32).reshape(-1, 4)
+        labels = torch.as_tensor(_numpy(prediction["labels"]), dtype=torch.int64).reshape(-1)
+        hypotheses = self.stage.predict(image, boxes, labels, torch.as_tensor(_numpy(intrinsics)))
+        top1 = np.stack([matrix_to_quaternion(h.rotations[0]) for h in hypotheses]) if hypotheses else \
+            np.zeros((0, 4))
+        best = top1.copy()
+        gt_rotations = quaternion_to_matrix(_numpy(gt["quaternions"]).astype(np.float64).reshape(-1, 4))
+        symmetries = list(gt.get("symmetries") or ["none"] * len(gt_rotations))
+        for i, j in pair_predictions(prediction, gt, setting, self.evaluators[(setting, "network")].iou_threshold):
+            errors = symmetric_rotation_error_deg(hypotheses[i].rotations, gt_rotations[j][None], symmetries[j])
+            best[i] = matrix_to_quaternion(hypotheses[i].rotations[int(np.argmin(errors))])
+        self.evaluators[(setting, "network")].add(prediction, gt)
+        self.evaluators[(setting, "stage2")].add({**prediction, "quaternions": top1}, gt)
+        self.evaluators[(setting, "best_of_k")].add({**prediction, "quaternions": best}, gt)
+
+    def summary(self) -> dict[str, Any]:
+        """``{setting: {method: Evaluator.summary()}}`` plus the stage's k."""
+        return {"k": self.stage.k, "settings": {s: {m: self.evaluators[(s, m)].summary() for m in METHODS}
+                                                  for s in self.settings}}
+
+
+def comparison_markdown(summary: Mapping[str, Any], title: str) -> str:
+    """Tables (rows = method x metric, columns = categories + mean) of :meth:`ViewpointComparison.summary`."""
+    lines = [f"# {title}", "", f"k = {summary['k']} hypotheses per object. Rotation errors modulo each "
+             "model's symmetry; means over categories. Best-of-k is an oracle (it looks at the truth).", ""]
+    setting_titles = {"gt_boxes": "ground-truth boxes", "detected": "detected boxes (matched objects; missed "
+                      "objects count 180 deg in MedErr and Acc_pi/6)"}
+    subset_titles = {"all": "all objects", "clean": "non-occluded, non-truncated objects"}
+    for setting, methods in summary["settings"].items():
+        for subset in SUBSETS:
+            categories = list(methods["network"]["categories"])
+            counts = methods["network"]["subsets"][subset]
+            lines += [f"## {setting_titles.get(setting, setting)}, {subset_titles[subset]} "
+                      f"({counts['gt_objects']} objects, {methods['network']['num_images']} images)", "",
+                      "| method | metric | " + " | ".join(categories) + " | mean |",
+                      "|---|---|" + "---:|" * (len(categories) + 1)]
+            for method in METHODS:
+                data = methods[method]["subsets"][subset]
+                for key, label, fmt in _ROWS:
+                    cells = [("n/a" if data["per_category"][c][key] is None else fmt.format(data["per_category"][c][key]))
+                             for c in categories]
+                    mean = data["mean"][key]
+                    cells.append("n/a" if mean is None else fmt.format(mean))
+                    lines.append(f"| {METHOD_TITLES[method]} | {label} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return "\n".join(lines) + "\n"

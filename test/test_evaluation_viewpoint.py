@@ -1,0 +1,54 @@
+"""evaluate's side-by-side rotation report: network 1, the crop viewpoint stage and best-of-k."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tiny_model import save_tiny_checkpoint
+
+from scene3d_ros import CATEGORIES
+from scene3d_ros.evaluation import Evaluator
+from scene3d_ros.evaluation.viewpoint import ViewpointComparison, comparison_markdown
+from scene3d_ros.model import build_model_from_checkpoint
+from scene3d_ros.model.viewpoint import ViewpointModelConfig, ViewpointNet, ViewpointStage, category_symmetries
+from scene3d_ros.world.annotations import generate_annotated_scene
+from scene3d_ros.world.cad_library import ensure_cad_library
+from scene3d_ros.world.renderer import Renderer
+from scene3d_ros.world.scene_sampler import SceneConfig
+
+
+def test_comparison_scores_the_same_boxes_three_ways(tmp_path) -> None:
+    torch.manual_seed(0)
+    library = ensure_cad_library(progress=False)
+    model = build_model_from_checkpoint(save_tiny_checkpoint(tmp_path / "tiny.pt"))
+    stage = ViewpointStage(ViewpointNet(ViewpointModelConfig(crop_size=64, hidden=32), len(CATEGORIES)), CATEGORIES,
+                           4, category_symmetries(library, CATEGORIES))
+    comparison = ViewpointComparison(stage, ("gt_boxes",))
+    reference = Evaluator(CATEGORIES, setting="gt_boxes")
+    renderer = Renderer()
+    for seed in range(3):
+        frame = generate_annotated_scene(np.random.default_rng(seed), library, SceneConfig(image_sizes=((160, 120),)),
+                                         renderer)
+        objects = frame.annotations
+        image = torch.from_numpy(frame.rendered.rgb.copy()).permute(2, 0, 1).float().div(255.0)
+        k = torch.as_tensor(frame.scene.intrinsics.matrix, dtype=torch.float32)
+        gt = {"boxes": torch.tensor([o.box for o in objects], dtype=torch.float32),
+              "labels": torch.tensor([o.label for o in objects]),
+              "quaternions": torch.tensor([o.quaternion for o in objects], dtype=torch.float32),
+              "translations": torch.tensor([o.translation for o in objects], dtype=torch.float32),
+              "symmetries": [o.symmetry for o in objects],
+              "occluded": torch.tensor([o.occluded for o in objects]), "truncated": torch.tensor([o.truncated for o in objects])}
+        with torch.inference_mode():
+            prediction = model.predict_with_boxes([image], [gt["boxes"]], [gt["labels"]], [k])[0]
+        comparison.add("gt_boxes", prediction, gt, image, k)
+        reference.add(prediction, gt)
+    summary = comparison.summary()["settings"]["gt_boxes"]
+    objects = {m: comparison.evaluators[("gt_boxes", m)].objects for m in ("network", "stage2", "best_of_k")}
+    assert summary["network"]["subsets"] == reference.summary()["subsets"]  # network 1 as evaluate scores it
+    assert len(objects["stage2"]) == len(objects["network"]) >= 3
+    for top1, best in zip(objects["stage2"], objects["best_of_k"], strict=True):
+        assert best.rotation_error_deg <= top1.rotation_error_deg + 1e-6  # the oracle never does worse
+    assert any(b.rotation_error_deg < t.rotation_error_deg - 1e-3 for t, b in zip(objects["stage2"], objects["best_of_k"],
+                                                                                 strict=True))
+    markdown = comparison_markdown(comparison.summary(), "title")
+    assert "crop viewpoint stage (top-1)" in markdown and "Flips > 150 deg" in markdown
