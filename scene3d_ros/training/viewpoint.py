@@ -34,7 +34,13 @@ from scene3d_ros import CATEGORIES
 from scene3d_ros.config import ConfigError, dataclass_from_dict, dataclass_to_dict, load_config
 from scene3d_ros.data.crops import CropAugmentation, ObjectCropDataset, collate_crops, mirror_symmetric_model_ids
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
-from scene3d_ros.evaluation import ACC_ROTATION_THRESHOLD_DEG, mean_defined, median_or_none, share_below
+from scene3d_ros.evaluation import (
+    ACC_ROTATION_THRESHOLD_DEG,
+    FLIP_THRESHOLD_DEG,
+    mean_defined,
+    median_or_none,
+    share_below,
+)
 from scene3d_ros.geometry import symmetric_rotation_error_deg
 from scene3d_ros.model.checkpoint import CheckpointError
 from scene3d_ros.model.viewpoint import (
@@ -83,9 +89,6 @@ from scene3d_ros.training.signals import StopRequest
 from scene3d_ros.world.cad_library import CadLibrary
 
 LOGGER = logging.getLogger(__name__)
-FLIP_THRESHOLD_DEG = 150.0
-"""An error above this is a front/back (or upside-down) flip rather than an imprecise rotation."""
-
 
 # =========================================================================== config
 @dataclass(frozen=True)
