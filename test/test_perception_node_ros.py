@@ -280,3 +280,39 @@ def test_a_signal_while_frames_stream_stops_the_node_cleanly(checkpoint, tmp_pat
         assert code == 0, log[-3000:]
         assert "released the network" in log and "processed " in log, log[-3000:]
         assert "context is invalid" not in log and "Traceback" not in log, log[-3000:]
+
+
+def test_detections_3d_carry_the_viewpoint_stage_rotation(checkpoint, tmp_path):
+    """With a crop viewpoint stage, detections_3d carries its best hypothesis: the same rotations as
+    the in-process Pipeline on the same image, not network 1's."""
+    from scene3d_ros.model.viewpoint import ViewpointModelConfig, ViewpointNet
+    from scene3d_ros.model.viewpoint_checkpoint import save_viewpoint_checkpoint
+    from scene3d_ros.pipeline import Pipeline
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    stage = tmp_path / "viewpoint.pt"
+    save_viewpoint_checkpoint(stage, ViewpointNet(ViewpointModelConfig(crop_size=64, hidden=16), len(CATEGORIES)),
+                              CATEGORIES)
+    rgb = (np.random.default_rng(1).random((120, 160, 3)) * 255).astype(np.uint8)
+    intrinsics = CameraIntrinsics.from_fov(160, 120, 60)
+    with ros_test_node("perception_viewpoint") as node:
+        got = _collect(node)
+        image_pub = node.create_publisher(Image, "image", 10)
+        info_pub = node.create_publisher(CameraInfo, "camera_info", 10)
+        perception = perception_process(tmp_path, checkpoint, "-p", "image_reliability:=reliable", "-p",
+                                        f"viewpoint_model_path:={stage}", "-p", "viewpoint_hypotheses:=3")
+        try:
+            assert spin_until(node, lambda: "serving" in perception.log() and image_pub.get_subscription_count() > 0
+                              and info_pub.get_subscription_count() > 0, 90.0, [perception]), perception.log()[-3000:]
+            info_pub.publish(camera_info_msg(intrinsics, header(1_000, FRAME)))
+            image_pub.publish(rgb8_image_msg(rgb, header(1_000, FRAME)))
+            assert spin_until(node, lambda: 1_000 in got["3d"], 60.0, [perception]), perception.log()[-3000:]
+        finally:
+            assert perception.stop() in (0, -2), perception.log()[-3000:]
+    published = [d.results[0].pose.pose.orientation for d in got["3d"][1_000].detections]
+    published = np.array([[q.w, q.x, q.y, q.z] for q in published])
+    objects = Pipeline(checkpoint, "cpu", score_threshold=0.0, viewpoint_checkpoint=stage, viewpoint_k=3)(rgb, intrinsics)
+    assert len(objects) == len(published) >= 1
+    np.testing.assert_allclose(published, np.array([o.quaternion for o in objects]), atol=1e-4)
+    assert not np.allclose(published, np.array([o.network_quaternion for o in objects]), atol=1e-2)

@@ -97,6 +97,15 @@ def parse_shutdown_stats(log: str) -> dict[str, float] | None:
     return {key: float(value) for key, value in matches[-1].groupdict().items() if value is not None}
 
 
+def _viewpoint_checkpoint(parameter: str) -> str | None:
+    """The Pipeline's ``viewpoint_checkpoint`` of the ``viewpoint_model_path`` parameter: empty ->
+    None (the shipped stage when there is one), ``none`` -> "" (no stage), else the path."""
+    value = parameter.strip()
+    if not value:
+        return None
+    return "" if value.lower() == "none" else value
+
+
 def detection2d_msg(msg_header, obj: DetectedObject, object_id: str) -> Detection2D:
     """vision_msgs/Detection2D: the box (centre and size, pixels) and one hypothesis."""
     x0, y0, x1, y1 = (float(v) for v in obj.box)
@@ -166,6 +175,13 @@ class PerceptionNode(Node):
         return {
             "model_path": declare("model_path", "", "Network checkpoint (empty: the shipped default model).",
                                   read_only=True),
+            "viewpoint_model_path": declare("viewpoint_model_path", "", "Crop viewpoint stage checkpoint, run after "
+                                            "the network on every detection; its best hypothesis is the published "
+                                            "rotation (empty: the shipped stage when there is one; 'none': off).",
+                                            read_only=True),
+            "viewpoint_hypotheses": declare("viewpoint_hypotheses", 5, "Rotation hypotheses per object of the crop "
+                                            "viewpoint stage.", integer_range=[IntegerRange(from_value=1, to_value=20)],
+                                            read_only=True),
             "device": declare("device", "auto", "auto (CUDA when available) | cpu | cuda.", read_only=True),
             "score_threshold": declare("score_threshold", 0.5, "Minimum detection score (changeable at run time).",
                                        floating_point_range=unit),
@@ -275,7 +291,9 @@ class PerceptionNode(Node):
             try:
                 pipeline = Pipeline(p["model_path"] or None, p["device"], p["score_threshold"],
                                     max_detections=p["max_detections"], input_size=p["input_size"] or None,
-                                    mask_threshold=p["mask_threshold"], num_threads=p["num_threads"])
+                                    mask_threshold=p["mask_threshold"], num_threads=p["num_threads"],
+                                    viewpoint_checkpoint=_viewpoint_checkpoint(p["viewpoint_model_path"]),
+                                    viewpoint_k=p["viewpoint_hypotheses"])
                 pipeline.warm_up()
                 outcome["pipeline"] = pipeline
             except Exception as exc:  # re-raised by the constructor (bad or missing checkpoint, device)
