@@ -211,3 +211,23 @@ def test_checkpoint_round_trip_and_refusals(tmp_path) -> None:
     torch.save({"format": "scene3d_ros.checkpoint", "model": {}}, foreign)
     with pytest.raises(CheckpointError, match="not a viewpoint-stage checkpoint"):
         load_viewpoint_checkpoint(foreign)
+
+
+def test_export_model_writes_a_half_precision_stage(tmp_path) -> None:
+    from scene3d_ros.cli.export_model import main
+
+    torch.manual_seed(0)
+    model = ViewpointNet(ViewpointModelConfig(crop_size=64, hidden=32), len(CATEGORIES)).eval()
+    source = tmp_path / "last.pt"
+    optimizer = torch.optim.AdamW(model.parameters())
+    save_viewpoint_checkpoint(source, model, CATEGORIES, optimizer=optimizer, step=12, extra={"crops_seen": 384})
+    out = tmp_path / "viewpoint_default.pt"
+    assert main([str(source), str(out)]) == 0
+    exported = load_viewpoint_checkpoint(out, expected_classes=CATEGORIES)
+    assert exported["optimizer"] is None and exported["step"] == 12 and exported["extra"]["crops_seen"] == 384
+    assert all(v.dtype == torch.float16 for v in exported["model"].values() if v.is_floating_point())
+    assert out.stat().st_size < 0.6 * source.stat().st_size
+    x = torch.rand(2, 3, 64, 64)
+    labels, rays = torch.tensor([2, 7]), torch.tensor([[0.0, 0.0, 1.0], [0.2, -0.1, 1.0]])
+    with torch.no_grad():
+        assert torch.allclose(model(x, labels, rays)[0], build_viewpoint_model(out)(x, labels, rays)[0], atol=2e-2)

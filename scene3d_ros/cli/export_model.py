@@ -1,6 +1,7 @@
 """export_model: turn a training checkpoint into the inference-only file that ships.
 
     export_model RUN/last.pt models/scene3d_default.pt [--dtype float16]
+    export_model VIEWPOINT_RUN/best.pt models/viewpoint_default.pt     # the crop viewpoint stage
 
 Floating-point weights are stored in half precision by default (half the size; loading casts
 them back to float32), optimizer/scheduler/RNG state is dropped.
@@ -16,6 +17,7 @@ import torch
 
 from scene3d_ros.model import CheckpointError
 from scene3d_ros.model.checkpoint import export_checkpoint
+from scene3d_ros.model.viewpoint_checkpoint import export_viewpoint_checkpoint, is_viewpoint_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), default="float16")
     args = parser.parse_args(argv)
     try:
-        path = export_checkpoint(args.checkpoint, args.output, getattr(torch, args.dtype))
+        export = export_viewpoint_checkpoint if is_viewpoint_checkpoint(args.checkpoint) else export_checkpoint
+        path = export(args.checkpoint, args.output, getattr(torch, args.dtype))
     except CheckpointError as exc:
         print(f"export_model: {exc}", file=sys.stderr)
         return 1

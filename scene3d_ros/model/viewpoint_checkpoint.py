@@ -109,3 +109,29 @@ def build_viewpoint_model(path: str | Path, device: str | torch.device = "cpu",
 def load_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
     """Strict ``load_state_dict`` with floating-point weights cast to float32 (exported files are half)."""
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, strict=True)
+
+
+def is_viewpoint_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a readable file with the stage-2 format tag (no other validation)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # unreadable: not ours, whatever it is
+        return False
+    return isinstance(checkpoint, dict) and checkpoint.get("format") == VIEWPOINT_CHECKPOINT_FORMAT
+
+
+def export_viewpoint_checkpoint(source: str | Path, destination: str | Path, dtype: torch.dtype = torch.float16,
+                                extra: dict[str, Any] | None = None) -> Path:
+    """Write the inference-only copy of a stage-2 checkpoint: floating-point weights in ``dtype``,
+    no optimizer/scheduler/RNG state; ``extra`` merged into the stored ``extra``."""
+    checkpoint = load_viewpoint_checkpoint(source)
+    model = ViewpointNet(viewpoint_config_from_dict(checkpoint["model_config"]), len(checkpoint["classes"]))
+    try:
+        load_weights(model, checkpoint["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"the weights in {source} do not fit the model its config describes: {exc}") from exc
+    kept = {k: v for k, v in (checkpoint.get("extra") or {}).items()
+            if k in ("train_config", "crops_seen", "best_med_err_deg")}
+    save_viewpoint_checkpoint(destination, model, checkpoint["classes"], step=checkpoint["step"], rng_state=False,
+                              extra={**kept, **(extra or {}), "exported_dtype": str(dtype)}, dtype=dtype)
+    return Path(destination)
