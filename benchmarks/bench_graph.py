@@ -76,15 +76,12 @@ from common import (
 
 from scene3d_ros.cli.bringup import start_graph, stop_graph
 from scene3d_ros.config import load_yaml
+from scene3d_ros.geometry import CameraIntrinsics
 from scene3d_ros.paths import atomic_write_text, config_dir, default_model_path, report_path
 from scene3d_ros.pipeline import Pipeline
 from scene3d_ros.ros.environment import use_localhost_ros_environment
 from scene3d_ros.ros.graph import perception_graph
 from scene3d_ros.ros.perception_node import parse_shutdown_stats
-from scene3d_ros.world.annotations import AnnotatedScene, generate_annotated_scene
-from scene3d_ros.world.cad_library import ensure_cad_library
-from scene3d_ros.world.renderer import Renderer
-from scene3d_ros.world.scene_sampler import SceneConfig
 
 T = TypeVar("T")
 TARGET_CPU_FPS = 4.0
@@ -93,12 +90,35 @@ TARGET_SHARED_OVER_IDLE = 1.6
 TARGET_IDLE_LOSS = 0.05
 
 
-def render_frames(count: int, width: int, height: int, seed: int = 7) -> list[AnnotatedScene]:
+@dataclass
+class Frame:
+    """One camera frame: RGB uint8 (H, W, 3) and its intrinsics (pixels)."""
+
+    rgb: np.ndarray
+    intrinsics: CameraIntrinsics
+
+
+def render_frames(count: int, width: int, height: int, seed: int = 7) -> list[Frame]:
     """``count`` synthetic scenes (RGB + intrinsics) at ``width`` x ``height`` pixels."""
+    from scene3d_ros.world.annotations import generate_annotated_scene
+    from scene3d_ros.world.cad_library import ensure_cad_library
+    from scene3d_ros.world.renderer import Renderer
+    from scene3d_ros.world.scene_sampler import SceneConfig
+
     library = ensure_cad_library(progress=False)
     renderer, rng = Renderer(), np.random.default_rng(seed)
     config = SceneConfig(image_sizes=((width, height),))
-    return [generate_annotated_scene(rng, library, config, renderer) for _ in range(count)]
+    scenes = [generate_annotated_scene(rng, library, config, renderer) for _ in range(count)]
+    return [Frame(s.rendered.rgb, s.scene.intrinsics) for s in scenes]
+
+
+def load_frames(path: Path, count: int, width: int, height: int) -> list[Frame]:
+    """The first ``count`` frames of ``width`` x ``height`` from inputs saved by
+    ``bench_model.py --save-inputs`` (rendered elsewhere: no open3d needed here)."""
+    pairs = torch.load(path, weights_only=False)["frames"].get(f"{width}x{height}", [])
+    if len(pairs) < count:
+        raise SystemExit(f"{path} holds {len(pairs)} frames of {width}x{height}, {count} asked for")
+    return [Frame(np.asarray(rgb), CameraIntrinsics.from_matrix(k, width, height)) for rgb, k in pairs[:count]]
 
 
 def node_parameters() -> dict:
@@ -125,7 +145,7 @@ def in_thread(fn: Callable[..., T], *args, **kwargs) -> T:
     return outcome["value"]
 
 
-def bench_pipeline(frames: list[AnnotatedScene], checkpoint: Path, device: str, passes: int) -> dict:
+def bench_pipeline(frames: list[Frame], checkpoint: Path, device: str, passes: int) -> dict:
     """Milliseconds per ``Pipeline`` call on ``frames`` (``passes`` rounds), with the node's thresholds.
 
     Called through :func:`in_thread`, as the node calls the network. The first pass over the frames
@@ -135,12 +155,12 @@ def bench_pipeline(frames: list[AnnotatedScene], checkpoint: Path, device: str, 
     pipeline = Pipeline(checkpoint, device, float(params["score_threshold"]),
                         max_detections=int(params["max_detections"]), input_size=int(params["input_size"]) or None)
     for frame in frames:
-        pipeline(frame.rendered.rgb, frame.scene.intrinsics)
+        pipeline(frame.rgb, frame.intrinsics)
     times, detections = [], []
     for _ in range(passes):
         for frame in frames:
             start = time.perf_counter()
-            objects = pipeline(frame.rendered.rgb, frame.scene.intrinsics)
+            objects = pipeline(frame.rgb, frame.intrinsics)
             times.append(1e3 * (time.perf_counter() - start))
             detections.append(len(objects))
     pipeline.close()
@@ -172,7 +192,7 @@ class Stream:
         return [(s, r) for s, r in self.outputs if start_ns <= r < end_ns]
 
 
-def run_graph(frames: list[AnnotatedScene], checkpoint: Path, device: str, rate_hz: float, warmup_s: float,
+def run_graph(frames: list[Frame], checkpoint: Path, device: str, rate_hz: float, warmup_s: float,
               seconds: float, soak_s: float, rss_interval_s: float, log_path: Path) -> tuple[Stream, dict, dict]:
     """Start perception_node, stream ``frames`` at ``rate_hz`` for warm-up + window + soak, stop it.
 
@@ -193,8 +213,8 @@ def run_graph(frames: list[AnnotatedScene], checkpoint: Path, device: str, rate_
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     # messages built once; only the stamp changes when a frame is sent again
-    images = [rgb8_image_msg(f.rendered.rgb, header(0, "camera_optical_frame")) for f in frames]
-    infos = [camera_info_msg(f.scene.intrinsics, header(0, "camera_optical_frame")) for f in frames]
+    images = [rgb8_image_msg(f.rgb, header(0, "camera_optical_frame")) for f in frames]
+    infos = [camera_info_msg(f.intrinsics, header(0, "camera_optical_frame")) for f in frames]
     image_pub = node.create_publisher(Image, "image", qos_profile_sensor_data)
     info_pub = node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
     node.create_subscription(Detection3DArray, "detections_3d",
@@ -248,7 +268,7 @@ def run_graph(frames: list[AnnotatedScene], checkpoint: Path, device: str, rate_
     return stream, phases, stats
 
 
-def run_graph_shared(frames: list[AnnotatedScene], checkpoint: Path, config: str, rate_hz: float, warmup_s: float,
+def run_graph_shared(frames: list[Frame], checkpoint: Path, config: str, rate_hz: float, warmup_s: float,
                      seconds: float, log_path: Path, busy_seconds: float) -> dict:
     """One threading configuration in the shared-core mode: perception_node (CPU) with ``config``'s
     OMP_WAIT_POLICY and ``num_threads``; ``rate_hz`` camera; warm-up, idle window, busy neighbour on
@@ -267,8 +287,8 @@ def run_graph_shared(frames: list[AnnotatedScene], checkpoint: Path, config: str
     node = rclpy.create_node("bench_graph_camera", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    images = [rgb8_image_msg(f.rendered.rgb, header(0, "camera_optical_frame")) for f in frames]
-    infos = [camera_info_msg(f.scene.intrinsics, header(0, "camera_optical_frame")) for f in frames]
+    images = [rgb8_image_msg(f.rgb, header(0, "camera_optical_frame")) for f in frames]
+    infos = [camera_info_msg(f.intrinsics, header(0, "camera_optical_frame")) for f in frames]
     image_pub = node.create_publisher(Image, "image", qos_profile_sensor_data)
     info_pub = node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
     node.create_subscription(Detection3DArray, "detections_3d",
@@ -375,7 +395,7 @@ def markdown_shared(result: dict, args) -> str:
     return "\n".join(lines)
 
 
-def main_shared(args, frames: list[AnnotatedScene], checkpoint: Path) -> int:
+def main_shared(args, frames: list[Frame], checkpoint: Path) -> int:
     """The shared-core mode (see the module doc)."""
     busy = wait_until_quiet(0.15, args.max_wait)
     result = {"machine": machine(), "cores_busy_before": round(busy, 2), "load_before": load_average(),
@@ -508,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="results file stem under benchmarks/results (default graph, quick: graph_quick)")
     parser.add_argument("--max-wait", type=float, default=None, help="seconds to wait for idle cores first "
                         "(default 300, quick 0)")
+    parser.add_argument("--inputs", type=Path, default=None, help="take the frames from inputs saved by "
+                        "bench_model.py --save-inputs (4 per size) instead of rendering them")
     parser.add_argument("--shared-core", action="store_true",
                         help="idle vs beside one busy core, per threading configuration (CPU; see the module doc)")
     parser.add_argument("--configs", default="default,passive,one_thread",
@@ -535,8 +557,11 @@ def main(argv: list[str] | None = None) -> int:
     use_localhost_ros_environment()  # this process and the node: localhost discovery, a random domain
     if not os.environ.get("SCENE3D_IN_NETNS"):
         print("note: not inside scripts/in_netns.sh (discovery still stays on localhost)", file=sys.stderr)
-    print(f"rendering {args.frames} frames at {width}x{height} ...", flush=True)
-    frames = render_frames(args.frames, width, height)
+    if args.inputs:
+        frames = load_frames(args.inputs, args.frames, width, height)
+    else:
+        print(f"rendering {args.frames} frames at {width}x{height} ...", flush=True)
+        frames = render_frames(args.frames, width, height)
     if args.shared_core:
         return main_shared(args, frames, checkpoint)
     busy = wait_until_quiet(0.15, args.max_wait)

@@ -15,6 +15,11 @@ training only the pose trunk and the rotation/translation/descriptor heads (``PO
 (CUDA only when a GPU is present). Writes benchmarks/results/<name>.md and .json; the CUDA record
 ``model_speed_cuda.md`` came from ``--devices cuda --name model_speed_cuda --reps 20`` on a lent
 H200 machine.
+
+``--save-inputs FILE`` renders the inputs (the frames of both sizes and the training batches) and
+saves them to FILE (torch.save, ~10 MB) without timing anything; ``--inputs FILE`` times on them
+instead of rendering, so a machine without open3d (a lent GPU machine: scripts/gpu/check.sh)
+can run this benchmark.
 """
 
 from __future__ import annotations
@@ -30,17 +35,10 @@ import numpy as np
 import torch
 from common import RESULTS, command_line, machine, wait_until_quiet
 
-from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
-from scene3d_ros.data.triplet_views import TripletViewDataset, collate_scenes
 from scene3d_ros.model import build_model, build_model_from_checkpoint
-from scene3d_ros.model.config import ModelConfig
 from scene3d_ros.paths import atomic_write_text, default_model_path, report_path
 from scene3d_ros.training.detector import TrainConfig, targets_to_device
 from scene3d_ros.training.optim import build_optimizer, freeze_parameters
-from scene3d_ros.world.annotations import generate_annotated_scene
-from scene3d_ros.world.cad_library import ensure_cad_library
-from scene3d_ros.world.renderer import Renderer
-from scene3d_ros.world.scene_sampler import SceneConfig
 
 SIZES = ((256, 256), (640, 480))
 POSE_HEADS = ("roi_heads.pose_head", "roi_heads.rotation_predictor", "roi_heads.translation_predictor",
@@ -75,34 +73,53 @@ def _time_inference(model, images: list[torch.Tensor], ks: list[torch.Tensor], r
             "mean_detections": round(float(np.mean(calls["detections"])), 1)}
 
 
-def bench_inference(model, library, device: torch.device, reps: int) -> dict[str, dict]:
-    renderer = Renderer()
-    out = {}
+def make_inputs(tmp: Path) -> dict:
+    """What the benchmark times, rendered here (open3d): ``frames`` per size ``"WxH"``, 4 pairs of an
+    RGB uint8 (H, W, 3) image and its camera matrix K (3, 3) in pixels; ``batches``: 4 collated
+    training batches of 4 scenes at 256x256 with their triplet depth views (``collate_scenes``)."""
+    from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
+    from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+    from scene3d_ros.data.triplet_views import TripletViewDataset, collate_scenes
+    from scene3d_ros.model.config import ModelConfig
+    from scene3d_ros.world.annotations import generate_annotated_scene
+    from scene3d_ros.world.cad_library import ensure_cad_library
+    from scene3d_ros.world.renderer import Renderer
+    from scene3d_ros.world.scene_sampler import SceneConfig
+
+    library, renderer = ensure_cad_library(progress=False), Renderer()
+    frames = {}
     for width, height in SIZES:
         rng = np.random.default_rng(7)
-        frames = [generate_annotated_scene(rng, library, SceneConfig(image_sizes=((width, height),)), renderer)
+        scenes = [generate_annotated_scene(rng, library, SceneConfig(image_sizes=((width, height),)), renderer)
                   for _ in range(4)]
-        images = [torch.from_numpy(f.rendered.rgb).permute(2, 0, 1).float().div(255).to(device) for f in frames]
-        ks = [torch.tensor(f.scene.intrinsics.matrix, dtype=torch.float32, device=device) for f in frames]
+        frames[f"{width}x{height}"] = [(s.rendered.rgb, np.asarray(s.scene.intrinsics.matrix, np.float32))
+                                       for s in scenes]
+    data_dir = tmp / "data"
+    generate_dataset(GenerateConfig(scene=SceneConfig(image_sizes=((256, 256),)),
+                                    output=OutputConfig(num_scenes=16, scenes_per_shard=8, seed=3),
+                                    cad_library=str(library.root)), data_dir, workers=1, progress=None)
+    dataset = TripletViewDataset(SyntheticSceneDataset(data_dir), library.root,
+                                 ModelConfig().depth_encoder.view_size_px,
+                                 TrainConfig().data.same_category_negative_probability, seed=0)
+    batches = [collate_scenes([dataset[4 * b + i] for i in range(4)]) for b in range(4)]
+    return {"frames": frames, "batches": batches}
+
+
+def bench_inference(model, frames: dict[str, list], device: torch.device, reps: int) -> dict[str, dict]:
+    out = {}
+    for width, height in SIZES:
+        pairs = frames[f"{width}x{height}"]
+        images = [torch.from_numpy(np.asarray(rgb)).permute(2, 0, 1).float().div(255).to(device) for rgb, _ in pairs]
+        ks = [torch.as_tensor(k, dtype=torch.float32, device=device) for _, k in pairs]
         out[f"{width}x{height}"] = entry = _time_inference(model, images, ks, reps)
         print(f"  inference {width}x{height} on {device}: {entry['median_ms']} ms (median of {reps})", flush=True)
     return out
 
 
-def bench_train_step(library, device: torch.device, reps: int, tmp: Path) -> dict:
-    """Training step times: ``train_step`` (every parameter trained) and ``train_step_pose_heads``
-    (``POSE_HEADS`` only)."""
+def bench_train_step(batches: list, device: torch.device, reps: int) -> dict:
+    """Training step times on ``batches`` (:func:`make_inputs`): ``train_step`` (every parameter
+    trained) and ``train_step_pose_heads`` (``POSE_HEADS`` only)."""
     config = TrainConfig()
-    data_dir = tmp / "data"
-    generate_dataset(GenerateConfig(scene=SceneConfig(image_sizes=((256, 256),)),
-                                    output=OutputConfig(num_scenes=16, scenes_per_shard=8, seed=3),
-                                    cad_library=str(library.root)), data_dir, workers=1, progress=None)
-    from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
-
-    dataset = TripletViewDataset(SyntheticSceneDataset(data_dir), library.root,
-                                 ModelConfig().depth_encoder.view_size_px,
-                                 config.data.same_category_negative_probability, seed=0)
-    batches = [collate_scenes([dataset[4 * b + i] for i in range(4)]) for b in range(4)]
     out = {}
     for name, trainable in (("train_step", ()), ("train_step_pose_heads", POSE_HEADS)):
         model = build_model().to(device).train()
@@ -136,7 +153,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated devices to time (default cpu,cuda; cuda only where available)")
     parser.add_argument("--name", default="model_speed",
                         help="results file stem under benchmarks/results (default model_speed)")
+    parser.add_argument("--inputs", type=Path, default=None, help="time on the inputs saved by --save-inputs "
+                        "instead of rendering them")
+    parser.add_argument("--save-inputs", type=Path, default=None, help="render the inputs, save them here, exit")
     args = parser.parse_args(argv)
+    if args.save_inputs:
+        with tempfile.TemporaryDirectory(prefix="bench_model_") as tmp:
+            torch.save(make_inputs(Path(tmp)), args.save_inputs)
+        print(f"wrote {args.save_inputs}")
+        return 0
     wanted = [d.strip() for d in args.devices.split(",") if d.strip()]
     if not set(wanted) <= {"cpu", "cuda"}:
         parser.error(f"--devices: cpu and/or cuda, got {args.devices!r}")
@@ -145,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"none of the devices {args.devices!r} is available here")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    library = ensure_cad_library(progress=False)
+    if args.inputs:
+        inputs = torch.load(args.inputs, weights_only=False)
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench_model_") as tmp:
+            inputs = make_inputs(Path(tmp))
     checkpoint = args.checkpoint or (default_model_path() if default_model_path().exists() else None)
     busy = wait_until_quiet(0.15, args.max_wait)
     result = {"machine": machine(), "threads": args.threads, "reps": args.reps, "cores_busy_before": round(busy, 2),
@@ -155,9 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         name = torch.cuda.get_device_name(0) if device.type == "cuda" else result["machine"]["cpu"]
         model = (build_model_from_checkpoint(checkpoint, device) if checkpoint
                  else build_model().to(device).eval())
-        entry = {"name": name, "inference": bench_inference(model, library, device, args.reps)}
-        with tempfile.TemporaryDirectory(prefix="bench_model_") as tmp:
-            entry.update(bench_train_step(library, device, args.reps, Path(tmp)))
+        entry = {"name": name, "inference": bench_inference(model, inputs["frames"], device, args.reps)}
+        entry.update(bench_train_step(inputs["batches"], device, args.reps))
         result["devices"][device.type] = entry
     if args.no_write:
         print(json.dumps(result, indent=1))

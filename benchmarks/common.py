@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(os.environ.get("SCENE3D_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
+"""Where the records go: benchmarks/results, or $SCENE3D_BENCH_RESULTS (scripts/gpu/check.sh)."""
 
 
 def command_line(script: str, argv: list[str] | None) -> str:
@@ -33,10 +34,14 @@ def machine() -> dict[str, str | int]:
                 break
     except OSError:
         pass
-    import open3d
+    try:
+        import open3d
 
+        open3d_version = open3d.__version__
+    except ImportError:  # a lent GPU machine runs the benchmarks on pre-rendered inputs
+        open3d_version = "not installed"
     return {"nproc": len(os.sched_getaffinity(0)), "cpu": cpu, "python": platform.python_version(),
-            "numpy": np.__version__, "open3d": open3d.__version__, "platform": platform.platform()}
+            "numpy": np.__version__, "open3d": open3d_version, "platform": platform.platform()}
 
 
 def cpu_busy_fraction(seconds: float = 1.0) -> float:
