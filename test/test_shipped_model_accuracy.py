@@ -21,7 +21,8 @@ MedErr and AP catch the opposite surprise: a much better number means the model 
 changed, so re-measure and update the recorded values here and in models/MODEL_CARD.md.
 Whole-split values (500 scenes, models/MODEL_CARD.md): MedErr 42 deg, Acc_pi/6 0.40, box AP50 0.74.
 
-About 15 s on 2 idle cores (rendering ~2 s, model ~2 s, 60 network passes).
+About 62 s measured on the 2-core machine at load average 5.6 (48 s of CPU time in all), so well
+under a minute on idle cores: rendering ~2 s, then 30 images through the network twice.
 """
 
 from __future__ import annotations
