@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, command_line, machine, wait_until_quiet
+from common import RESULTS, command_line, machine, timed_ms, wait_until_quiet
 
 from scene3d_ros.model import build_model, build_model_from_checkpoint
 from scene3d_ros.paths import atomic_write_text, default_model_path, report_path
@@ -46,15 +46,7 @@ POSE_HEADS = ("roi_heads.pose_head", "roi_heads.rotation_predictor", "roi_heads.
 
 
 def _median_ms(fn, reps: int, warmup: int = 2) -> tuple[float, list[float]]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(1e3 * (time.perf_counter() - start))
+    times = timed_ms(fn, reps, warmup)
     return statistics.median(times), times
 
 

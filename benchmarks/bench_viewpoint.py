@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, command_line, machine, wait_until_quiet
+from common import RESULTS, command_line, machine, timed_ms, wait_until_quiet
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.data.crops import ObjectCropDataset, collate_crops, mirror_symmetric_model_ids
@@ -48,17 +48,6 @@ from scene3d_ros.world.annotations import generate_annotated_scene
 from scene3d_ros.world.cad_library import ensure_cad_library
 from scene3d_ros.world.renderer import Renderer
 from scene3d_ros.world.scene_sampler import SceneConfig
-
-
-def _timed(fn, reps: int, warmup: int = 2) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(1e3 * (time.perf_counter() - start))
-    return times
 
 
 def bench_training(config, steps: int, workers: int, scenes: int = 60) -> dict[str, float]:
@@ -83,7 +72,7 @@ def bench_training(config, steps: int, workers: int, scenes: int = 60) -> dict[s
         loss.backward()
         optimizer.step()
 
-    fixed = _timed(lambda: step(crops, labels, rays, target_bins, offsets, ["none"] * batch_size), steps)
+    fixed = timed_ms(lambda: step(crops, labels, rays, target_bins, offsets, ["none"] * batch_size), steps)
     with tempfile.TemporaryDirectory() as tmp:
         generate_dataset(GenerateConfig(output=OutputConfig(num_scenes=scenes, scenes_per_shard=30, seed=99)),
                          Path(tmp) / "data", workers=1)
@@ -121,7 +110,7 @@ def bench_inference(stage: ViewpointStage, reps: int) -> dict[str, float]:
         boxes, labels = boxes.repeat(5, 1)[:5], labels.repeat(5)[:5]
     out = {}
     for n in (1, 5):
-        times = _timed(lambda n=n: stage.predict(image, boxes[:n], labels[:n], k), reps)
+        times = timed_ms(lambda n=n: stage.predict(image, boxes[:n], labels[:n], k), reps)
         out[f"ms_{n}_objects"] = statistics.median(times)
         out[f"ms_{n}_objects_p90"] = float(np.percentile(times, 90))
     out["ms_per_object_in_5"] = out["ms_5_objects"] / 5

@@ -60,6 +60,23 @@ def cpu_busy_fraction(seconds: float = 1.0) -> float:
     return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
 
 
+def timed_ms(fn, reps: int, warmup: int = 2) -> list[float]:
+    """Wall times (ms) of ``reps`` calls of ``fn`` after ``warmup`` untimed ones (CUDA work
+    synchronised before each time is taken)."""
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(1e3 * (time.perf_counter() - start))
+    return times
+
+
 def wait_until_quiet(max_busy: float, max_wait_s: float) -> float:
     """Wait (up to ``max_wait_s``) until other work leaves the cores idle; returns the last busy share."""
     deadline = time.monotonic() + max_wait_s

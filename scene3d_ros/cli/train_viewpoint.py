@@ -13,49 +13,24 @@ See :mod:`scene3d_ros.training.viewpoint`.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import signal
 import sys
 
-from scene3d_ros.config import ConfigError, add_config_arguments
-from scene3d_ros.model.checkpoint import CheckpointError
-from scene3d_ros.paths import packaged_config_file
-from scene3d_ros.training.datasets import DataError
+from scene3d_ros.cli.training_cli import run_training, training_parser
 from scene3d_ros.training.viewpoint import load_viewpoint_train_config, train_viewpoint
-from scene3d_ros.world.cad_library import CadLibraryError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="train_viewpoint", description=__doc__.split("\n\n")[0])
-    add_config_arguments(parser, default_config=packaged_config_file("train_viewpoint.yaml"))
-    parser.add_argument("--output", default=None, help="run folder (default: run.output of the config)")
-    parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
-                        help="continue the run in --output from its last.pt, or from CHECKPOINT")
-    return parser
+    return training_parser("train_viewpoint", __doc__.split("\n\n")[0], "train_viewpoint.yaml")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+
+    def run(args):
         config = load_viewpoint_train_config(args.config, args.overrides)
-        result = train_viewpoint(config, output=args.output, resume=args.resume)
-    except ConfigError as exc:
-        print(f"train_viewpoint: {exc}", file=sys.stderr)
-        return 2
-    except (CheckpointError, DataError, CadLibraryError, FloatingPointError) as exc:
-        print(f"train_viewpoint: {exc}", file=sys.stderr)
-        return 1
-    if os.environ.get("RANK", "0") == "0":
-        print(f"train_viewpoint: {result.output}: step {result.step}, {result.seconds_per_step:.3f} s/step, "
-              f"checkpoint {result.checkpoint}")
-        if result.stopped_by is not None:
-            print(f"train_viewpoint: stopped by {result.stopped_by} at step {result.step}; continue with: "
-                  f"train_viewpoint --output {result.output} --resume (and the same --config/--set)", file=sys.stderr)
-    if result.stopped_by is not None:
-        return 128 + int(signal.Signals.__members__.get(result.stopped_by, signal.SIGTERM))
-    return 0
+        return train_viewpoint(config, output=args.output, resume=args.resume)
+
+    return run_training("train_viewpoint", args, run)
 
 
 if __name__ == "__main__":
