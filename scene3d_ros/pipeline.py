@@ -19,7 +19,6 @@ from scene3d_ros import MASK_THRESHOLD
 from scene3d_ros.geometry import CameraIntrinsics, canonical_quaternion, matrix_to_quaternion
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.model.device import resolve_device
-from scene3d_ros.model.rotations import egocentric_to_allocentric
 from scene3d_ros.model.viewpoint import ViewpointStage, category_symmetries
 from scene3d_ros.model.viewpoint_checkpoint import build_viewpoint_model
 from scene3d_ros.paths import default_model_path, default_viewpoint_model_path
@@ -209,23 +208,16 @@ class Pipeline:
         """Fill each object's ``model_id``, ``fallback``, ``retrieval_distance``, ``size``,
         ``model_quaternion`` and ``confidence`` from the resolution policy."""
         usable = [o for o in objects if o.descriptor is not None and o.allocentric_quaternion is not None]
-        queries = [ObjectQuery(o.category, o.descriptor, self._allocentric_hypotheses(o), o.hypothesis_scores,
-                               translation=o.translation, mask=o.box_mask, intrinsics=intrinsics) for o in usable]
+        queries = [ObjectQuery.from_egocentric(o.category, o.descriptor,
+                                               o.quaternion if o.hypotheses is None else o.hypotheses, o.translation,
+                                               mask=o.box_mask, intrinsics=intrinsics,
+                                               probabilities=o.hypothesis_scores) for o in usable]
         for obj, result in zip(usable, self.policy.resolve(self.shape_db, queries), strict=True):
             obj.fallback, obj.retrieval_distance = result.fallback, float(result.distance)
             obj.model_quaternion, obj.confidence = np.asarray(result.quaternion), result.confidence
             if result.model_id is not None:
                 obj.model_id = result.model_id
                 obj.size = np.asarray(self.library.get(result.model_id).extents, dtype=np.float64)
-
-    @staticmethod
-    def _allocentric_hypotheses(obj: DetectedObject) -> np.ndarray:
-        """(k, 4) rotation hypotheses relative to the ray to the object's translation (what the
-        policy compares with its views): the stage's hypotheses, else network 1's rotation."""
-        if obj.hypotheses is None:
-            return obj.allocentric_quaternion[None]
-        t = torch.as_tensor(obj.translation, dtype=torch.float64).expand(len(obj.hypotheses), 3)
-        return egocentric_to_allocentric(torch.as_tensor(obj.hypotheses), t).numpy()
 
     def warm_up(self, width: int = 320, height: int = 240) -> None:
         """One inference on a blank image, so the first real frame is not slowed by lazy set-up."""

@@ -8,7 +8,14 @@ import pytest
 from sensor_msgs.msg import Image
 
 from scene3d_ros.ros.conversions import header
-from scene3d_ros.ros.wire_formats import box_masks_from_msg, box_masks_msg, descriptors_from_msg, descriptors_msg
+from scene3d_ros.ros.wire_formats import (
+    box_masks_from_msg,
+    box_masks_msg,
+    descriptors_from_msg,
+    descriptors_msg,
+    hypotheses_from_msg,
+    hypotheses_msg,
+)
 
 HEADER = header(1_500_000_000, "cam_optical")
 
@@ -49,3 +56,71 @@ def test_box_masks_round_trip_to_255_levels_and_mismatches_are_named():
         box_masks_from_msg(descriptors_msg(HEADER, np.zeros((56, 28))), 2, 28)
     with pytest.raises(ValueError, match=r"\(N, G, G\)"):
         box_masks_msg(HEADER, np.zeros((2, 28, 14)))
+
+
+def _unit_quaternions(shape: tuple[int, ...], seed: int = 2) -> np.ndarray:
+    q = np.random.default_rng(seed).normal(size=shape + (4,))
+    q /= np.linalg.norm(q, axis=-1, keepdims=True)
+    return q * np.where(q[..., :1] < 0, -1.0, 1.0)  # w >= 0
+
+
+def _hypothesis_image(values: np.ndarray) -> Image:
+    """A hypotheses image of raw rows (N, 5 k), as another publisher might send it."""
+    rows = np.ascontiguousarray(values, dtype="<f4")
+    return Image(header=HEADER, height=rows.shape[0], width=rows.shape[1], encoding="32FC1", is_bigendian=0,
+                 step=4 * rows.shape[1], data=rows.tobytes())
+
+
+def test_hypotheses_round_trip_in_detection_order():
+    q = _unit_quaternions((2, 3))
+    p = np.array([[0.5, 0.3, 0.2], [1.0, 1e-9, 0.0]])
+    msg = hypotheses_msg(HEADER, q, p)
+    assert (msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian) == ("32FC1", 2, 15, 60, 0)
+    assert msg.header == HEADER
+    rows = np.frombuffer(bytes(msg.data), "<f4").reshape(2, 3, 5)  # (w, x, y, z, probability) x k per detection
+    np.testing.assert_array_equal(rows[1, 0], np.array([*q[1, 0], 1.0], np.float32))
+    quaternions, probabilities = hypotheses_from_msg(msg, 2)
+    assert quaternions.shape == (2, 3, 4) and probabilities.shape == (2, 3)
+    np.testing.assert_allclose(quaternions, q, atol=1e-7)
+    np.testing.assert_allclose(probabilities, p, rtol=1e-7, atol=0)
+    big = _hypothesis_image(rows.reshape(2, 15))
+    big.is_bigendian, big.data = 1, rows.astype(">f4").tobytes()  # another machine's byte order
+    np.testing.assert_array_equal(hypotheses_from_msg(big, 2)[0], quaternions)
+    empty = hypotheses_msg(HEADER, [], [])  # an image without detections
+    assert (empty.height, empty.width) == (0, 0)
+    assert [a.shape for a in hypotheses_from_msg(empty, 0)] == [(0, 0, 4), (0, 0)]
+    assert [a.shape for a in hypotheses_from_msg(hypotheses_msg(HEADER, np.zeros((0, 5, 4)), np.zeros((0, 5))), 0)] \
+        == [(0, 5, 4), (0, 5)]
+
+
+def test_hypothesis_decoder_names_the_bad_value():
+    q = _unit_quaternions((2, 3))
+    good = np.concatenate([q, np.full((2, 3, 1), 0.25)], axis=2)
+    with pytest.raises(ValueError, match="hypotheses hold 2 rows for 3 detections"):
+        hypotheses_from_msg(hypotheses_msg(HEADER, q, good[..., 4]), 3)
+    with pytest.raises(ValueError, match="must be 32FC1, got 'mono8'"):
+        hypotheses_from_msg(box_masks_msg(HEADER, np.zeros((1, 28, 28))), 28)
+    with pytest.raises(ValueError, match="14 floats wide, expected a positive multiple of 5"):
+        hypotheses_from_msg(_hypothesis_image(good.reshape(2, 15)[:, :14]), 2)
+    with pytest.raises(ValueError, match="0 floats wide"):
+        hypotheses_from_msg(_hypothesis_image(np.zeros((2, 0))), 2)
+    padded = hypotheses_msg(HEADER, q, good[..., 4])
+    padded.step = 64  # row padding is not part of the format
+    with pytest.raises(ValueError, match="step 64"):
+        hypotheses_from_msg(padded, 2)
+    cases = [
+        ((1, 2, 1), np.nan, r"hypothesis 2 of detection 1 has a non-finite value nan \(field x\)"),
+        ((0, 1, 4), np.inf, r"hypothesis 1 of detection 0 has a non-finite value inf \(field p\)"),
+        ((1, 0, 0), 2.0, r"hypothesis 0 of detection 1 is not a unit quaternion: .* has norm"),
+        ((0, 2, 4), 1.5, r"hypothesis 2 of detection 0 has probability 1.5, expected one in \[0, 1\]"),
+        ((1, 1, 4), -0.1, r"hypothesis 1 of detection 1 has probability -0.1, expected one in \[0, 1\]"),
+    ]
+    for (i, h, f), value, message in cases:
+        bad = good.copy()
+        bad[i, h, f] = value
+        with pytest.raises(ValueError, match=message):
+            hypotheses_from_msg(_hypothesis_image(bad.reshape(2, 15)), 2)
+    with pytest.raises(ValueError, match=r"\(N, k, 4\)"):
+        hypotheses_msg(HEADER, np.zeros((2, 3)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"probabilities must be \(N, k\) = \(2, 3\), got shape \(2, 2\)"):
+        hypotheses_msg(HEADER, q, np.zeros((2, 2)))

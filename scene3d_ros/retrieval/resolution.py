@@ -227,13 +227,20 @@ class ObjectQuery:
     @classmethod
     def from_egocentric(cls, category: str | None, descriptor: np.ndarray, quaternion: np.ndarray,
                         translation: np.ndarray, mask: np.ndarray | None = None,
-                        intrinsics: CameraIntrinsics | None = None) -> ObjectQuery:
-        """The query of an object with one egocentric rotation hypothesis ``quaternion`` (w, x, y, z;
-        object -> optical frame, e.g. a ``detections_3d`` pose) at ``translation`` (metres)."""
-        q = torch.as_tensor(np.asarray(quaternion, dtype=np.float64).reshape(1, 4))
-        t = torch.as_tensor(np.asarray(translation, dtype=np.float64).reshape(1, 3))
-        return cls(category, descriptor, egocentric_to_allocentric(q, t).numpy(), translation=t[0].numpy(),
-                   mask=mask, intrinsics=intrinsics)
+                        intrinsics: CameraIntrinsics | None = None,
+                        probabilities: np.ndarray | None = None) -> ObjectQuery:
+        """The query of an object at ``translation`` (3,) metres in the optical frame with egocentric
+        rotation hypotheses ``quaternion``: (4,) or (k, 4) (w, x, y, z), object -> optical frame
+        (a ``detections_3d`` pose, or the crop viewpoint stage's hypotheses, most probable first),
+        with ``probabilities`` (k,) in [0, 1] (None: 1 each). Each becomes allocentric, relative to
+        the ray to ``translation`` (:func:`~scene3d_ros.model.rotations.egocentric_to_allocentric`)."""
+        q = torch.as_tensor(np.asarray(quaternion, dtype=np.float64).reshape(-1, 4))
+        translation = np.asarray(translation, dtype=np.float64)
+        if translation.shape != (3,):
+            raise ValueError(f"translation must be 3 metres (x, y, z), got shape {translation.shape}")
+        t = torch.as_tensor(translation).expand(len(q), 3)
+        return cls(category, descriptor, egocentric_to_allocentric(q, t).numpy(), probabilities,
+                   translation=translation, mask=mask, intrinsics=intrinsics)
 
     def __post_init__(self) -> None:
         hypotheses = np.asarray(self.hypotheses, dtype=np.float64).reshape(-1, 4)

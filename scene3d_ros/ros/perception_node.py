@@ -9,6 +9,10 @@ image's header (stamp and frame_id):
   masks           sensor_msgs/Image mono8, 28 rows per detection in the same order (height 28 N,
                   width 28): each object's mask probability x 255 over its box, what the retrieval
                   node's silhouette check compares with the shape database's view silhouettes
+  hypotheses      sensor_msgs/Image 32FC1, only with the crop viewpoint stage: one row per detection
+                  in the same order, its k rotation hypotheses (w, x, y, z, probability) x k,
+                  egocentric (object -> optical frame), most probable first, for the retrieval
+                  node's resolution policy
   debug_image     sensor_msgs/Image rgb8 (masks, boxes, pose axes), rendered only while subscribed
   /tf             one frame ``<tf_prefix><category>_<k>`` per object under the image's frame_id
                   (none for an image without frame_id), with the network's pose: for running this
@@ -68,7 +72,7 @@ from scene3d_ros.ros.conversions import (
     transform_stamped_msg,
 )
 from scene3d_ros.ros.node_main import TF_QOS, declare_described, run_node
-from scene3d_ros.ros.wire_formats import box_masks_msg, descriptors_msg
+from scene3d_ros.ros.wire_formats import box_masks_msg, descriptors_msg, hypotheses_msg
 from scene3d_ros.visualization import draw_objects
 from scene3d_ros.world.cad_library import CadLibraryError
 
@@ -145,6 +149,10 @@ class PerceptionNode(Node):
         self._pub_desc = self.create_publisher(Image, "descriptors", output_qos) if p["publish_descriptors"] else None
         self._pub_masks = (self.create_publisher(Image, "masks", output_qos)
                            if p["publish_masks"] and self._pipeline.model.roi_heads.has_mask() else None)
+        stage = self._pipeline.viewpoint_stage
+        self._hypotheses_k = stage.k if stage is not None else 0  # hypotheses per object
+        self._pub_hypotheses = (self.create_publisher(Image, "hypotheses", output_qos)
+                                if p["publish_hypotheses"] and stage is not None else None)
         self._pub_debug = self.create_publisher(Image, "debug_image", output_qos)
         self._pub_tf = self.create_publisher(TFMessage, "/tf", TF_QOS)
         self._camera_info: CameraInfo | None = None
@@ -210,6 +218,9 @@ class PerceptionNode(Node):
                                            "Publish descriptors (the retrieval node needs them).", read_only=True),
             "publish_masks": declare("publish_masks", True, "Publish masks, each object's mask over its box (the "
                                      "retrieval node's silhouette check needs them).", read_only=True),
+            "publish_hypotheses": declare("publish_hypotheses", True, "Publish hypotheses, each object's rotation "
+                                          "hypotheses with their probabilities (only with the crop viewpoint stage; "
+                                          "the retrieval node's resolution policy scores them all).", read_only=True),
             "tf_prefix": declare("tf_prefix", "", "Prefix of the object TF frame names."),
         }
 
@@ -372,6 +383,11 @@ class PerceptionNode(Node):
                                                    .reshape(len(objects), self._descriptor_dim)))
         if self._pub_masks is not None:
             self._pub_masks.publish(box_masks_msg(msg_header, np.array([o.box_mask for o in objects], np.float32)))
+        if self._pub_hypotheses is not None:
+            k = self._hypotheses_k
+            self._pub_hypotheses.publish(hypotheses_msg(
+                msg_header, np.array([o.hypotheses for o in objects], np.float64).reshape(len(objects), k, 4),
+                np.array([o.hypothesis_scores for o in objects], np.float64).reshape(len(objects), k)))
         if self._publish_tf and objects and msg_header.frame_id:
             self._pub_tf.publish(TFMessage(transforms=[
                 transform_stamped_msg(msg_header, self._tf_prefix + name, o.quaternion, o.translation)

@@ -10,6 +10,19 @@ the object's descriptor, category and rotation (the pose prior), and with the si
 the ``silhouette_candidates`` nearest views within ``silhouette_max_angle_deg`` are re-scored with
 how well their silhouette fits the mask; the object's orientation becomes the policy's final
 rotation (with the check, that of the chosen view: the pose in which the model fits the image).
+
+Rotation hypotheses: with ``use_hypotheses`` (default), the ``hypotheses`` topic (sensor_msgs/Image
+32FC1, :func:`~scene3d_ros.ros.wire_formats.hypotheses_msg`: per detection the crop viewpoint
+stage's k egocentric rotations with their probabilities) is joined too, **while it has a
+publisher** (perception_node creates it only when its stage runs and ``publish_hypotheses`` is
+on): a frame then waits for its hypotheses as for its masks, and each object is resolved with all
+k of them. With no publisher on that topic (perception without the stage, or
+``use_hypotheses:=false``) nothing waits: each object has one hypothesis, its ``detections_3d``
+rotation, with probability 1; frames held for hypotheses whose publisher goes away are resolved
+without them within :data:`HYPOTHESES_RECHECK_S`. Hypotheses that arrive before the rest of their
+frame are kept with it; a frame whose hypotheses never come is forgotten with the oldest (bounded
+cache, ``cache_size``), with a warning.
+
 Publishes with the input header:
 
   objects   vision_msgs/Detection3DArray: the input detections, bbox.size = the retrieved model's
@@ -58,13 +71,15 @@ from scene3d_ros.retrieval import (
 )
 from scene3d_ros.ros.conversions import point_xyz, pose_transform_msg, quaternion_wxyz, stamp_to_ns
 from scene3d_ros.ros.node_main import TF_QOS, declare_described, run_node
-from scene3d_ros.ros.wire_formats import box_masks_from_msg, descriptors_from_msg
+from scene3d_ros.ros.wire_formats import box_masks_from_msg, descriptors_from_msg, hypotheses_from_msg
 from scene3d_ros.visualization import instance_colour
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 
 POLICY_PARAMETERS = ("max_angle_deg", "silhouette_max_angle_deg", "silhouette_weight", "silhouette_angle_weight",
                      "silhouette_candidates", "hypothesis_weight", "azimuth_flips", "max_distance")
 """The node parameters that are :class:`ResolutionPolicy` fields, changeable at run time."""
+HYPOTHESES_RECHECK_S = 0.5
+"""How often frames held for rotation hypotheses are re-checked for a publisher that has gone (seconds)."""
 
 
 class RetrievalNode(Node):
@@ -105,7 +120,8 @@ class RetrievalNode(Node):
                                           integer_range=[IntegerRange(from_value=1, to_value=4096)]),
             hypothesis_weight=declare("hypothesis_weight", default.hypothesis_weight, "Weight per nat of a "
                                       "rotation hypothesis's log-probability (squared descriptor distance units; "
-                                      "detections_3d carries one hypothesis per object).", floating_point_range=weight),
+                                      "k > 1 hypotheses per object come on the hypotheses topic).",
+                                      floating_point_range=weight),
             azimuth_flips=declare("azimuth_flips", default.azimuth_flips, "Also score each rotation's 180 deg "
                                   "azimuth flip (the object turned about its up axis)."),
             max_distance=declare("max_distance", default.max_distance or 0.0, "Cuboid fallback when the best "
@@ -113,6 +129,9 @@ class RetrievalNode(Node):
                                  floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1e9)]) or None)
         self._publish_tf = declare("publish_tf", True, "Publish one TF frame per object (the final pose) on /tf.")
         self._tf_prefix = declare("tf_prefix", "", "Prefix of the object TF frame names.")
+        use_hypotheses = declare("use_hypotheses", True, "Join the hypotheses topic (the crop viewpoint stage's k "
+                                 "rotation hypotheses per object) while it has a publisher; without one, each object's "
+                                 "detections_3d rotation is its only hypothesis.", read_only=True)
         self._cache_size = declare("cache_size", 30, "Frames kept while waiting for the other topic.",
                                    integer_range=[IntegerRange(from_value=1, to_value=1000)])
         qos_depth = declare("qos_depth", 10, "QoS history depth.", integer_range=[IntegerRange(from_value=1,
@@ -127,19 +146,28 @@ class RetrievalNode(Node):
         if self._use_masks and self._db.silhouettes is None:
             raise ShapeDatabaseError("the shape database holds no view silhouettes, which the silhouette check needs: "
                                      "rebuild it with build_shape_db, or set silhouette_check:=false")
-        self._kinds = ("detections", "descriptors") + (("masks",) if self._use_masks else ())
+        self._kinds = ("detections", "descriptors") + (("masks",) if self._use_masks else ())  # always joined
         self._pending: OrderedDict[tuple[int, str], dict] = OrderedDict()
         self.create_subscription(Detection3DArray, "detections_3d", lambda m: self._on_message("detections", m), qos)
         self.create_subscription(Image, "descriptors", lambda m: self._on_message("descriptors", m), qos)
         if self._use_masks:
             self.create_subscription(Image, "masks", lambda m: self._on_message("masks", m), qos)
+        self._hypotheses_topic = None  # resolved name of the hypotheses topic when joined
+        if use_hypotheses:
+            subscription = self.create_subscription(Image, "hypotheses", lambda m: self._on_message("hypotheses", m),
+                                                    qos)
+            self._hypotheses_topic = subscription.topic_name
+            # frames held for hypotheses whose publisher has gone (a restarted perception_node without the stage)
+            self.create_timer(HYPOTHESES_RECHECK_S, self._flush_without_hypotheses)
         self.add_on_set_parameters_callback(self._on_parameters)
         self._pub_objects = self.create_publisher(Detection3DArray, "objects", qos)
         self._pub_markers = self.create_publisher(MarkerArray, "markers", qos)
         self._pub_tf = self.create_publisher(TFMessage, "/tf", TF_QOS)
         check = (f"silhouette check on (window {self._policy.silhouette_max_angle_deg:g} deg)" if self._use_masks
                  else "silhouette check off")
-        self.get_logger().info(f"retrieving from {len(self._db)} views of {len(self._db.model_ids)} models; {check}")
+        hypotheses = "rotation hypotheses joined while published" if use_hypotheses else "rotation hypotheses off"
+        self.get_logger().info(f"retrieving from {len(self._db)} views of {len(self._db.model_ids)} models; {check}; "
+                               f"{hypotheses}")
 
     def _on_parameters(self, params) -> SetParametersResult:
         """Apply run-time changes of the policy's parameters (ranges are checked by ROS)."""
@@ -157,35 +185,63 @@ class RetrievalNode(Node):
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
+    def _waits_for_hypotheses(self) -> bool:
+        """Whether a frame needs its hypotheses: they are joined and someone publishes them."""
+        return self._hypotheses_topic is not None and self.count_publishers(self._hypotheses_topic) > 0
+
     def _on_message(self, kind: str, msg) -> None:
         key = (stamp_to_ns(msg.header.stamp), msg.header.frame_id)
         entry = self._pending.setdefault(key, {})
         entry[kind] = msg
-        if len(entry) == len(self._kinds):
-            del self._pending[key]
-            try:
-                self._retrieve(entry["detections"], entry["descriptors"], entry.get("masks"))
-            except ValueError as exc:
-                self.get_logger().error(f"skipping frame {key[0]}: {exc}", throttle_duration_sec=5.0)
+        if all(k in entry for k in self._kinds) and ("hypotheses" in entry or not self._waits_for_hypotheses()):
+            self._resolve_frame(key)
         while len(self._pending) > self._cache_size:  # bounded: forget the oldest unmatched frame
             _, forgotten = self._pending.popitem(last=False)
-            if self._use_masks and "masks" not in forgotten and len(forgotten) == len(self._kinds) - 1:
+            if self._use_masks and "masks" not in forgotten and {"detections", "descriptors"} <= forgotten.keys():
                 self.get_logger().warning(
                     "frames with detections and descriptors but no masks are being dropped: is perception_node "
                     "publishing masks (publish_masks)? Set silhouette_check:=false to retrieve without them.",
                     throttle_duration_sec=10.0)
+            elif all(k in forgotten for k in self._kinds) and "hypotheses" not in forgotten:
+                self.get_logger().warning(
+                    f"frames waiting for their rotation hypotheses are being dropped: {self._hypotheses_topic} has a "
+                    "publisher but its messages do not arrive (QoS, or a publisher that does not publish them). "
+                    "Set use_hypotheses:=false to resolve with the detections_3d rotations alone.",
+                    throttle_duration_sec=10.0)
 
-    def _retrieve(self, detections: Detection3DArray, descriptors: Image, masks: Image | None = None) -> None:
+    def _flush_without_hypotheses(self) -> None:
+        """Resolve the frames that have all they need but their hypotheses, once nobody publishes those."""
+        if self._waits_for_hypotheses():
+            return
+        for key in [key for key, entry in self._pending.items() if all(k in entry for k in self._kinds)]:
+            self._resolve_frame(key)
+
+    def _resolve_frame(self, key: tuple[int, str]) -> None:
+        """Take frame ``key`` out of the cache and publish its objects (a bad frame is logged and skipped)."""
+        entry = self._pending.pop(key)
+        try:
+            self._retrieve(entry["detections"], entry["descriptors"], entry.get("masks"), entry.get("hypotheses"))
+        except ValueError as exc:
+            self.get_logger().error(f"skipping frame {key[0]}: {exc}", throttle_duration_sec=5.0)
+
+    def _retrieve(self, detections: Detection3DArray, descriptors: Image, masks: Image | None = None,
+                  hypotheses: Image | None = None) -> None:
         dets = detections.detections
         results = []
         if dets:
             rows = descriptors_from_msg(descriptors, len(dets))
             box_masks = [None] * len(dets) if masks is None else \
                 box_masks_from_msg(masks, len(dets), self._db.silhouette_grid)
-            queries = [ObjectQuery.from_egocentric(d.results[0].hypothesis.class_id, row,
-                                                   quaternion_wxyz(d.results[0].pose.pose.orientation),
-                                                   point_xyz(d.results[0].pose.pose.position), mask)
-                       for d, row, mask in zip(dets, rows, box_masks, strict=True)]
+            if hypotheses is None:  # one hypothesis per object: its detections_3d rotation, probability 1
+                rotations = [quaternion_wxyz(d.results[0].pose.pose.orientation) for d in dets]
+                probabilities = [None] * len(dets)
+            else:  # the crop viewpoint stage's k egocentric hypotheses (k, 4) and probabilities (k,)
+                rotations, probabilities = hypotheses_from_msg(hypotheses, len(dets))
+            queries = [ObjectQuery.from_egocentric(d.results[0].hypothesis.class_id, row, rotation,
+                                                   point_xyz(d.results[0].pose.pose.position), mask,
+                                                   probabilities=p)
+                       for d, row, mask, rotation, p in zip(dets, rows, box_masks, rotations, probabilities,
+                                                            strict=True)]
             results = self._policy.resolve(self._db, queries)
             for det, result in zip(dets, results, strict=True):  # the final pose: the policy's rotation
                 for orientation in (det.results[0].pose.pose.orientation, det.bbox.center.orientation):

@@ -8,8 +8,14 @@ sensor_msgs/Image, each with its encoder and its decoder (no rclpy import: messa
   (G = :data:`~scene3d_ros.world.depth_views.SILHOUETTE_GRID`, the mask head's resolution),
   quantised to ``round(255 p)``, stacked in detection order as a ``mono8`` image of height G N and
   width G (an image without detections: height 0).
+* **Rotation hypotheses** (``hypotheses`` topic, with the crop viewpoint stage): one row per
+  detection, in detection order, as a ``32FC1`` image of height N and width 5 k: the object's k
+  hypotheses, most probable first, each ``(w, x, y, z, probability)``: an egocentric unit
+  quaternion (object -> camera optical frame) and its probability in [0, 1]; k is the same for
+  every row (an image without detections: height 0, width 5 k or 0). Little-endian float32 without
+  row padding (the decoder also reads big-endian data).
 
-Both carry the header of the image they were computed from, which is how the retrieval node joins
+All carry the header of the image they were computed from, which is how the retrieval node joins
 them with ``detections_3d``. Decoders raise ValueError naming the mismatch.
 """
 
@@ -23,6 +29,11 @@ from scene3d_ros.world.depth_views import SILHOUETTE_GRID
 
 DESCRIPTOR_ENCODING = "32FC1"
 MASK_ENCODING = "mono8"
+HYPOTHESIS_ENCODING = "32FC1"
+HYPOTHESIS_FIELDS = 5
+"""Floats per hypothesis in a ``hypotheses`` row: w, x, y, z, probability."""
+UNIT_TOLERANCE = 1e-3
+"""How far from 1 a decoded hypothesis quaternion's norm may be (float32 rounding is ~1e-7)."""
 
 
 def descriptors_msg(msg_header: Header, descriptors: np.ndarray) -> Image:
@@ -73,3 +84,58 @@ def box_masks_from_msg(msg: Image, count: int, grid: int = SILHOUETTE_GRID) -> n
     if msg.step != msg.width or len(msg.data) != msg.step * msg.height:
         raise ValueError(f"mask image of {msg.width}x{msg.height} has step {msg.step} and {len(msg.data)} bytes")
     return np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(count, grid, grid).astype(np.float32) / 255.0
+
+
+def hypotheses_msg(msg_header: Header, quaternions: np.ndarray, probabilities: np.ndarray) -> Image:
+    """``32FC1`` image of each detection's rotation hypotheses: ``quaternions`` (N, k, 4) egocentric
+    (w, x, y, z), object -> camera optical frame, most probable first, and their ``probabilities``
+    (N, k), one row ``(w, x, y, z, p) x k`` per detection in detection order."""
+    q = np.asarray(quaternions, dtype=np.float64)
+    p = np.asarray(probabilities, dtype=np.float64)
+    if q.size == 0 and p.size == 0 and q.ndim != 3:  # no detections, e.g. empty lists
+        q, p = q.reshape(0, 0, 4), p.reshape(0, 0)
+    if q.ndim != 3 or q.shape[2] != 4:
+        raise ValueError(f"hypothesis quaternions must be (N, k, 4), got shape {q.shape}")
+    if p.shape != q.shape[:2]:
+        raise ValueError(f"hypothesis probabilities must be (N, k) = {q.shape[:2]}, got shape {p.shape}")
+    rows = np.ascontiguousarray(np.concatenate([q, p[..., None]], axis=2).reshape(len(q), HYPOTHESIS_FIELDS * q.shape[1]), dtype="<f4")
+    height, width = rows.shape
+    return Image(header=msg_header, height=height, width=width, encoding=HYPOTHESIS_ENCODING, is_bigendian=0,
+                 step=4 * width, data=rows.tobytes())
+
+
+def hypotheses_from_msg(msg: Image, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """From a :func:`hypotheses_msg` image expected to hold ``rows`` detections: the quaternions
+    (rows, k, 4) float64 (egocentric w, x, y, z, object -> optical frame) and their probabilities
+    (rows, k). Raises ValueError naming the first bad value: a non-finite number, a quaternion
+    whose norm is not 1 (within :data:`UNIT_TOLERANCE`), a probability outside [0, 1]."""
+    if msg.encoding != HYPOTHESIS_ENCODING:
+        raise ValueError(f"hypotheses must be {HYPOTHESIS_ENCODING}, got {msg.encoding!r}")
+    if msg.height != rows:
+        raise ValueError(f"hypotheses hold {msg.height} rows for {rows} detections")
+    if msg.width % HYPOTHESIS_FIELDS or (rows and not msg.width):
+        raise ValueError(f"hypothesis rows are {msg.width} floats wide, expected a positive multiple "
+                         "of 5 (w, x, y, z, probability per hypothesis)")
+    if msg.step != 4 * msg.width or len(msg.data) != msg.step * msg.height:
+        raise ValueError(f"hypothesis image of {msg.width}x{msg.height} has step {msg.step} and {len(msg.data)} bytes")
+    dtype = ">f4" if msg.is_bigendian else "<f4"
+    values = np.frombuffer(bytes(msg.data), dtype=dtype).astype(np.float64)
+    values = values.reshape(rows, msg.width // HYPOTHESIS_FIELDS, HYPOTHESIS_FIELDS)
+    bad = np.argwhere(~np.isfinite(values))
+    if len(bad):
+        i, h, f = bad[0]
+        raise ValueError(f"hypothesis {h} of detection {i} has a non-finite value {values[i, h, f]} "
+                         f"(field {'wxyzp'[f]})")
+    quaternions, probabilities = values[..., :4], values[..., 4]
+    norms = np.linalg.norm(quaternions, axis=2)
+    bad = np.argwhere(np.abs(norms - 1.0) > UNIT_TOLERANCE)
+    if len(bad):
+        i, h = bad[0]
+        raise ValueError(f"hypothesis {h} of detection {i} is not a unit quaternion: {quaternions[i, h].tolist()} "
+                         f"has norm {norms[i, h]:.6g}")
+    bad = np.argwhere((probabilities < 0.0) | (probabilities > 1.0))
+    if len(bad):
+        i, h = bad[0]
+        raise ValueError(f"hypothesis {h} of detection {i} has probability {probabilities[i, h]:.6g}, "
+                         "expected one in [0, 1]")
+    return quaternions, probabilities
