@@ -430,3 +430,20 @@ def test_silhouette_variants_and_the_rotation_of_the_chosen_view_by_hand():
         evaluator.add("gt_boxes", _pred([_onehot(0)], [CAR]), _gt(["car_b"], [CAR]))
     with pytest.raises(ValueError, match="view silhouettes"):
         RetrievalEvaluator(DB, ResolutionPolicy())
+
+
+def test_the_crop_viewpoint_stage_hypotheses_steer_the_predicted_prior():
+    """car_a is seen from the front, car_b from azimuth 90; the descriptor lies half-way. Network 1's
+    rotation (azimuth 90) points at car_b's view; the stage's hypotheses, when the prediction carries
+    them, replace it: their best (azimuth 0, probability 0.7) points at car_a's."""
+    db = _database([("car_a", "car", _onehot(0), 0.0), ("car_b", "car", _onehot(1), 90.0)])
+    descriptor = (_onehot(0) + _onehot(1)) / 2
+    pred = _pred([descriptor], [CAR], azimuths=[90.0], scores=[1.0])
+    pred["translations"] = torch.tensor([ON_AXIS], dtype=torch.float32)
+    gt = _gt(["car_a"], [CAR])
+    plain = RetrievalEvaluator(db, PLAIN.replace(max_angle_deg=30.0))
+    assert plain.add("gt_boxes", pred, gt) == ["car_b"]
+    staged = RetrievalEvaluator(db, PLAIN.replace(max_angle_deg=30.0))
+    with_stage = {**pred, "viewpoint_hypotheses": [np.stack([_quat(0.0), _quat(90.0)])],
+                  "viewpoint_scores": [np.array([0.7, 0.2])]}
+    assert staged.add("gt_boxes", with_stage, gt) == ["car_a"]

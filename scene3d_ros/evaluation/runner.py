@@ -291,8 +291,8 @@ def evaluate(model: Scene3DNet, dataset: Dataset, settings: Sequence[str], devic
                                                            [t["labels"] for t in targets], intrinsics)
                 for image, prediction, target in zip(images, predictions, targets, strict=True):
                     gt = ground_truth(target)
-                    if viewpoint is not None:
-                        viewpoint.add(setting, prediction, gt, image, target["K"])
+                    if viewpoint is not None:  # the resolution policy then scores the stage's hypotheses
+                        prediction = {**prediction, **viewpoint.add(setting, prediction, gt, image, target["K"])}
                     if retrieval is not None:
                         prediction = {**prediction, "model_ids": retrieval.add(setting, prediction, gt)}
                     evaluator.add(prediction, gt)

@@ -303,7 +303,9 @@ class RetrievalEvaluator:
 
     def _queries(self, prediction: Mapping[str, Any], labels: list[int]) -> list[ObjectQuery]:
         """One :class:`ObjectQuery` per prediction: its category, descriptor, allocentric rotation
-        (the one hypothesis), translation and, for the silhouette check, box mask."""
+        hypotheses (network 1's one, or the crop viewpoint stage's k with their probabilities when
+        the prediction carries ``viewpoint_hypotheses`` / ``viewpoint_scores``), translation and,
+        for the silhouette check, box mask."""
         n = len(labels)
         if not n:
             return []
@@ -319,6 +321,11 @@ class RetrievalEvaluator:
         translations = (_tensor(prediction["translations"]).reshape(n, 3).double().numpy()
                         if "translations" in prediction else np.tile(OPTICAL_AXIS, (n, 1)))
         masks = _tensor(prediction["box_masks"]).numpy() if "box_masks" in prediction else [None] * n
+        if "viewpoint_hypotheses" in prediction:  # the crop viewpoint stage's k hypotheses, as the nodes get them
+            return [ObjectQuery.from_egocentric(self.categories[label - 1], descriptors[i],
+                                                np.asarray(prediction["viewpoint_hypotheses"][i]), translations[i],
+                                                mask=masks[i], probabilities=np.asarray(prediction["viewpoint_scores"][i]))
+                    for i, label in enumerate(labels)]
         return [ObjectQuery(self.categories[label - 1], descriptors[i], rotations[i][None], translation=translations[i],
                             mask=masks[i]) for i, label in enumerate(labels)]
 
