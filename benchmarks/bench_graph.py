@@ -50,6 +50,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -192,52 +193,81 @@ class Stream:
         return [(s, r) for s, r in self.outputs if start_ns <= r < end_ns]
 
 
+class CameraFeed:
+    """This process's side of the graph: a camera publishing ``frames`` (image + camera_info,
+    sensor-data QoS, messages built once, only the stamp changes) and a listener on
+    ``detections_3d`` recording into :attr:`stream`, on a ROS context of its own."""
+
+    def __init__(self, frames: list[Frame]) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+        from sensor_msgs.msg import CameraInfo, Image
+        from vision_msgs.msg import Detection3DArray
+
+        from scene3d_ros.ros.conversions import camera_info_msg, header, rgb8_image_msg, stamp_to_ns
+
+        self._stamp_to_ns = stamp_to_ns
+        self.stream = Stream()
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("bench_graph_camera", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.images = [rgb8_image_msg(f.rgb, header(0, "camera_optical_frame")) for f in frames]
+        self.infos = [camera_info_msg(f.intrinsics, header(0, "camera_optical_frame")) for f in frames]
+        self.image_pub = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.info_pub = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
+        self.node.create_subscription(
+            Detection3DArray, "detections_3d",
+            lambda m: self.stream.outputs.append((stamp_to_ns(m.header.stamp), time.time_ns())),
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+
+    def wait_until_serving(self, process: subprocess.Popen, log_path: Path, timeout_s: float = 300.0) -> None:
+        """Spin until perception_node logs "serving" and subscribes to the images."""
+        deadline = time.monotonic() + timeout_s
+        while self.image_pub.get_subscription_count() == 0 or "serving" not in log_path.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"perception_node did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+            self.executor.spin_once(timeout_sec=0.1)
+
+    def send(self) -> None:
+        """Publish the next frame (camera_info first) stamped now."""
+        k = len(self.stream.published) % len(self.images)
+        stamp = self.node.get_clock().now().to_msg()
+        self.images[k].header.stamp = self.infos[k].header.stamp = stamp
+        self.info_pub.publish(self.infos[k])
+        self.image_pub.publish(self.images[k])
+        self.stream.published.append(self._stamp_to_ns(stamp))
+
+    def spin_until(self, end_ns: int, process: subprocess.Popen, log_path: Path) -> None:
+        """Spin (timers send, the listener records) until wall time ``end_ns``; fail if the node dies."""
+        while time.time_ns() < end_ns:
+            if process.poll() is not None:
+                raise RuntimeError(f"perception_node died:\n{log_path.read_text(errors='replace')[-3000:]}")
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
 def run_graph(frames: list[Frame], checkpoint: Path, device: str, rate_hz: float, warmup_s: float,
               seconds: float, soak_s: float, rss_interval_s: float, log_path: Path) -> tuple[Stream, dict, dict]:
     """Start perception_node, stream ``frames`` at ``rate_hz`` for warm-up + window + soak, stop it.
 
     Returns what was seen, the phase boundaries (ns) and the node's shutdown counters.
     """
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image
-    from vision_msgs.msg import Detection3DArray
-
-    from scene3d_ros.ros.conversions import camera_info_msg, header, rgb8_image_msg, stamp_to_ns
-
-    stream = Stream()
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("bench_graph_camera", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    # messages built once; only the stamp changes when a frame is sent again
-    images = [rgb8_image_msg(f.rgb, header(0, "camera_optical_frame")) for f in frames]
-    infos = [camera_info_msg(f.intrinsics, header(0, "camera_optical_frame")) for f in frames]
-    image_pub = node.create_publisher(Image, "image", qos_profile_sensor_data)
-    info_pub = node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
-    node.create_subscription(Detection3DArray, "detections_3d",
-                             lambda m: stream.outputs.append((stamp_to_ns(m.header.stamp), time.time_ns())),
-                             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-
+    feed = CameraFeed(frames)
+    stream = feed.stream
     spec = perception_graph(model=str(checkpoint), device=device)[0]
     with log_path.open("wb") as log:
         process = start_graph([spec], stdout=[log])[0]
         try:
-            deadline = time.monotonic() + 300.0
-            while image_pub.get_subscription_count() == 0 or "serving" not in log_path.read_text(errors="replace"):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"perception_node did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-                executor.spin_once(timeout_sec=0.1)
-
-            def send() -> None:
-                k = len(stream.published) % len(frames)
-                stamp = node.get_clock().now().to_msg()
-                images[k].header.stamp = infos[k].header.stamp = stamp
-                info_pub.publish(infos[k])
-                image_pub.publish(images[k])
-                stream.published.append(stamp_to_ns(stamp))
+            feed.wait_until_serving(process, log_path)
 
             def sample_rss() -> None:
                 stream.rss.append((time.monotonic() - began, rss_mib(process.pid)))
@@ -247,21 +277,16 @@ def run_graph(frames: list[Frame], checkpoint: Path, device: str, rate_hz: float
             phases = {"warmup_end": start_ns + int(warmup_s * 1e9), "window_end": start_ns + int((warmup_s + seconds) * 1e9),
                       "soak_end": start_ns + int((warmup_s + seconds + soak_s) * 1e9)}
             sample_rss()
-            node.create_timer(1.0 / rate_hz, send)
-            node.create_timer(rss_interval_s, sample_rss)
-            while time.time_ns() < phases["soak_end"]:
-                if process.poll() is not None:
-                    raise RuntimeError(f"perception_node died:\n{log_path.read_text(errors='replace')[-3000:]}")
-                executor.spin_once(timeout_sec=0.05)
+            feed.node.create_timer(1.0 / rate_hz, feed.send)
+            feed.node.create_timer(rss_interval_s, sample_rss)
+            feed.spin_until(phases["soak_end"], process, log_path)
             sample_rss()
             end = time.monotonic() + 1.0  # the frame in flight
             while time.monotonic() < end:
-                executor.spin_once(timeout_sec=0.05)
+                feed.executor.spin_once(timeout_sec=0.05)
         finally:
             stop_graph([process], timeout=20.0)
-            executor.shutdown()
-            node.destroy_node()
-            rclpy.shutdown(context=context)
+            feed.close()
     stats = parse_shutdown_stats(log_path.read_text(errors="replace"))
     if stats is None:
         raise RuntimeError(f"no shutdown counters in the node's log:\n{log_path.read_text(errors='replace')[-3000:]}")
@@ -273,76 +298,34 @@ def run_graph_shared(frames: list[Frame], checkpoint: Path, config: str, rate_hz
     """One threading configuration in the shared-core mode: perception_node (CPU) with ``config``'s
     OMP_WAIT_POLICY and ``num_threads``; ``rate_hz`` camera; warm-up, idle window, busy neighbour on
     one core, settling ``warmup_s``, shared window. Returns FPS and latency p50/p95 (ms) per window."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image
-    from vision_msgs.msg import Detection3DArray
-
-    from scene3d_ros.ros.conversions import camera_info_msg, header, rgb8_image_msg, stamp_to_ns
-
-    stream = Stream()
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("bench_graph_camera", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    images = [rgb8_image_msg(f.rgb, header(0, "camera_optical_frame")) for f in frames]
-    infos = [camera_info_msg(f.intrinsics, header(0, "camera_optical_frame")) for f in frames]
-    image_pub = node.create_publisher(Image, "image", qos_profile_sensor_data)
-    info_pub = node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
-    node.create_subscription(Detection3DArray, "detections_3d",
-                             lambda m: stream.outputs.append((stamp_to_ns(m.header.stamp), time.time_ns())),
-                             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    feed = CameraFeed(frames)
     spec = perception_graph(model=str(checkpoint), device="cpu")[0]
     spec = replace(spec, parameters={**spec.parameters, "num_threads": THREADING[config]["num_threads"]})
     windows: dict[str, tuple[int, int]] = {}
     busy_alive = False
-
-    def stream_until(end_ns: int) -> None:
-        while time.time_ns() < end_ns:
-            if process.poll() is not None:
-                raise RuntimeError(f"perception_node died:\n{log_path.read_text(errors='replace')[-3000:]}")
-            executor.spin_once(timeout_sec=0.05)
-
     with log_path.open("wb") as log:
         process = start_graph([spec], env=threading_env(config, node=True), stdout=[log])[0]
         try:
-            deadline = time.monotonic() + 300.0
-            while image_pub.get_subscription_count() == 0 or "serving" not in log_path.read_text(errors="replace"):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"perception_node did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-                executor.spin_once(timeout_sec=0.1)
-
-            def send() -> None:
-                k = len(stream.published) % len(frames)
-                stamp = node.get_clock().now().to_msg()
-                images[k].header.stamp = infos[k].header.stamp = stamp
-                info_pub.publish(infos[k])
-                image_pub.publish(images[k])
-                stream.published.append(stamp_to_ns(stamp))
-
-            node.create_timer(1.0 / rate_hz, send)
+            feed.wait_until_serving(process, log_path)
+            feed.node.create_timer(1.0 / rate_hz, feed.send)
             start = time.time_ns() + int(warmup_s * 1e9)
             windows["idle"] = (start, start + int(seconds * 1e9))
-            stream_until(windows["idle"][1])
+            feed.spin_until(windows["idle"][1], process, log_path)
             with busy_core(busy_core_index(), busy_seconds) as busy:
                 start = time.time_ns() + int(warmup_s * 1e9)
                 windows["shared"] = (start, start + int(seconds * 1e9))
-                stream_until(windows["shared"][1])
+                feed.spin_until(windows["shared"][1], process, log_path)
                 busy_alive = busy.poll() is None
         finally:
             stop_graph([process], timeout=20.0)
-            executor.shutdown()
-            node.destroy_node()
-            rclpy.shutdown(context=context)
+            feed.close()
     log_text = log_path.read_text(errors="replace")
     serving = next((line for line in log_text.splitlines() if "serving" in line), "")
     entry: dict = {"config": config, "omp_wait_policy": THREADING[config]["omp_wait_policy"],
                    "num_threads": THREADING[config]["num_threads"], "serving_line": serving.strip()[-200:],
                    "busy_alive_to_the_end": busy_alive}
     for name, (begin, end) in windows.items():
-        window = stream.window(begin, end)
+        window = feed.stream.window(begin, end)
         latencies = [(r - s) / 1e6 for s, r in window]
         fps = len(window) / seconds
         entry[name] = {"outputs": len(window), "throughput_fps": round(fps, 2),
