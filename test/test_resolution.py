@@ -205,3 +205,21 @@ def test_configs_and_node_parameters_use_the_policy_defaults() -> None:
     from scene3d_ros.evaluation.runner import RetrievalEvalConfig
 
     assert RetrievalEvalConfig().policy() == ResolutionPolicy()
+
+
+def test_final_rotation_hypothesis_publishes_the_winning_hypothesis_not_the_view() -> None:
+    """The view (azimuth 40) is chosen either way; with final_rotation=hypothesis the published
+    rotation is the hypothesis (azimuth 30) in the camera, and the flip when the flip won."""
+    db = _db([np.full(4, 1.0)], [_quat(40, 10)], ["car_a"], [WIDE])
+    translation = np.array([2.0, -1.0, 6.0])
+    policy = ResolutionPolicy(final_rotation="hypothesis")
+    result = policy.resolve(db, [_query(30.0, translation=translation)])[0]
+    assert result.view_index == 0
+    expected = allocentric_to_egocentric(torch.tensor(_quat(30.0))[None], torch.tensor(translation)[None])[0]
+    np.testing.assert_allclose(result.quaternion, expected.numpy(), atol=1e-9)
+    flips = _db([np.full(4, 0.5), np.full(4, 0.5)], [_quat(0), _quat(178)], ["car_a", "car_a"], [TALL, WIDE])
+    flipped = policy.replace(azimuth_flips=True, silhouette_max_angle_deg=30.0).resolve(flips, [_query(0.0)])[0]
+    assert flipped.flipped
+    np.testing.assert_allclose(np.abs(flipped.quaternion), np.abs(_quat(180.0)), atol=1e-6)
+    with pytest.raises(ValueError, match="final_rotation"):
+        ResolutionPolicy(final_rotation="grid")

@@ -62,7 +62,8 @@ class RetrievalEvalConfig:
     names, defaults and meaning; ``retrieval_node`` runs the same): ``max_angle_deg``,
     ``silhouette_check`` (also evaluate the silhouette check: its variants and its rotation),
     ``silhouette_weight``, ``silhouette_angle_weight``, ``silhouette_candidates``,
-    ``silhouette_max_angle_deg`` (degrees), ``azimuth_flips``.
+    ``silhouette_max_angle_deg`` (degrees), ``azimuth_flips``, ``hypothesis_weight``,
+    ``final_rotation``.
     """
 
     enabled: bool | str = "auto"
@@ -75,6 +76,8 @@ class RetrievalEvalConfig:
     silhouette_candidates: int = ResolutionPolicy.silhouette_candidates
     silhouette_max_angle_deg: float = ResolutionPolicy.silhouette_max_angle_deg
     azimuth_flips: bool = ResolutionPolicy.azimuth_flips
+    hypothesis_weight: float = ResolutionPolicy.hypothesis_weight
+    final_rotation: str = ResolutionPolicy.final_rotation
 
     def __post_init__(self) -> None:
         if self.enabled not in RETRIEVAL_ENABLED or not isinstance(self.enabled, (bool, str)):
@@ -90,7 +93,8 @@ class RetrievalEvalConfig:
                                 silhouette_max_angle_deg=self.silhouette_max_angle_deg,
                                 silhouette_weight=self.silhouette_weight,
                                 silhouette_angle_weight=self.silhouette_angle_weight,
-                                silhouette_candidates=self.silhouette_candidates, azimuth_flips=self.azimuth_flips)
+                                silhouette_candidates=self.silhouette_candidates, azimuth_flips=self.azimuth_flips,
+                                hypothesis_weight=self.hypothesis_weight, final_rotation=self.final_rotation)
 
 
 @dataclass(frozen=True)

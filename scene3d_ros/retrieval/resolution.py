@@ -35,7 +35,8 @@ has no model or ``d > max_distance``) and the **final rotation**, egocentric (ob
 optical frame, w >= 0): with the silhouette check, the chosen view's rotation (turned about +z
 towards the hypothesis for continuously symmetric models) mapped through the object's
 translation (:func:`~scene3d_ros.model.rotations.allocentric_to_egocentric`); without it, or for
-the cuboid fallback, the chosen hypothesis's. This module is the only place that maps a database
+the cuboid fallback, the chosen hypothesis's (``final_rotation: hypothesis`` takes the winning
+hypothesis's with the check too). This module is the only place that maps a database
 view back to an egocentric rotation.
 
 The weights are in squared-descriptor-distance units, so they belong to a trained network:
@@ -74,6 +75,10 @@ OPTICAL_AXIS = (0.0, 0.0, 1.0)
 the stand-in for an object whose translation is not known."""
 
 
+FINAL_ROTATIONS = ("view", "hypothesis")
+"""What the silhouette check publishes as the final rotation (:class:`ResolutionPolicy`)."""
+
+
 @dataclass(frozen=True)
 class ResolutionPolicy:
     """The resolution policy's parameters (module doc) and :meth:`resolve`.
@@ -85,7 +90,10 @@ class ResolutionPolicy:
     its hypothesis, ``hypothesis_weight``: per nat of hypothesis log-probability (all squared
     descriptor distance units, >= 0); ``silhouette_candidates``: nearest views scored per
     hypothesis; ``azimuth_flips``: also score each hypothesis's 180-degree azimuth flip;
-    ``max_distance``: cuboid fallback beyond this squared descriptor distance (None = never).
+    ``max_distance``: cuboid fallback beyond this squared descriptor distance (None = never);
+    ``final_rotation``: with the silhouette check, the published rotation is the chosen ``view``'s
+    (the database's view grid) or the winning ``hypothesis`` (the one, possibly flipped, whose
+    candidate won: finer than the grid when the hypotheses come from the crop viewpoint stage).
     """
 
     max_angle_deg: float = 30.0
@@ -97,6 +105,7 @@ class ResolutionPolicy:
     hypothesis_weight: float = 1.0
     azimuth_flips: bool = False
     max_distance: float | None = None
+    final_rotation: str = "view"
 
     def __post_init__(self) -> None:
         for name in ("max_angle_deg", "silhouette_max_angle_deg"):
@@ -113,6 +122,8 @@ class ResolutionPolicy:
         for name in ("silhouette_check", "azimuth_flips"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.final_rotation not in FINAL_ROTATIONS:
+            raise ValueError(f"final_rotation must be one of {FINAL_ROTATIONS}, got {self.final_rotation!r}")
         if self.max_distance is not None and not float(self.max_distance) >= 0.0:
             raise ValueError(f"max_distance must be >= 0 or None (never), got {self.max_distance}")
 
@@ -187,7 +198,8 @@ class ResolutionPolicy:
             fallback = FALLBACK_CUBOID if view < 0 or too_far else None
             iou = float(ious[row, col]) if ious is not None and view >= 0 else None
             window_i = float(candidates.window_deg[row])
-            final = view_ego[i] if checked and fallback is None else hypothesis_ego[i]
+            final = view_ego[i] if checked and fallback is None and self.final_rotation == "view" \
+                else hypothesis_ego[i]
             confidence = None
             if iou is not None:
                 confidence = 0.0 if fallback is not None else iou * math.exp(hypothesis.log_probability)

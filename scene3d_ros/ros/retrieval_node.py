@@ -76,7 +76,7 @@ from scene3d_ros.visualization import instance_colour
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 
 POLICY_PARAMETERS = ("max_angle_deg", "silhouette_max_angle_deg", "silhouette_weight", "silhouette_angle_weight",
-                     "silhouette_candidates", "hypothesis_weight", "azimuth_flips", "max_distance")
+                     "silhouette_candidates", "hypothesis_weight", "azimuth_flips", "max_distance", "final_rotation")
 """The node parameters that are :class:`ResolutionPolicy` fields, changeable at run time."""
 HYPOTHESES_RECHECK_S = 0.5
 """How often frames held for rotation hypotheses are re-checked for a publisher that has gone (seconds)."""
@@ -126,7 +126,10 @@ class RetrievalNode(Node):
                                   "azimuth flip (the object turned about its up axis)."),
             max_distance=declare("max_distance", default.max_distance or 0.0, "Cuboid fallback when the best "
                                  "descriptor distance exceeds this (0: never).",
-                                 floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1e9)]) or None)
+                                 floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1e9)]) or None,
+            final_rotation=declare("final_rotation", default.final_rotation, "With the silhouette check, the "
+                                   "published rotation: view (the chosen database view's) | hypothesis (the winning "
+                                   "rotation hypothesis's, finer than the view grid)."))
         self._publish_tf = declare("publish_tf", True, "Publish one TF frame per object (the final pose) on /tf.")
         self._tf_prefix = declare("tf_prefix", "", "Prefix of the object TF frame names.")
         use_hypotheses = declare("use_hypotheses", True, "Join the hypotheses topic (the crop viewpoint stage's k "
