@@ -23,6 +23,7 @@ from scene3d_ros.model.viewpoint import ViewpointStage, category_symmetries
 from scene3d_ros.model.viewpoint_checkpoint import build_viewpoint_model
 from scene3d_ros.paths import default_model_path, default_viewpoint_model_path
 from scene3d_ros.retrieval import ObjectQuery, ResolutionPolicy, ShapeDatabase
+from scene3d_ros.retrieval.translation import ModelPoints
 from scene3d_ros.world.cad_library import CadLibrary
 
 
@@ -40,7 +41,9 @@ class DetectedObject:
     squared descriptor distance to the chosen view, ``model_quaternion`` the final rotation (object
     -> optical frame) of the resolution policy: with the silhouette check the chosen view's, the
     pose in which the model fits the image (often closer to the truth than ``quaternion``), else
-    the network's; ``confidence`` the policy's (None without the silhouette check). ``box_mask`` (28, 28): the mask head's
+    the network's; ``model_translation`` the policy's final position (metres, optical frame; fitted
+    to the retrieved model's projection onto ``box``, else ``translation``); ``confidence`` the
+    policy's (None without the silhouette check). ``box_mask`` (28, 28): the mask head's
     probabilities over ``box`` (what the silhouette check compares). With the crop viewpoint
     stage: ``quaternion`` is its best hypothesis, ``network_quaternion`` network 1's own rotation
     (the paper's method), ``hypotheses`` (k, 4) the stage's egocentric rotation hypotheses, most
@@ -63,6 +66,7 @@ class DetectedObject:
     retrieval_distance: float | None = None
     box_mask: np.ndarray | None = None
     model_quaternion: np.ndarray | None = None
+    model_translation: np.ndarray | None = None
     confidence: float | None = None
     network_quaternion: np.ndarray | None = None
     hypotheses: np.ndarray | None = None
@@ -108,6 +112,7 @@ class Pipeline:
         self._score_threshold, self._max_detections = float(score_threshold), int(max_detections)
         self._configure_network()
         self.library = library or CadLibrary.load()
+        self._model_points = ModelPoints(self.library)
         self._category_sizes = self._median_sizes(self.library)
         self.viewpoint_stage: ViewpointStage | None = None
         if viewpoint_checkpoint is None and default_viewpoint_model_path().is_file():
@@ -206,15 +211,17 @@ class Pipeline:
 
     def _retrieve(self, objects: list[DetectedObject], intrinsics: CameraIntrinsics) -> None:
         """Fill each object's ``model_id``, ``fallback``, ``retrieval_distance``, ``size``,
-        ``model_quaternion`` and ``confidence`` from the resolution policy."""
+        ``model_quaternion``, ``model_translation`` and ``confidence`` from the resolution policy."""
         usable = [o for o in objects if o.descriptor is not None and o.allocentric_quaternion is not None]
         queries = [ObjectQuery.from_egocentric(o.category, o.descriptor,
                                                o.quaternion if o.hypotheses is None else o.hypotheses, o.translation,
                                                mask=o.box_mask, intrinsics=intrinsics,
-                                               probabilities=o.hypothesis_scores) for o in usable]
-        for obj, result in zip(usable, self.policy.resolve(self.shape_db, queries), strict=True):
+                                               probabilities=o.hypothesis_scores, box=o.box) for o in usable]
+        for obj, result in zip(usable, self.policy.resolve(self.shape_db, queries, shapes=self._model_points),
+                               strict=True):
             obj.fallback, obj.retrieval_distance = result.fallback, float(result.distance)
             obj.model_quaternion, obj.confidence = np.asarray(result.quaternion), result.confidence
+            obj.model_translation = np.asarray(result.translation)
             if result.model_id is not None:
                 obj.model_id = result.model_id
                 obj.size = np.asarray(self.library.get(result.model_id).extents, dtype=np.float64)

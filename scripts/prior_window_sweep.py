@@ -53,10 +53,7 @@ def sweep(checkpoint: Path, data: Path, angles: list[float], settings: tuple[str
                                                silhouette_check=False), checkpoint,
                            digest, model, dataset, device, config.iou_threshold)
     evaluators: dict[float, RetrievalEvaluator] = {angles[0]: first} | {
-        angle: RetrievalEvaluator(first.database, first.policy.replace(max_angle_deg=angle), first.unseen_models,
-                                  first.categories, first.iou_threshold, device=first.device,
-                                  database_path=first.database_path, subtypes=first.subtypes)
-        for angle in angles[1:]}
+        angle: first.with_policy(first.policy.replace(max_angle_deg=angle)) for angle in angles[1:]}
     count = feed_predictions(model, dataset, settings, [e.add for e in evaluators.values()], num_images, "prior window sweep")
     rows = []
     for angle, evaluator in evaluators.items():

@@ -44,7 +44,7 @@ from scene3d_ros.evaluation.runner import (
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.paths import default_model_path, report_path
 from scene3d_ros.retrieval import ResolutionPolicy
-from scene3d_ros.retrieval.evaluation import NO_PRIOR_DEG, RetrievalEvaluator
+from scene3d_ros.retrieval.evaluation import NO_PRIOR_DEG
 
 
 def sweep(checkpoint: Path, data: Path, weights: list[float], angle_weights: list[float], windows: list[float],
@@ -64,11 +64,8 @@ def sweep(checkpoint: Path, data: Path, weights: list[float], angle_weights: lis
     if not first.policy.silhouette_check:
         raise EvaluationInputError("the silhouette check cannot run with this network or shape database")
     evaluators = {combos[0]: first} | {
-        combo: RetrievalEvaluator(first.database, first.policy.replace(silhouette_weight=combo[0],
-                                                                       silhouette_angle_weight=combo[1],
-                                                                       silhouette_max_angle_deg=combo[2]),
-                                  first.unseen_models, first.categories, first.iou_threshold, device=first.device,
-                                  database_path=first.database_path, subtypes=first.subtypes)
+        combo: first.with_policy(first.policy.replace(silhouette_weight=combo[0], silhouette_angle_weight=combo[1],
+                                                      silhouette_max_angle_deg=combo[2]))
         for combo in combos[1:]}
     count = feed_predictions(model, dataset, settings, [e.add for e in evaluators.values()], num_images, "silhouette check sweep")
     rows, baseline = [], {}

@@ -134,7 +134,9 @@ def test_thresholds_move_into_the_network_without_changing_the_kept_objects():
 def test_retrieval_with_the_silhouette_check_fits_the_model_to_the_mask(checkpoint, frame, tmp_path):
     from tiny_model import build_tiny_shape_db
 
+    from scene3d_ros.model.rotations import allocentric_to_egocentric, egocentric_to_allocentric
     from scene3d_ros.retrieval import ObjectQuery, ResolutionPolicy, ShapeDatabase
+    from scene3d_ros.retrieval.translation import ModelPoints
 
     models = sorted({m.model_id for m in ensure_cad_library(progress=False).models})
     db = ShapeDatabase.load(build_tiny_shape_db(tmp_path / "db.pt", checkpoint, models))
@@ -147,20 +149,25 @@ def test_retrieval_with_the_silhouette_check_fits_the_model_to_the_mask(checkpoi
     for a, b in zip(with_check, without, strict=True):
         assert a.box_mask.shape == (28, 28) and 0.0 <= a.box_mask.min() and a.box_mask.max() <= 1.0
         assert 0.0 <= a.confidence <= 1.0 and b.confidence is None
-        np.testing.assert_allclose(b.model_quaternion, b.quaternion, atol=1e-5)  # no check: the network's rotation
+        # no check: the network's rotation, relative to the viewing ray of the final (fitted) translation
+        net_allo = egocentric_to_allocentric(torch.tensor(b.quaternion)[None], torch.tensor(b.translation)[None])
+        expected = allocentric_to_egocentric(net_allo, torch.tensor(b.model_translation)[None])[0].numpy()
+        np.testing.assert_allclose(b.model_quaternion, expected, atol=1e-5)
         for obj in (a, b):
             assert obj.model_id is not None and obj.model_quaternion[0] >= 0
             assert abs(np.linalg.norm(obj.model_quaternion) - 1.0) < 1e-6
     # the pipeline publishes what the policy resolves; with an overwhelming silhouette weight the
     # check picks, among its candidates, the view whose silhouette overlaps the mask most: at least
     # as much as the descriptor-only choice
-    queries = [ObjectQuery(o.category, o.descriptor, o.allocentric_quaternion[None], translation=o.translation,
-                           mask=o.box_mask) for o in with_check]
-    results = silhouette_only.resolve(db, queries)
-    plain_views = silhouette_only.replace(silhouette_weight=0.0).resolve(db, queries)
+    queries = [ObjectQuery.from_egocentric(o.category, o.descriptor, o.quaternion, o.translation, mask=o.box_mask,
+                                           intrinsics=frame.scene.intrinsics, box=o.box) for o in with_check]
+    shapes = ModelPoints(checked.library)
+    results = silhouette_only.resolve(db, queries, shapes=shapes)
+    plain_views = silhouette_only.replace(silhouette_weight=0.0).resolve(db, queries, shapes=shapes)
     assert [r.model_id for r in results] == [o.model_id for o in with_check]
     for r, o in zip(results, with_check, strict=True):
-        np.testing.assert_allclose(r.quaternion, o.model_quaternion, atol=1e-12)
+        np.testing.assert_allclose(r.quaternion, o.model_quaternion, atol=1e-9)
+        np.testing.assert_allclose(r.translation, o.model_translation, atol=1e-9)
     assert all(r.silhouette_iou >= p.silhouette_iou - 1e-6 for r, p in zip(results, plain_views, strict=True))
 
 

@@ -293,6 +293,12 @@ def test_evaluate_reports_top1_for_seen_and_unseen_models(setup, tmp_path, capsy
                                                        "detected/predicted_prior+silhouette"]
     assert summary["silhouette_check"] == {"weight": 20.0, "angle_weight": 5.0, "candidates": 64,
                                            "max_angle_deg": 90.0}
+    # the final translation (fitted to the retrieved model's projection) is scored next to the network's
+    assert summary["policy"]["fit_translation"] is True
+    for setting, methods in summary["translation"].items():
+        assert methods["network"]["objects"] == methods["final"]["objects"] > 0, setting
+        assert 0.0 <= methods["final"]["overall_within_10"] <= 1.0 and methods["final"]["overall_median_rel"] >= 0.0
+    assert "## Translation" in (tmp_path / "evaluation_retrieval.md").read_text()
     dataset = setup["dataset"]
     ids = [m for i in range(len(dataset)) for m in dataset[i][1]["model_ids"]]
     splits = summary["splits"]

@@ -28,12 +28,14 @@ from scene3d_ros.data.shards import MANIFEST_NAME
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.evaluation.metrics import Evaluator
 from scene3d_ros.evaluation.viewpoint import ViewpointComparison
+from scene3d_ros.geometry import CameraIntrinsics
 from scene3d_ros.model import Scene3DNet
 from scene3d_ros.paths import report_path
 from scene3d_ros.retrieval import ResolutionPolicy
 from scene3d_ros.retrieval.evaluation import NO_PRIOR_DEG, RetrievalEvaluator
 from scene3d_ros.retrieval.shape_database import ShapeDatabase, ShapeDatabaseError, default_shape_db_path
 from scene3d_ros.retrieval.shape_metrics import MeshComparison
+from scene3d_ros.retrieval.translation import ModelPoints
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 
 DATASETS = ("synthetic", "pascal3d")
@@ -63,7 +65,7 @@ class RetrievalEvalConfig:
     ``silhouette_check`` (also evaluate the silhouette check: its variants and its rotation),
     ``silhouette_weight``, ``silhouette_angle_weight``, ``silhouette_candidates``,
     ``silhouette_max_angle_deg`` (degrees), ``azimuth_flips``, ``hypothesis_weight``,
-    ``final_rotation``.
+    ``final_rotation``, ``fit_translation``.
     """
 
     enabled: bool | str = "auto"
@@ -78,6 +80,7 @@ class RetrievalEvalConfig:
     azimuth_flips: bool = ResolutionPolicy.azimuth_flips
     hypothesis_weight: float = ResolutionPolicy.hypothesis_weight
     final_rotation: str = ResolutionPolicy.final_rotation
+    fit_translation: bool = ResolutionPolicy.fit_translation
 
     def __post_init__(self) -> None:
         if self.enabled not in RETRIEVAL_ENABLED or not isinstance(self.enabled, (bool, str)):
@@ -94,7 +97,8 @@ class RetrievalEvalConfig:
                                 silhouette_weight=self.silhouette_weight,
                                 silhouette_angle_weight=self.silhouette_angle_weight,
                                 silhouette_candidates=self.silhouette_candidates, azimuth_flips=self.azimuth_flips,
-                                hypothesis_weight=self.hypothesis_weight, final_rotation=self.final_rotation)
+                                hypothesis_weight=self.hypothesis_weight, final_rotation=self.final_rotation,
+                                fit_translation=self.fit_translation)
 
 
 @dataclass(frozen=True)
@@ -251,12 +255,17 @@ def open_retrieval(config: RetrievalEvalConfig, checkpoint: Path, checkpoint_sha
         print(f"evaluate: warning: the silhouette check is left out: {why}", file=sys.stderr)
         policy = policy.replace(silhouette_check=False)
     return RetrievalEvaluator(database, policy, unseen, CATEGORIES, iou_threshold, device=device,
-                              database_path=report_path(path), subtypes=subtypes, shapes=shapes)
+                              database_path=report_path(path), subtypes=subtypes, shapes=shapes,
+                              model_points=ModelPoints(library if library is not None else CadLibrary.load()))
 
 
 def _collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[tuple, tuple]:
     """A batch as (images, targets): detection images differ in size, so they are not stacked."""
     return tuple(zip(*batch, strict=True))
+
+
+def _numpy_k(k: Any) -> Any:
+    return k.detach().cpu().double().numpy() if isinstance(k, torch.Tensor) else k
 
 
 def ground_truth(target: dict[str, Any]) -> dict[str, Any]:
@@ -297,8 +306,11 @@ def evaluate(model: Scene3DNet, dataset: Dataset, settings: Sequence[str], devic
                     gt = ground_truth(target)
                     if viewpoint is not None:  # the resolution policy then scores the stage's hypotheses
                         prediction = {**prediction, **viewpoint.add(setting, prediction, gt, image, target["K"])}
-                    if retrieval is not None:
-                        prediction = {**prediction, "model_ids": retrieval.add(setting, prediction, gt)}
+                    if retrieval is not None:  # the camera lets the policy fit translations as the nodes do
+                        camera = CameraIntrinsics.from_matrix(_numpy_k(target["K"]), image.shape[-1], image.shape[-2]) \
+                            if "K" in target else None
+                        prediction = {**prediction, "camera": camera}
+                        prediction["model_ids"] = retrieval.add(setting, prediction, gt)
                     evaluator.add(prediction, gt)
             bar.update(len(images))
     return evaluators, symmetry_aware
@@ -316,12 +328,14 @@ def feed_predictions(model: Scene3DNet, dataset: Dataset, settings: Sequence[str
         for index in tqdm(range(count), unit="img", desc=desc):
             image, target = dataset[index]
             gt = ground_truth(target)
+            camera = CameraIntrinsics.from_matrix(_numpy_k(target["K"]), image.shape[-1], image.shape[-2])
             for setting in settings:
                 if setting == "detected":
                     prediction = model([image], intrinsics=[target["K"]])[0]
                 else:
                     prediction = model.predict_with_boxes([image], [target["boxes"]], [target["labels"]],
                                                           [target["K"]])[0]
+                prediction = {**prediction, "camera": camera}
                 for sink in sinks:
                     sink(setting, prediction, gt)
     return count

@@ -78,7 +78,7 @@ the extra ids as ``unseen_models``; ``evaluate`` takes that list when its own is
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,12 +88,14 @@ import torch
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.evaluation import (
+    ACC_RELATIVE_TRANSLATION_THRESHOLD,
     SETTINGS,
     mean_defined,
     median_or_none,
     pair_predictions,
     rotation_errors_deg,
     share_below,
+    translation_errors,
 )
 from scene3d_ros.model.rotations import canonicalize_quaternion, egocentric_to_allocentric
 from scene3d_ros.retrieval.resolution import OPTICAL_AXIS, ObjectQuery, Resolution, ResolutionPolicy
@@ -227,7 +229,7 @@ class RetrievalEvaluator:
                  unseen_models: Iterable[str] = (), categories: Sequence[str] = CATEGORIES,
                  iou_threshold: float = 0.5, device: str | torch.device | None = None,
                  database_path: str | Path | None = None, subtypes: Mapping[str, str] | None = None,
-                 shapes: MeshComparison | None = None) -> None:
+                 shapes: MeshComparison | None = None, model_points: Callable[[str], np.ndarray] | None = None) -> None:
         policy = policy or ResolutionPolicy()
         if policy.silhouette_check and database.silhouettes is None:
             raise ValueError("the silhouette check needs a shape database with view silhouettes (rebuild it with "
@@ -241,14 +243,23 @@ class RetrievalEvaluator:
         self.database_path = None if database_path is None else str(database_path)
         self.subtypes = None if subtypes is None else {str(k): str(v) for k, v in subtypes.items()}
         self.shapes = shapes
+        self.model_points = model_points
         self.variants = VARIANTS + (SILHOUETTE_VARIANTS if policy.silhouette_check else ())
         self.objects: dict[str, list[RetrievedObject]] = {}
         self.pose_errors: dict[str, list[tuple[int, float, float]]] = {}
+        self.translation_errors: dict[str, list[tuple[int, float, float]]] = {}
         self.num_images: dict[str, int] = {}
         self._in_database = frozenset(database.model_ids)
 
+    def with_policy(self, policy: ResolutionPolicy) -> RetrievalEvaluator:
+        """A fresh evaluator like this one (database, splits, sub-types, shapes, points) but
+        evaluating ``policy`` (parameter sweeps over one network pass)."""
+        return RetrievalEvaluator(self.database, policy, self.unseen_models, self.categories, self.iou_threshold,
+                                  device=self.device, database_path=self.database_path, subtypes=self.subtypes,
+                                  shapes=self.shapes, model_points=self.model_points)
+
     def _resolve(self, policy: ResolutionPolicy, queries: list[ObjectQuery]) -> list[Resolution]:
-        return policy.resolve(self.database, queries, device=self.device)
+        return policy.resolve(self.database, queries, device=self.device, shapes=self.model_points)
 
     def add(self, setting: str, prediction: Mapping[str, Any], gt: Mapping[str, Any]) -> list[str | None]:
         """Add one image of ``setting`` (``"gt_boxes"`` or ``"detected"``).
@@ -321,13 +332,16 @@ class RetrievalEvaluator:
         translations = (_tensor(prediction["translations"]).reshape(n, 3).double().numpy()
                         if "translations" in prediction else np.tile(OPTICAL_AXIS, (n, 1)))
         masks = _tensor(prediction["box_masks"]).numpy() if "box_masks" in prediction else [None] * n
+        boxes = _tensor(prediction["boxes"]).reshape(n, 4).double().numpy()
+        camera = prediction.get("camera")  # CameraIntrinsics of the image (the translation fit needs it)
         if "viewpoint_hypotheses" in prediction:  # the crop viewpoint stage's k hypotheses, as the nodes get them
             return [ObjectQuery.from_egocentric(self.categories[label - 1], descriptors[i],
                                                 np.asarray(prediction["viewpoint_hypotheses"][i]), translations[i],
-                                                mask=masks[i], probabilities=np.asarray(prediction["viewpoint_scores"][i]))
+                                                mask=masks[i], probabilities=np.asarray(prediction["viewpoint_scores"][i]),
+                                                intrinsics=camera, box=boxes[i])
                     for i, label in enumerate(labels)]
         return [ObjectQuery(self.categories[label - 1], descriptors[i], rotations[i][None], translation=translations[i],
-                            mask=masks[i]) for i, label in enumerate(labels)]
+                            mask=masks[i], intrinsics=camera, box=boxes[i]) for i, label in enumerate(labels)]
 
     def _add_pose_errors(self, setting: str, prediction: Mapping[str, Any], gt: Mapping[str, Any],
                          shipped: list[Resolution], p_idx: list[int], g_idx: list[int]) -> None:
@@ -343,6 +357,14 @@ class RetrievalEvaluator:
         final = rotation_errors_deg(q_final, q_gt.numpy(), symmetries)
         self.pose_errors.setdefault(setting, []).extend(
             (int(label), float(a), float(b)) for label, a, b in zip(labels, net, final, strict=True))
+        if "translations" in prediction and "translations" in gt:
+            t_gt = _tensor(gt["translations"]).reshape(-1, 3)[g_idx].double().numpy()
+            t_net = _tensor(prediction["translations"]).reshape(-1, 3)[p_idx].double().numpy()
+            t_final = np.array([shipped[i].translation for i in p_idx], dtype=np.float64).reshape(-1, 3)
+            _, rel_net = translation_errors(t_net, t_gt)
+            _, rel_final = translation_errors(t_final, t_gt)
+            self.translation_errors.setdefault(setting, []).extend(
+                (int(label), float(a), float(b)) for label, a, b in zip(labels, rel_net, rel_final, strict=True))
 
     def _pose_summary(self) -> dict[str, Any] | None:
         """Per setting and method (``network``, ``silhouette_check``): MedErr and Acc_pi/6 per
@@ -363,6 +385,33 @@ class RetrievalEvaluator:
                     "per_category": per_category,
                     "mean_median_deg": mean_defined([c["median_deg"] for c in per_category.values()]),
                     "mean_acc_pi_6": mean_defined([c["acc_pi_6"] for c in per_category.values()]),
+                    "objects": len(records)}
+            out[setting] = per_method
+        return out
+
+    def _translation_summary(self) -> dict[str, Any] | None:
+        """Per setting and method (``network``, ``final``: the policy's, fitted to the retrieved
+        model's projection when ``fit_translation``): median relative translation error
+        (``|t - t_gt| / |t_gt|``) and the share within 10 % per category, their means over
+        categories, overall over objects (None when no object had both translations)."""
+        if not any(self.translation_errors.values()):
+            return None
+        out: dict[str, Any] = {}
+        for setting, records in self.translation_errors.items():
+            per_method: dict[str, Any] = {}
+            for column, method in ((1, "network"), (2, "final")):
+                per_category = {}
+                for k, name in enumerate(self.categories, start=1):
+                    errors = [r[column] for r in records if r[0] == k]
+                    per_category[name] = {"objects": len(errors), "median_rel": median_or_none(errors),
+                                          "within_10": share_below(errors, ACC_RELATIVE_TRANSLATION_THRESHOLD)}
+                everything = [r[column] for r in records]
+                per_method[method] = {
+                    "per_category": per_category,
+                    "mean_median_rel": mean_defined([c["median_rel"] for c in per_category.values()]),
+                    "mean_within_10": mean_defined([c["within_10"] for c in per_category.values()]),
+                    "overall_median_rel": median_or_none(everything),
+                    "overall_within_10": share_below(everything, ACC_RELATIVE_TRANSLATION_THRESHOLD),
                     "objects": len(records)}
             out[setting] = per_method
         return out
@@ -428,6 +477,7 @@ class RetrievalEvaluator:
                 "weight": self.policy.silhouette_weight, "angle_weight": self.policy.silhouette_angle_weight,
                 "candidates": self.policy.silhouette_candidates, "max_angle_deg": self.policy.silhouette_max_angle_deg},
             "pose_refinement": self._pose_summary(),
+            "translation": self._translation_summary(),
             "splits": splits,
             "target": {"variant": TARGET_VARIANT, "split": "seen", "metric": "mean", "min": TOP1_TARGET,
                        "value": target_value, "met": None if target_value is None else target_value >= TOP1_TARGET},
@@ -525,6 +575,34 @@ def _pose_refinement_section(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _translation_section(summary: Mapping[str, Any]) -> list[str]:
+    """The policy's final translation against the network's (empty when not measured)."""
+    translation = summary.get("translation")
+    if not translation:
+        return []
+    fitted = (summary.get("policy") or {}).get("fit_translation")
+    lines = ["## Translation", "",
+             "Relative translation error |t - t_gt| / |t_gt| of paired objects: the network's, and the final one of "
+             "the resolution policy as shipped (" + ("fitted so that the retrieved model, in the final rotation, "
+             "projects onto the object's box; boxes cut by the image border keep the network's" if fitted else
+             "the network's: fit_translation off") + "). Median per category; share within 10 %.", ""]
+    for setting, methods in translation.items():
+        net, final = methods["network"], methods["final"]
+        lines += [f"Setting `{setting}` ({net['objects']} objects):", "",
+                  "| category | objects | median network | median final | within 10 % network | within 10 % final |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name in summary["categories"]:
+            a, b = net["per_category"][name], final["per_category"][name]
+            lines.append(f"| {name} | {a['objects']} | {_cell(a['median_rel'])} | {_cell(b['median_rel'])} | "
+                         f"{_cell(a['within_10'])} | {_cell(b['within_10'])} |")
+        lines += [f"| **mean (categories)** | | {_cell(net['mean_median_rel'])} | {_cell(final['mean_median_rel'])} | "
+                  f"{_cell(net['mean_within_10'])} | {_cell(final['mean_within_10'])} |",
+                  f"| **overall (objects)** | {net['objects']} | {_cell(net['overall_median_rel'])} | "
+                  f"{_cell(final['overall_median_rel'])} | {_cell(net['overall_within_10'])} | "
+                  f"{_cell(final['overall_within_10'])} |", ""]
+    return lines
+
+
 def to_markdown(summary: Mapping[str, Any], title: str = "Top-1 shape retrieval") -> str:
     """Markdown tables (rows = categories, mean, overall; columns = variants) per seen / unseen split
     from :meth:`RetrievalEvaluator.summary`."""
@@ -558,6 +636,7 @@ def to_markdown(summary: Mapping[str, Any], title: str = "Top-1 shape retrieval"
         lines += [f"{missing} of {summary['splits']['all']['objects']} objects have a ground-truth model that is "
                   "not in the shape database: they cannot be retrieved and count as wrong.", ""]
     lines += _pose_refinement_section(summary)
+    lines += _translation_section(summary)
     shape = summary.get("shape_target") or {}
     if shape.get("value") is not None:
         verdict = "met" if shape["met"] else "not met"

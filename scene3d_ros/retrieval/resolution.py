@@ -50,14 +50,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from scene3d_ros.geometry import CameraIntrinsics
+from scene3d_ros.geometry import CameraIntrinsics, quaternion_to_matrix
 from scene3d_ros.model.rotations import (
     allocentric_to_egocentric,
     canonicalize_quaternion,
@@ -66,6 +66,7 @@ from scene3d_ros.model.rotations import (
 )
 from scene3d_ros.retrieval.search import FALLBACK_CUBOID, query_rotations
 from scene3d_ros.retrieval.shape_database import ShapeDatabase
+from scene3d_ros.retrieval.translation import fit_translation
 
 AZIMUTH_FLIP = (0.0, 0.0, 0.0, 1.0)
 """The quaternion (w, x, y, z) of a 180-degree turn about the object's up axis (+z): ``q * AZIMUTH_FLIP``
@@ -93,7 +94,12 @@ class ResolutionPolicy:
     ``max_distance``: cuboid fallback beyond this squared descriptor distance (None = never);
     ``final_rotation``: with the silhouette check, the published rotation is the chosen ``view``'s
     (the database's view grid) or the winning ``hypothesis`` (the one, possibly flipped, whose
-    candidate won: finer than the grid when the hypotheses come from the crop viewpoint stage).
+    candidate won: finer than the grid when the hypotheses come from the crop viewpoint stage);
+    ``fit_translation``: move the object along (and across) its viewing ray until the retrieved
+    model, in the final rotation, projects onto the object's box
+    (:func:`~scene3d_ros.retrieval.translation.fit_translation`; needs the query's ``box`` and
+    ``intrinsics`` and the ``shapes`` given to :meth:`resolve`; a box cut by the image border
+    keeps the query's translation).
     """
 
     max_angle_deg: float = 30.0
@@ -106,6 +112,7 @@ class ResolutionPolicy:
     azimuth_flips: bool = False
     max_distance: float | None = None
     final_rotation: str = "view"
+    fit_translation: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_angle_deg", "silhouette_max_angle_deg"):
@@ -119,7 +126,7 @@ class ResolutionPolicy:
         candidates = self.silhouette_candidates
         if isinstance(candidates, bool) or int(candidates) != candidates or int(candidates) < 1:
             raise ValueError(f"silhouette_candidates must be an integer >= 1, got {candidates}")
-        for name in ("silhouette_check", "azimuth_flips"):
+        for name in ("silhouette_check", "azimuth_flips", "fit_translation"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.final_rotation not in FINAL_ROTATIONS:
@@ -138,12 +145,15 @@ class ResolutionPolicy:
                 and all(q.mask is not None for q in queries))
 
     def resolve(self, database: ShapeDatabase, queries: Sequence[ObjectQuery],
-                device: str | torch.device | None = None, backend: str = "torch") -> list[Resolution]:
+                device: str | torch.device | None = None, backend: str = "torch",
+                shapes: Callable[[str], np.ndarray] | None = None) -> list[Resolution]:
         """The :class:`Resolution` of each object (module doc), in order.
 
         ``device``/``backend``: where and how the database search runs
-        (:meth:`ShapeDatabase.candidates`). Raises ValueError for a mask that does not match the
-        database's silhouette grid.
+        (:meth:`ShapeDatabase.candidates`). ``shapes(model_id)``: points (N, 3) of a model in its
+        object frame at true size, metres (e.g. :meth:`CadLibrary.mesh` vertices), for
+        ``fit_translation`` (None: translations stay the queries'). Raises ValueError for a mask
+        that does not match the database's silhouette grid.
         """
         if not queries:
             return []
@@ -185,8 +195,7 @@ class ResolutionPolicy:
         _, hypothesis_r = query_rotations(rotations[row_idx])
         view_q = database.view_rotations(views.numpy(), hypothesis_r)
         translations = torch.tensor(np.stack([q.translation for q in queries]), dtype=torch.float64)
-        view_ego = allocentric_to_egocentric(torch.from_numpy(view_q), translations).numpy()
-        hypothesis_ego = allocentric_to_egocentric(rotations[row_idx].double(), translations).numpy()
+        hypothesis_allo = rotations[row_idx].double().numpy()
 
         out = []
         for i, (row, col) in enumerate(chosen):
@@ -198,20 +207,31 @@ class ResolutionPolicy:
             fallback = FALLBACK_CUBOID if view < 0 or too_far else None
             iou = float(ious[row, col]) if ious is not None and view >= 0 else None
             window_i = float(candidates.window_deg[row])
-            final = view_ego[i] if checked and fallback is None and self.final_rotation == "view" \
-                else hypothesis_ego[i]
+            final_allo = view_q[i] if checked and fallback is None and self.final_rotation == "view" \
+                else hypothesis_allo[i]
+            translation = translations[i].numpy()
+            final = _egocentric(final_allo, translation)
+            model_id = database.model_ids[model] if fallback is None else None
+            query = queries[i]
+            if self.fit_translation and shapes is not None and model_id is not None and query.box is not None \
+                    and query.intrinsics is not None:
+                fitted = fit_translation(shapes(model_id), quaternion_to_matrix(final), translation, query.box,
+                                         query.intrinsics)
+                if fitted is not None:  # the final rotation is relative to the new viewing ray
+                    translation, final = fitted, _egocentric(final_allo, fitted)
             confidence = None
             if iou is not None:
                 confidence = 0.0 if fallback is not None else iou * math.exp(hypothesis.log_probability)
             out.append(Resolution(
                 quaternion=tuple(float(v) for v in final),
-                model_id=database.model_ids[model] if fallback is None else None,
+                model_id=model_id,
                 fallback=fallback, confidence=confidence, silhouette_iou=iou,
                 distance=distance_i if view >= 0 else math.inf, view_index=view,
                 view_quaternion=tuple(float(v) for v in view_q[i]) if view >= 0 else None,
                 view_angle_deg=float(candidates.angle_deg[row, col]) if view >= 0 else math.nan,
                 widened_to_deg=window_i if view >= 0 and window_i > window + 1e-9 else None,
-                hypothesis=hypothesis.hypothesis, flipped=hypothesis.flipped, checked=checked))
+                hypothesis=hypothesis.hypothesis, flipped=hypothesis.flipped, checked=checked,
+                translation=tuple(float(v) for v in translation)))
         return out
 
 
@@ -235,12 +255,13 @@ class ObjectQuery:
     translation: np.ndarray | tuple[float, float, float] = OPTICAL_AXIS
     mask: np.ndarray | None = None
     intrinsics: CameraIntrinsics | None = None
+    box: np.ndarray | None = None
 
     @classmethod
     def from_egocentric(cls, category: str | None, descriptor: np.ndarray, quaternion: np.ndarray,
                         translation: np.ndarray, mask: np.ndarray | None = None,
                         intrinsics: CameraIntrinsics | None = None,
-                        probabilities: np.ndarray | None = None) -> ObjectQuery:
+                        probabilities: np.ndarray | None = None, box: np.ndarray | None = None) -> ObjectQuery:
         """The query of an object at ``translation`` (3,) metres in the optical frame with egocentric
         rotation hypotheses ``quaternion``: (4,) or (k, 4) (w, x, y, z), object -> optical frame
         (a ``detections_3d`` pose, or the crop viewpoint stage's hypotheses, most probable first),
@@ -252,7 +273,7 @@ class ObjectQuery:
             raise ValueError(f"translation must be 3 metres (x, y, z), got shape {translation.shape}")
         t = torch.as_tensor(translation).expand(len(q), 3)
         return cls(category, descriptor, egocentric_to_allocentric(q, t).numpy(), probabilities,
-                   translation=translation, mask=mask, intrinsics=intrinsics)
+                   translation=translation, mask=mask, intrinsics=intrinsics, box=box)
 
     def __post_init__(self) -> None:
         hypotheses = np.asarray(self.hypotheses, dtype=np.float64).reshape(-1, 4)
@@ -287,7 +308,8 @@ class Resolution:
     rotation (None when none); ``view_angle_deg``: its geodesic angle from the hypothesis (degrees);
     ``widened_to_deg``: the pose window used when the asked one held no view (else None);
     ``hypothesis``: index of the chosen hypothesis; ``flipped``: whether its azimuth flip won;
-    ``checked``: whether the silhouette check ran.
+    ``checked``: whether the silhouette check ran; ``translation``: the final position (metres,
+    optical frame): fitted to the retrieved model's projection (``fit_translation``) or the query's.
     """
 
     quaternion: tuple[float, float, float, float]
@@ -303,6 +325,7 @@ class Resolution:
     hypothesis: int
     flipped: bool
     checked: bool
+    translation: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -314,6 +337,12 @@ class _HypothesisRow:
     flipped: bool
     rotation: np.ndarray
     log_probability: float
+
+
+def _egocentric(allocentric: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """Egocentric canonical quaternion (4,) of an allocentric one relative to the ray to ``translation``."""
+    return allocentric_to_egocentric(torch.as_tensor(np.asarray(allocentric, dtype=np.float64)).reshape(1, 4),
+                                     torch.as_tensor(np.asarray(translation, dtype=np.float64)).reshape(1, 3))[0].numpy()
 
 
 def _hypothesis_rows(queries: Sequence[ObjectQuery], flips: bool) -> list[_HypothesisRow]:
