@@ -74,6 +74,7 @@ def test_launch_file_declares_the_shared_arguments_and_builds_the_shared_graph(m
     perception = actions[0][1]
     assert perception["parameters"] == [str(ROOT / "config" / "perception.yaml"), {"publish_tf": False}]
     assert perception["remappings"] == [("image", "image"), ("camera_info", "camera_info")]
+    assert actions[1][1]["remappings"] == [("camera_info", "camera_info")]  # retrieval_node's translation fit
 
     mine = tmp_path / "mine.yaml"
     mine.write_text("/**:\n  ros__parameters:\n    max_detections: 2\n")

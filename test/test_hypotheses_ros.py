@@ -124,6 +124,8 @@ def test_retrieval_node_resolves_with_all_hypotheses_like_the_pipeline_and_answe
     records = [json.loads(d.id) for d in objects.detections]
     assert [r["model_id"] for r in records] == [o.model_id for o in expected]
     np.testing.assert_allclose(_rotations(objects), np.array([o.model_quaternion for o in expected]), atol=1e-4)
+    positions = [[p.x, p.y, p.z] for p in (d.results[0].pose.pose.position for d in objects.detections)]
+    np.testing.assert_allclose(positions, np.array([o.model_translation for o in expected]), atol=1e-4)
     np.testing.assert_allclose([r["confidence"] for r in records], [o.confidence for o in expected], rtol=0.02)
     # which needs all k: with the most probable hypothesis alone some object ends elsewhere
     top1 = policy.resolve(db, [ObjectQuery.from_egocentric(o.category, o.descriptor, o.hypotheses[0], o.translation,

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray
 
-from scene3d_ros.ros.conversions import header
+from scene3d_ros.ros.conversions import boxes_from_detection2d_msg, detection2d_msg, header
 from scene3d_ros.ros.wire_formats import (
     box_masks_from_msg,
     box_masks_msg,
@@ -124,3 +125,21 @@ def test_hypothesis_decoder_names_the_bad_value():
         hypotheses_msg(HEADER, np.zeros((2, 3)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"probabilities must be \(N, k\) = \(2, 3\), got shape \(2, 2\)"):
         hypotheses_msg(HEADER, q, np.zeros((2, 2)))
+
+
+def test_detection2d_boxes_round_trip_and_mismatches_are_named():
+    """detections_2d carries each box as centre and size; retrieval_node reads back x0 y0 x1 y1
+    (the translation fit's boxes) after checking they are the frame's detections, in order."""
+    boxes = np.array([[10.25, 20.5, 60.0, 90.75], [0.0, 0.0, 159.5, 119.25]])
+    msg = Detection2DArray(header=HEADER, detections=[detection2d_msg(HEADER, box, category, 0.9, f"{category}_{k}")
+                                                      for k, (box, category) in enumerate(zip(boxes, ["car", "boat"], strict=True))])
+    assert msg.detections[0].bbox.size_x == pytest.approx(49.75) and msg.detections[0].id == "car_0"
+    np.testing.assert_allclose(boxes_from_detection2d_msg(msg, ["car", "boat"]), boxes, atol=1e-12)
+    assert boxes_from_detection2d_msg(Detection2DArray(header=HEADER), []).shape == (0, 4)
+    with pytest.raises(ValueError, match="holds 2 detections for 3 3D detections"):
+        boxes_from_detection2d_msg(msg, ["car", "boat", "bus"])
+    with pytest.raises(ValueError, match="detection 1 is 'boat' but the 3D detection 1 is 'bus'"):
+        boxes_from_detection2d_msg(msg, ["car", "bus"])
+    msg.detections[1].bbox.size_y = float("nan")
+    with pytest.raises(ValueError, match="detection 1 has a bad box"):
+        boxes_from_detection2d_msg(msg, ["car", "boat"])

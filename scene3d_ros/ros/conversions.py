@@ -14,7 +14,7 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Pose, Quaternion, Transform, TransformStamped, Vector3
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
-from vision_msgs.msg import BoundingBox3D, Detection3D, ObjectHypothesisWithPose
+from vision_msgs.msg import BoundingBox3D, Detection2D, Detection2DArray, Detection3D, ObjectHypothesisWithPose
 
 from scene3d_ros.geometry import CameraIntrinsics, canonical_quaternion
 
@@ -162,6 +162,43 @@ def detection3d_msg(msg_header: Header, class_id: str, score: float, quaternion:
     sx, sy, sz = (float(v) for v in size_m)
     return Detection3D(header=msg_header, results=[hypothesis],
                        bbox=BoundingBox3D(center=pose, size=Vector3(x=sx, y=sy, z=sz)), id=object_id)
+
+
+def detection2d_msg(msg_header: Header, box: Sequence[float], class_id: str, score: float,
+                    object_id: str = "") -> Detection2D:
+    """vision_msgs/Detection2D: ``box`` (x0 y0 x1 y1, pixel edges) as centre and size, and one
+    hypothesis (class_id, score). :func:`boxes_from_detection2d_msg` reads the boxes back."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    det = Detection2D(header=msg_header, id=object_id)
+    det.bbox.center.position.x, det.bbox.center.position.y = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    det.bbox.size_x, det.bbox.size_y = x1 - x0, y1 - y0
+    hypothesis = ObjectHypothesisWithPose()
+    hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = class_id, float(score)
+    det.results.append(hypothesis)
+    return det
+
+
+def boxes_from_detection2d_msg(msg: Detection2DArray, class_ids: Sequence[str]) -> np.ndarray:
+    """The boxes (N, 4) x0 y0 x1 y1 (pixel edges) of a Detection2DArray written by
+    :func:`detection2d_msg`, checked against the ``class_ids`` of the same detections in the same
+    order (e.g. those of the frame's detections_3d); ValueError naming the mismatch, a negative
+    size or a non-finite value."""
+    dets = msg.detections
+    if len(dets) != len(class_ids):
+        raise ValueError(f"detections_2d holds {len(dets)} detections for {len(class_ids)} 3D detections")
+    boxes = np.zeros((len(dets), 4), dtype=np.float64)
+    for k, (det, class_id) in enumerate(zip(dets, class_ids, strict=True)):
+        got = det.results[0].hypothesis.class_id if det.results else None
+        if got != class_id:
+            raise ValueError(f"detections_2d detection {k} is {got!r} but the 3D detection {k} is {class_id!r}: "
+                             "not the same detections in the same order")
+        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
+        w, h = det.bbox.size_x, det.bbox.size_y
+        if not np.all(np.isfinite([cx, cy, w, h])) or w < 0.0 or h < 0.0:
+            raise ValueError(f"detections_2d detection {k} has a bad box: centre ({cx}, {cy}), size {w} x {h} "
+                             "(expected finite values and sizes >= 0 pixels)")
+        boxes[k] = (cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0)
+    return boxes
 
 
 def transform_stamped_msg(msg_header: Header, child_frame_id: str, quaternion: Sequence[float],

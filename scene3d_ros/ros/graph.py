@@ -85,7 +85,7 @@ def perception_graph(image_topic: str = "image", camera_info_topic: str = "camer
         NodeSpec("perception_node", "scene3d_ros.ros.perception_node", "perception_node", "perception.yaml",
                  perception_params, (("image", image_topic), ("camera_info", camera_info_topic)), params_file),
         NodeSpec("retrieval_node", "scene3d_ros.ros.retrieval_node", "retrieval_node", "retrieval.yaml",
-                 retrieval_params, (), params_file),
+                 retrieval_params, (("camera_info", camera_info_topic),), params_file),  # for the translation fit
     ]
 
 

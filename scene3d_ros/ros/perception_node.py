@@ -55,7 +55,7 @@ from rclpy.qos import QoSPolicyKind, QoSProfile, ReliabilityPolicy, qos_policy_n
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
-from vision_msgs.msg import Detection2D, Detection2DArray, Detection3DArray, ObjectHypothesisWithPose
+from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from scene3d_ros import MASK_THRESHOLD
 from scene3d_ros.frame_queue import LatestFrameQueue
@@ -64,6 +64,7 @@ from scene3d_ros.model import CheckpointError
 from scene3d_ros.pipeline import DetectedObject, Pipeline
 from scene3d_ros.ros.conversions import (
     ImageConversionError,
+    detection2d_msg,
     detection3d_msg,
     frame_convention_problem,
     image_msg_to_rgb,
@@ -108,18 +109,6 @@ def _viewpoint_checkpoint(parameter: str) -> str | None:
     if not value:
         return None
     return "" if value.lower() == "none" else value
-
-
-def detection2d_msg(msg_header, obj: DetectedObject, object_id: str) -> Detection2D:
-    """vision_msgs/Detection2D: the box (centre and size, pixels) and one hypothesis."""
-    x0, y0, x1, y1 = (float(v) for v in obj.box)
-    det = Detection2D(header=msg_header, id=object_id)
-    det.bbox.center.position.x, det.bbox.center.position.y = (x0 + x1) / 2.0, (y0 + y1) / 2.0
-    det.bbox.size_x, det.bbox.size_y = x1 - x0, y1 - y0
-    hypothesis = ObjectHypothesisWithPose()
-    hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = obj.category, float(obj.score)
-    det.results.append(hypothesis)
-    return det
 
 
 class PerceptionNode(Node):
@@ -374,7 +363,8 @@ class PerceptionNode(Node):
         names = [f"{o.category}_{k}" for k, o in enumerate(objects)]
         if self._pub_2d is not None:
             self._pub_2d.publish(Detection2DArray(header=msg_header, detections=[
-                detection2d_msg(msg_header, o, name) for o, name in zip(objects, names, strict=True)]))
+                detection2d_msg(msg_header, o.box, o.category, o.score, name)
+                for o, name in zip(objects, names, strict=True)]))
         self._pub_3d.publish(Detection3DArray(header=msg_header, detections=[
             detection3d_msg(msg_header, o.category, o.score, o.quaternion, o.translation, o.size, name)
             for o, name in zip(objects, names, strict=True)]))

@@ -11,6 +11,14 @@ the ``silhouette_candidates`` nearest views within ``silhouette_max_angle_deg`` 
 how well their silhouette fits the mask; the object's orientation becomes the policy's final
 rotation (with the check, that of the chosen view: the pose in which the model fits the image).
 
+Translation: with ``fit_translation`` (default), ``detections_2d`` (vision_msgs/Detection2DArray,
+the same detections in the same order: each object's 2D box) is joined too, while it has a
+publisher, and the latest ``camera_info`` (sensor_msgs/CameraInfo, the camera perception_node
+used) is kept: the policy moves each object along (and across) its viewing ray until the retrieved
+model, in the final rotation, projects onto its box (:mod:`scene3d_ros.retrieval.translation`).
+Without a camera_info yet (or without boxes) the fit is skipped for that frame, with a throttled
+warning, and the objects keep their ``detections_3d`` translation; nothing waits for camera_info.
+
 Rotation hypotheses: with ``use_hypotheses`` (default), the ``hypotheses`` topic (sensor_msgs/Image
 32FC1, :func:`~scene3d_ros.ros.wire_formats.hypotheses_msg`: per detection the crop viewpoint
 stage's k egocentric rotations with their probabilities) is joined too, **while it has a
@@ -18,16 +26,17 @@ publisher** (perception_node creates it only when its stage runs and ``publish_h
 on): a frame then waits for its hypotheses as for its masks, and each object is resolved with all
 k of them. With no publisher on that topic (perception without the stage, or
 ``use_hypotheses:=false``) nothing waits: each object has one hypothesis, its ``detections_3d``
-rotation, with probability 1; frames held for hypotheses whose publisher goes away are resolved
-without them within :data:`HYPOTHESES_RECHECK_S`. Hypotheses that arrive before the rest of their
-frame are kept with it; a frame whose hypotheses never come is forgotten with the oldest (bounded
-cache, ``cache_size``), with a warning.
+rotation, with probability 1; frames held for hypotheses (or boxes) whose publisher goes away are
+resolved without them within :data:`PUBLISHER_RECHECK_S`. Hypotheses that arrive before the rest
+of their frame are kept with it; a frame whose hypotheses never come is forgotten with the oldest
+(bounded cache, ``cache_size``), with a warning.
 
 Publishes with the input header:
 
   objects   vision_msgs/Detection3DArray: the input detections, bbox.size = the retrieved model's
             extents (or the input size for cuboids), orientation = the policy's final rotation
-            (the chosen view's with the silhouette check, else the input's), and ``id`` = a JSON
+            (the chosen view's with the silhouette check, else the input's), position = the
+            policy's final translation (fitted to the box, else the input's), and ``id`` = a JSON
             object {"name": "<category>_<k>", "model_id": "<id>" | null, "mesh_uri": "file://..." |
             null, "fallback": null | "cuboid", "distance": <squared L2>, "silhouette_iou": <0..1> |
             null, "confidence": <0..1> | null} (machine-readable)
@@ -39,7 +48,8 @@ Publishes with the input header:
 ``objects``, the markers and the TF frames carry the same final pose per object: in the launched
 graph this node publishes the object frames (perception_node's are switched off there).
 
-The policy's parameters (windows, weights, ``max_distance``, ``azimuth_flips``) can be changed at run time.
+The policy's parameters (windows, weights, ``max_distance``, ``azimuth_flips``, ``fit_translation``) can be
+changed at run time.
 """
 
 from __future__ import annotations
@@ -53,13 +63,14 @@ from geometry_msgs.msg import Point
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA
 from tf2_msgs.msg import TFMessage
-from vision_msgs.msg import Detection3DArray
+from vision_msgs.msg import Detection2DArray, Detection3DArray
 from visualization_msgs.msg import Marker, MarkerArray
 
 from scene3d_ros.data.shards import sha256_file
+from scene3d_ros.geometry import CameraIntrinsics
 from scene3d_ros.paths import default_model_path
 from scene3d_ros.retrieval import (
     FALLBACK_CUBOID,
@@ -69,17 +80,30 @@ from scene3d_ros.retrieval import (
     ShapeDatabaseError,
     default_shape_db_path,
 )
-from scene3d_ros.ros.conversions import point_xyz, pose_transform_msg, quaternion_wxyz, stamp_to_ns
+from scene3d_ros.retrieval.translation import ModelPoints
+from scene3d_ros.ros.conversions import (
+    boxes_from_detection2d_msg,
+    intrinsics_from_camera_info,
+    point_xyz,
+    pose_transform_msg,
+    quaternion_wxyz,
+    stamp_to_ns,
+)
 from scene3d_ros.ros.node_main import TF_QOS, declare_described, run_node
 from scene3d_ros.ros.wire_formats import box_masks_from_msg, descriptors_from_msg, hypotheses_from_msg
 from scene3d_ros.visualization import instance_colour
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 
 POLICY_PARAMETERS = ("max_angle_deg", "silhouette_max_angle_deg", "silhouette_weight", "silhouette_angle_weight",
-                     "silhouette_candidates", "hypothesis_weight", "azimuth_flips", "max_distance", "final_rotation")
+                     "silhouette_candidates", "hypothesis_weight", "azimuth_flips", "max_distance", "final_rotation",
+                     "fit_translation")
 """The node parameters that are :class:`ResolutionPolicy` fields, changeable at run time."""
-HYPOTHESES_RECHECK_S = 0.5
-"""How often frames held for rotation hypotheses are re-checked for a publisher that has gone (seconds)."""
+PUBLISHER_RECHECK_S = 0.5
+"""How often frames held for an optional topic (hypotheses, detections_2d) are re-checked for a publisher
+that has gone (seconds)."""
+OPTIONAL_KIND_SWITCH = {"hypotheses": "use_hypotheses:=false", "detections_2d": "fit_translation:=false"}
+"""The joined-while-published kinds and the parameter setting that resolves without them."""
+THROTTLE_S = 10.0
 
 
 class RetrievalNode(Node):
@@ -129,7 +153,11 @@ class RetrievalNode(Node):
                                  floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1e9)]) or None,
             final_rotation=declare("final_rotation", default.final_rotation, "With the silhouette check, the "
                                    "published rotation: view (the chosen database view's) | hypothesis (the winning "
-                                   "rotation hypothesis's, finer than the view grid)."))
+                                   "rotation hypothesis's, finer than the view grid)."),
+            fit_translation=declare("fit_translation", default.fit_translation, "Move each object along (and "
+                                    "across) its viewing ray until the retrieved model, in the final rotation, "
+                                    "projects onto its 2D box (joins detections_2d while published and uses the "
+                                    "latest camera_info; without one the detections_3d translation is kept)."))
         self._publish_tf = declare("publish_tf", True, "Publish one TF frame per object (the final pose) on /tf.")
         self._tf_prefix = declare("tf_prefix", "", "Prefix of the object TF frame names.")
         use_hypotheses = declare("use_hypotheses", True, "Join the hypotheses topic (the crop viewpoint stage's k "
@@ -160,8 +188,17 @@ class RetrievalNode(Node):
             subscription = self.create_subscription(Image, "hypotheses", lambda m: self._on_message("hypotheses", m),
                                                     qos)
             self._hypotheses_topic = subscription.topic_name
-            # frames held for hypotheses whose publisher has gone (a restarted perception_node without the stage)
-            self.create_timer(HYPOTHESES_RECHECK_S, self._flush_without_hypotheses)
+        # the boxes and the camera of the translation fit (subscribed always: fit_translation changes at run time)
+        self._boxes_topic = self.create_subscription(
+            Detection2DArray, "detections_2d", lambda m: self._on_message("detections_2d", m), qos).topic_name
+        self._camera_info: CameraInfo | None = None  # the latest, as perception_node uses it
+        self._camera: CameraIntrinsics | None = None  # its intrinsics (None: none yet, or a bad one)
+        self._warned_frames: set[tuple[str, str]] = set()  # (camera_info, detections) frame_ids warned about
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                 QoSProfile(depth=qos_depth, reliability=ReliabilityPolicy.BEST_EFFORT))
+        self._shapes = ModelPoints(self._library)  # the retrieved models' points for the fit, loaded once each
+        # frames held for an optional topic whose publisher has gone (a restarted perception_node without the stage)
+        self.create_timer(PUBLISHER_RECHECK_S, self._flush_unpublished)
         self.add_on_set_parameters_callback(self._on_parameters)
         self._pub_objects = self.create_publisher(Detection3DArray, "objects", qos)
         self._pub_markers = self.create_publisher(MarkerArray, "markers", qos)
@@ -169,8 +206,9 @@ class RetrievalNode(Node):
         check = (f"silhouette check on (window {self._policy.silhouette_max_angle_deg:g} deg)" if self._use_masks
                  else "silhouette check off")
         hypotheses = "rotation hypotheses joined while published" if use_hypotheses else "rotation hypotheses off"
+        fit = "translation fitted to the 2D boxes" if self._policy.fit_translation else "translation fit off"
         self.get_logger().info(f"retrieving from {len(self._db)} views of {len(self._db.model_ids)} models; {check}; "
-                               f"{hypotheses}")
+                               f"{hypotheses}; {fit}")
 
     def _on_parameters(self, params) -> SetParametersResult:
         """Apply run-time changes of the policy's parameters (ranges are checked by ROS)."""
@@ -188,15 +226,25 @@ class RetrievalNode(Node):
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
-    def _waits_for_hypotheses(self) -> bool:
-        """Whether a frame needs its hypotheses: they are joined and someone publishes them."""
-        return self._hypotheses_topic is not None and self.count_publishers(self._hypotheses_topic) > 0
+    def _optional_topics(self) -> dict[str, str]:
+        """The kinds joined now while their topic has a publisher (kind -> topic name): hypotheses
+        (``use_hypotheses``) and detections_2d (``fit_translation``)."""
+        topics = {"hypotheses": self._hypotheses_topic} if self._hypotheses_topic is not None else {}
+        if self._policy.fit_translation:
+            topics["detections_2d"] = self._boxes_topic
+        return topics
+
+    def _awaited_optional(self) -> set[str]:
+        """The optional kinds a frame waits for now: joined, and someone publishes them."""
+        return {kind for kind, topic in self._optional_topics().items() if self.count_publishers(topic) > 0}
 
     def _on_message(self, kind: str, msg) -> None:
+        if kind == "detections_2d" and not self._policy.fit_translation:
+            return  # not joined while the fit is off
         key = (stamp_to_ns(msg.header.stamp), msg.header.frame_id)
         entry = self._pending.setdefault(key, {})
         entry[kind] = msg
-        if all(k in entry for k in self._kinds) and ("hypotheses" in entry or not self._waits_for_hypotheses()):
+        if all(k in entry for k in self._kinds) and self._awaited_optional() <= entry.keys():
             self._resolve_frame(key)
         while len(self._pending) > self._cache_size:  # bounded: forget the oldest unmatched frame
             _, forgotten = self._pending.popitem(last=False)
@@ -205,30 +253,70 @@ class RetrievalNode(Node):
                     "frames with detections and descriptors but no masks are being dropped: is perception_node "
                     "publishing masks (publish_masks)? Set silhouette_check:=false to retrieve without them.",
                     throttle_duration_sec=10.0)
-            elif all(k in forgotten for k in self._kinds) and "hypotheses" not in forgotten:
-                self.get_logger().warning(
-                    f"frames waiting for their rotation hypotheses are being dropped: {self._hypotheses_topic} has a "
-                    "publisher but its messages do not arrive (QoS, or a publisher that does not publish them). "
-                    "Set use_hypotheses:=false to resolve with the detections_3d rotations alone.",
-                    throttle_duration_sec=10.0)
+            elif all(k in forgotten for k in self._kinds):
+                missing = [(kind, topic) for kind, topic in self._optional_topics().items() if kind not in forgotten]
+                if missing:
+                    kind, topic = missing[0]
+                    self.get_logger().warning(
+                        f"frames waiting for their {kind} are being dropped: {topic} has a publisher but its "
+                        "messages do not arrive (QoS, or a publisher that does not publish them). Set "
+                        f"{OPTIONAL_KIND_SWITCH[kind]} to resolve without them.", throttle_duration_sec=THROTTLE_S)
 
-    def _flush_without_hypotheses(self) -> None:
-        """Resolve the frames that have all they need but their hypotheses, once nobody publishes those."""
-        if self._waits_for_hypotheses():
+    def _flush_unpublished(self) -> None:
+        """Resolve the frames that have all they need but an optional topic nobody publishes any longer."""
+        if not self._pending:
             return
-        for key in [key for key, entry in self._pending.items() if all(k in entry for k in self._kinds)]:
+        awaited = self._awaited_optional()
+        for key in [key for key, entry in self._pending.items()
+                    if all(k in entry for k in self._kinds) and awaited <= entry.keys()]:
             self._resolve_frame(key)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        """Keep the latest camera_info and its intrinsics (a bad one is logged and not used)."""
+        self._camera_info, self._camera = msg, None
+        try:
+            self._camera = intrinsics_from_camera_info(msg)
+        except ValueError as exc:
+            self.get_logger().error(f"bad camera_info (frame '{msg.header.frame_id}'): {exc}; translations are not "
+                                    "fitted until a good one arrives", throttle_duration_sec=THROTTLE_S)
+
+    def _fit_inputs(self, detections: Detection3DArray,
+                    boxes: Detection2DArray | None) -> tuple[list, CameraIntrinsics | None]:
+        """The 2D boxes (N, 4) or None per object, and the camera, for the translation fit of this
+        frame: both None (with a throttled warning) when the fit is off or cannot run."""
+        dets = detections.detections
+        if not self._policy.fit_translation or not dets:
+            return [None] * len(dets), None
+        if boxes is None:
+            self.get_logger().warning(
+                f"no detections_2d for this frame ({self._boxes_topic} has no publisher: is perception_node's "
+                "publish_detections_2d on?): translations are not fitted, the detections_3d ones are kept",
+                throttle_duration_sec=THROTTLE_S)
+            return [None] * len(dets), None
+        rows = boxes_from_detection2d_msg(boxes, [d.results[0].hypothesis.class_id for d in dets])
+        if self._camera is None:
+            state = "a bad one" if self._camera_info is not None else "none"
+            self.get_logger().warning(f"no usable camera_info ({state} so far): translations are not fitted, the "
+                                      "detections_3d ones are kept", throttle_duration_sec=THROTTLE_S)
+            return [None] * len(dets), None
+        frames = (self._camera_info.header.frame_id, detections.header.frame_id)
+        if frames[0] != frames[1] and frames not in self._warned_frames and len(self._warned_frames) < 64:
+            self._warned_frames.add(frames)
+            self.get_logger().warning(f"camera_info is for frame '{frames[0]}' but the detections are in "
+                                      f"'{frames[1]}': fitting with it (perception_node used it too)")
+        return list(rows), self._camera
 
     def _resolve_frame(self, key: tuple[int, str]) -> None:
         """Take frame ``key`` out of the cache and publish its objects (a bad frame is logged and skipped)."""
         entry = self._pending.pop(key)
         try:
-            self._retrieve(entry["detections"], entry["descriptors"], entry.get("masks"), entry.get("hypotheses"))
+            self._retrieve(entry["detections"], entry["descriptors"], entry.get("masks"), entry.get("hypotheses"),
+                           entry.get("detections_2d"))
         except ValueError as exc:
             self.get_logger().error(f"skipping frame {key[0]}: {exc}", throttle_duration_sec=5.0)
 
     def _retrieve(self, detections: Detection3DArray, descriptors: Image, masks: Image | None = None,
-                  hypotheses: Image | None = None) -> None:
+                  hypotheses: Image | None = None, boxes: Detection2DArray | None = None) -> None:
         dets = detections.detections
         results = []
         if dets:
@@ -240,15 +328,17 @@ class RetrievalNode(Node):
                 probabilities = [None] * len(dets)
             else:  # the crop viewpoint stage's k egocentric hypotheses (k, 4) and probabilities (k,)
                 rotations, probabilities = hypotheses_from_msg(hypotheses, len(dets))
+            box_rows, camera = self._fit_inputs(detections, boxes)
             queries = [ObjectQuery.from_egocentric(d.results[0].hypothesis.class_id, row, rotation,
                                                    point_xyz(d.results[0].pose.pose.position), mask,
-                                                   probabilities=p)
-                       for d, row, mask, rotation, p in zip(dets, rows, box_masks, rotations, probabilities,
-                                                            strict=True)]
-            results = self._policy.resolve(self._db, queries)
-            for det, result in zip(dets, results, strict=True):  # the final pose: the policy's rotation
-                for orientation in (det.results[0].pose.pose.orientation, det.bbox.center.orientation):
-                    orientation.w, orientation.x, orientation.y, orientation.z = result.quaternion
+                                                   intrinsics=camera, probabilities=p, box=box)
+                       for d, row, mask, rotation, p, box in zip(dets, rows, box_masks, rotations, probabilities,
+                                                                 box_rows, strict=True)]
+            results = self._policy.resolve(self._db, queries, shapes=self._shapes)
+            for det, result in zip(dets, results, strict=True):  # the final pose: the policy's rotation and position
+                for pose in (det.results[0].pose.pose, det.bbox.center):
+                    pose.orientation.w, pose.orientation.x, pose.orientation.y, pose.orientation.z = result.quaternion
+                    pose.position.x, pose.position.y, pose.position.z = result.translation
         out = Detection3DArray(header=detections.header)
         frames = TFMessage()
         markers = MarkerArray(markers=[Marker(header=detections.header, action=Marker.DELETEALL)])
