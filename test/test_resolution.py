@@ -223,3 +223,11 @@ def test_final_rotation_hypothesis_publishes_the_winning_hypothesis_not_the_view
     np.testing.assert_allclose(np.abs(flipped.quaternion), np.abs(_quat(180.0)), atol=1e-6)
     with pytest.raises(ValueError, match="final_rotation"):
         ResolutionPolicy(final_rotation="grid")
+    # auto: the view for an object with one hypothesis, the winning hypothesis with several
+    auto = ResolutionPolicy(final_rotation="auto", fit_translation=False)
+    one = auto.resolve(db, [_query(30.0, translation=translation)])[0]
+    np.testing.assert_allclose(one.quaternion, ResolutionPolicy(final_rotation="view").resolve(
+        db, [_query(30.0, translation=translation)])[0].quaternion, atol=1e-9)
+    two = ObjectQuery("car", np.zeros(4, np.float32), np.stack([_quat(30.0), _quat(120.0)]), np.array([0.9, 0.1]),
+                      translation=translation, mask=MASK_WIDE)
+    np.testing.assert_allclose(auto.resolve(db, [two])[0].quaternion, expected.numpy(), atol=1e-9)

@@ -30,6 +30,7 @@ from scene3d_ros.evaluation.metrics import Evaluator
 from scene3d_ros.evaluation.viewpoint import ViewpointComparison
 from scene3d_ros.geometry import CameraIntrinsics
 from scene3d_ros.model import Scene3DNet
+from scene3d_ros.model.translation import default_intrinsics
 from scene3d_ros.paths import report_path
 from scene3d_ros.retrieval import ResolutionPolicy
 from scene3d_ros.retrieval.evaluation import NO_PRIOR_DEG, RetrievalEvaluator
@@ -305,7 +306,9 @@ def evaluate(model: Scene3DNet, dataset: Dataset, settings: Sequence[str], devic
                 for image, prediction, target in zip(images, predictions, targets, strict=True):
                     gt = ground_truth(target)
                     if viewpoint is not None:  # the resolution policy then scores the stage's hypotheses
-                        prediction = {**prediction, **viewpoint.add(setting, prediction, gt, image, target["K"])}
+                        k = target["K"] if "K" in target else default_intrinsics(  # the camera the network assumed
+                            int(image.shape[-2]), int(image.shape[-1]), model.config.default_hfov_deg)
+                        prediction = {**prediction, **viewpoint.add(setting, prediction, gt, image, k)}
                     if retrieval is not None:  # the camera lets the policy fit translations as the nodes do
                         camera = CameraIntrinsics.from_matrix(_numpy_k(target["K"]), image.shape[-1], image.shape[-2]) \
                             if "K" in target else None

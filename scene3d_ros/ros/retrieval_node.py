@@ -153,7 +153,8 @@ class RetrievalNode(Node):
                                  floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1e9)]) or None,
             final_rotation=declare("final_rotation", default.final_rotation, "With the silhouette check, the "
                                    "published rotation: view (the chosen database view's) | hypothesis (the winning "
-                                   "rotation hypothesis's, finer than the view grid)."),
+                                   "rotation hypothesis's, finer than the view grid) | auto (view for an object with "
+                                   "one hypothesis, hypothesis with several)."),
             fit_translation=declare("fit_translation", default.fit_translation, "Move each object along (and "
                                     "across) its viewing ray until the retrieved model, in the final rotation, "
                                     "projects onto its 2D box (joins detections_2d while published and uses the "
