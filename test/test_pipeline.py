@@ -141,8 +141,11 @@ def test_retrieval_with_the_silhouette_check_fits_the_model_to_the_mask(checkpoi
     models = sorted({m.model_id for m in ensure_cad_library(progress=False).models})
     db = ShapeDatabase.load(build_tiny_shape_db(tmp_path / "db.pt", checkpoint, models))
     silhouette_only = ResolutionPolicy(silhouette_weight=1e6, silhouette_angle_weight=0.0)
-    checked = Pipeline(checkpoint, "cpu", score_threshold=0.0, shape_db=db, policy=silhouette_only)
-    plain = Pipeline(checkpoint, "cpu", score_threshold=0.0, shape_db=db, policy=ResolutionPolicy(silhouette_check=False))
+    # network 1's rotation as the one hypothesis (the shipped crop viewpoint stage is left out)
+    checked = Pipeline(checkpoint, "cpu", score_threshold=0.0, shape_db=db, policy=silhouette_only,
+                       viewpoint_checkpoint="")
+    plain = Pipeline(checkpoint, "cpu", score_threshold=0.0, shape_db=db, policy=ResolutionPolicy(silhouette_check=False),
+                     viewpoint_checkpoint="")
     with_check = checked(frame.rendered.rgb, frame.scene.intrinsics)
     without = plain(frame.rendered.rgb, frame.scene.intrinsics)
     assert with_check and len(with_check) == len(without)

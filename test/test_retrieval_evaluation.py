@@ -395,7 +395,8 @@ def test_silhouette_check_sweep_matches_evaluate(setup, tmp_path):
     assert sorted(rows) == [0.0, 50.0] and all(r["setting"] == "gt_boxes" for r in rows.values())
     assert _run(setup, tmp_path / "eval", "evaluate.retrieval.enabled=true", f"evaluate.retrieval.shape_db={setup['db']}",
                 "evaluate.retrieval.silhouette_weight=50", "evaluate.retrieval.silhouette_angle_weight=5",
-                "evaluate.retrieval.silhouette_max_angle_deg=90") == 0
+                "evaluate.retrieval.silhouette_max_angle_deg=90",
+                extra=("--viewpoint", "")) == 0  # the sweep scores network 1's one hypothesis
     summary = json.loads((tmp_path / "eval" / "evaluation_retrieval.json").read_text())
     checked = summary["splits"]["seen"]["top1"]["gt_boxes/predicted_prior+silhouette"]
     assert rows[50.0]["top1_mean"] == pytest.approx(checked["mean"])
