@@ -143,7 +143,7 @@ def collate_crops(items: list[dict[str, Any]]) -> dict[str, Any]:
         values = [item[key] for item in items]
         if isinstance(values[0], Tensor):
             out[key] = torch.stack(values)
-        elif isinstance(values[0], (bool, int)) and not isinstance(values[0], str):
+        elif isinstance(values[0], (bool, int)):
             out[key] = torch.tensor(values)
         else:
             out[key] = values
