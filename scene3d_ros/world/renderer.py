@@ -8,9 +8,10 @@ and of open3d's ``create_rays_pinhole``. Ray directions keep ``z = 1`` (not norm
 open3d's ``t_hit`` is the z-depth in metres.
 
 Shading is Lambertian + ambient + a weak Blinn-Phong highlight with one directional light, flat
-per-face normals, a per-object base colour, per-part colours (the mesh's connected components)
-and a procedural 3D noise texture fixed to the object. Everything is a deterministic function
-of the inputs (no global random state).
+per-face normals, a per-object base colour, per-part colours (the mesh's connected components),
+a procedural 3D noise texture fixed to the object and, where the material names a scheme,
+semantic surface markings (lights, glass, signs: :mod:`scene3d_ros.world.markings`).
+Everything is a deterministic function of the inputs (no global random state).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import trimesh
 from PIL import Image, ImageFilter
 
 from scene3d_ros.geometry import CameraIntrinsics
+from scene3d_ros.world import markings
 
 INVALID_ID = int(o3d.t.geometry.RaycastingScene.INVALID_ID)
 
@@ -61,6 +63,8 @@ class Material:
     ``colour`` or ``secondary_colour`` or ``dark_colour``, chosen from ``part_seed``. A 3D value
     noise of relative amplitude ``texture_amplitude`` and spatial frequency
     ``texture_frequency`` (cycles per metre, object frame) modulates the albedo.
+    ``markings`` names a scheme of :mod:`scene3d_ros.world.markings` (lights, glass, signs ...;
+    '' = none), drawn from ``marking_seed``.
     """
 
     colour: tuple[float, float, float] = (0.7, 0.2, 0.2)
@@ -70,6 +74,8 @@ class Material:
     texture_amplitude: float = 0.0
     texture_frequency: float = 4.0
     texture_seed: int = 0
+    markings: str = ""
+    marking_seed: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -297,6 +303,8 @@ class Renderer:
         spec *= np.float32(light.specular) * (n_dot_l > 0)
 
         albedo = np.empty((len(t_hit), 3), dtype=np.float32)
+        emission = np.zeros((len(t_hit), 3), dtype=np.float32)
+        gloss = np.ones(len(t_hit), dtype=np.float32)
         for k, obj in enumerate(objects):
             sel = np.flatnonzero(instance == k)
             if not len(sel):
@@ -311,9 +319,18 @@ class Renderer:
                 p_obj = (points - np.asarray(obj.translation, dtype=np.float32).reshape(3)) @ rotation
                 noise = _value_noise_3d(p_obj * np.float32(mat.texture_frequency), mat.texture_seed)
                 albedo[sel] *= (1.0 + np.float32(mat.texture_amplitude) * noise)[:, None]
+            if mat.markings:
+                rotation = np.asarray(obj.rotation, dtype=np.float32).reshape(3, 3)
+                points = directions[sel] * t_hit[sel, None]
+                p_obj = (points - np.asarray(obj.translation, dtype=np.float32).reshape(3)) @ rotation
+                n_obj = np.asarray(obj.mesh.face_normals, dtype=np.float32)[primitive[sel]]
+                painted = markings.draw_markings(mat.markings, mat.marking_seed)
+                albedo[sel], emission[sel], gloss[sel] = markings.paint(
+                    painted, p_obj, n_obj, obj.mesh.bounds, mat.markings, albedo[sel])
         light_colour = np.asarray(light.colour, dtype=np.float32)
         shade = np.float32(light.ambient) + np.float32(light.diffuse) * n_dot_l
-        colour = (albedo * shade[:, None] + spec[:, None]) * light_colour
+        colour = (albedo * shade[:, None] + (spec * gloss)[:, None]) * light_colour
+        colour = np.maximum(colour, np.float32(0.95) * emission)  # a lit lamp glows in any light
         return np.clip(colour * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
     @staticmethod

@@ -20,7 +20,7 @@ How objects are placed (every quantity in the optical frame, metres, or pixels):
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ import numpy as np
 from scene3d_ros import CATEGORIES
 from scene3d_ros.geometry import SYMMETRIES, CameraIntrinsics, viewpoint_rotation
 from scene3d_ros.world.backgrounds import BACKGROUND_KINDS, BackgroundSpec, sample_background_spec
+from scene3d_ros.world.markings import scheme_for
 from scene3d_ros.world.renderer import Light, Material
 
 # Minimum gap (metres) between the camera and the nearest point of an object's bounding box.
@@ -52,6 +53,9 @@ class SceneConfig:
     (cx, cy) = image centre + U(-j, j) * (width, height). ``category_weights``: relative weight
     per category (missing categories get 0; None = uniform over the library's categories).
     ``texture_frequency_range``: procedural texture cycles across the model's largest extent.
+    ``surface_markings``: paint lights, glass, signs and screens where the category has a front
+    (:mod:`scene3d_ros.world.markings`); the scenes' geometry (objects, poses, cameras) is the
+    same either way for a given seed.
     See config/generate_data.yaml for every other field.
     """
 
@@ -81,6 +85,7 @@ class SceneConfig:
     noise_std_range: tuple[float, float] = (0.0, 4.0)
     blur_probability: float = 0.3
     blur_radius_range: tuple[float, float] = (0.3, 1.0)
+    surface_markings: bool = False
 
     def __post_init__(self) -> None:
         if not self.image_sizes:
@@ -217,11 +222,15 @@ def _random_colour(rng: np.random.Generator, config: SceneConfig) -> tuple[float
     return (float(rgb[0]), float(rgb[1]), float(rgb[2]))
 
 
-def sample_material(rng: np.random.Generator, config: SceneConfig, object_size: float = 1.0) -> Material:
+def sample_material(rng: np.random.Generator, config: SceneConfig, object_size: float = 1.0,
+                    category: str = "", symmetry: str = "none") -> Material:
     """Random base/secondary/dark colours, part assignment and texture noise; the texture
-    frequency is drawn in cycles per ``object_size`` (metres, the model's largest extent)."""
+    frequency is drawn in cycles per ``object_size`` (metres, the model's largest extent). With
+    ``config.surface_markings`` the material gets ``category``'s marking scheme (none for a model
+    with a declared ``symmetry``), drawn from its part seed: no extra draw from ``rng``, so
+    switching markings on changes the objects' appearance and nothing else."""
     dark = float(rng.uniform(0.03, 0.15))
-    return Material(
+    material = Material(
         colour=_random_colour(rng, config),
         secondary_colour=_random_colour(rng, config),
         dark_colour=(dark, dark, dark),
@@ -230,6 +239,9 @@ def sample_material(rng: np.random.Generator, config: SceneConfig, object_size: 
         texture_frequency=_uniform(rng, config.texture_frequency_range) / max(float(object_size), 1e-6),
         texture_seed=int(rng.integers(0, 2**31 - 1)),
     )
+    if not config.surface_markings:
+        return material
+    return replace(material, markings=scheme_for(category, symmetry), marking_seed=material.part_seed)
 
 
 def sample_light(rng: np.random.Generator, config: SceneConfig) -> Light:
@@ -322,7 +334,7 @@ def sample_scene(rng: np.random.Generator, library, config: SceneConfig) -> Scen
         if model.symmetry not in SYMMETRIES:
             raise ValueError(f"model {model.model_id} has unknown symmetry {model.symmetry!r}")
         extents = np.asarray(model.extents, dtype=np.float64)
-        material = sample_material(rng, config, float(extents.max()))
+        material = sample_material(rng, config, float(extents.max()), model.category, model.symmetry)
         for _ in range(config.max_placement_tries):
             rotation = viewpoint_rotation(_uniform(rng, config.azimuth_deg_range),
                                           _uniform(rng, config.elevation_deg_range),
