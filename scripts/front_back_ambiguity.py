@@ -2,7 +2,7 @@
 """How alike every CAD model looks from a view and from that view turned 180 deg in azimuth.
 
     .venv/bin/python scripts/front_back_ambiguity.py [--library DIR] [--models ID ...]
-        [--viewpoints 36] [--seed 0] [--size 96] [--samples 4000]
+        [--viewpoints 36] [--seed 0] [--size 96] [--samples 4000] [--marking-seeds 0 1 2 3]
         [--output models/evaluation/front_back/front_back_ambiguity]
 
 Per model (see :mod:`scene3d_ros.world.front_back` for the definitions):
@@ -18,16 +18,25 @@ Per model (see :mod:`scene3d_ros.world.front_back` for the definitions):
   distribution (azimuth 0-360, elevation -10..60, in-plane +-15 deg), ``--size`` px normalised
   depth views of (az, el, ip) against (az + 180, el, ip): the median silhouette IoU, the share of
   viewpoints whose IoU is at least 0.9, and the median mean absolute view-map difference (radius
-  units) over the union of the silhouettes and over their overlap.
+  units) over the union of the silhouettes and over their overlap;
+* **appearance**, the same viewpoint pairs rendered in RGB (``--size`` px, one uniform grey
+  material, a fixed light and background, framed as the depth views): the median over viewpoints
+  of the mean absolute RGB difference (grey levels, 0-255) over the overlap of the silhouettes,
+  and the share of viewpoints above ``DISTINCT_RGB_DIFFERENCE`` = 5 grey levels, **before**
+  semantic surface markings (none painted) and **after** (the model's scheme, ``scheme_for``;
+  the per-viewpoint difference averaged over ``--marking-seeds``).
 
 Then per category: how many models lie within the c2 tolerance, and the medians. Writes
-OUTPUT.md and OUTPUT.json (atomically).
+OUTPUT.md and OUTPUT.json (atomically), with the machine's load average at the start and the end
+of the run and its wall time (the appearance renders share the CPU with whatever else runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +48,22 @@ from scene3d_ros.evaluation import write_report
 from scene3d_ros.paths import report_path
 from scene3d_ros.world.cad_library import CadLibrary, ensure_cad_library
 from scene3d_ros.world.front_back import (
+    APPEARANCE_BACKGROUND,
+    APPEARANCE_GREY,
+    APPEARANCE_LIGHT,
     C2_TOLERANCE,
     DECLARED_SYMMETRY_DEVIATION,
+    DISTINCT_RGB_DIFFERENCE,
+    MARKING_SEEDS,
+    FlipAppearanceComparison,
+    compare_flipped_appearance,
     compare_flipped_views,
     front_back_asymmetry,
     front_back_mirror_asymmetry,
     half_turn_deviation,
     sample_viewpoints,
 )
+from scene3d_ros.world.markings import scheme_for
 from scene3d_ros.world.renderer import Renderer
 from scene3d_ros.world.scene_sampler import SceneConfig
 
@@ -64,12 +81,15 @@ def _median(values: np.ndarray) -> float | None:
 
 
 def measure_model(library: CadLibrary, model_id: str, viewpoints: np.ndarray, size_px: int, samples: int,
-                  renderer: Renderer) -> dict[str, Any]:
-    """One report row: identity, declared symmetry, geometric scores and rendered medians of ``model_id``."""
+                  renderer: Renderer, marking_seeds: tuple[int, ...] = MARKING_SEEDS) -> dict[str, Any]:
+    """One report row: identity, declared symmetry, geometric scores, rendered depth medians and the
+    appearance (RGB) difference before/after surface markings of ``model_id``."""
     model = library.get(model_id)
     mesh = library.mesh(model_id)
     half_turn = front_back_asymmetry(mesh, samples)
     views = compare_flipped_views(mesh, viewpoints, size_px, renderer)
+    scheme = scheme_for(model.category, model.symmetry)
+    looks = compare_flipped_appearance(mesh, viewpoints, scheme, size_px, marking_seeds, renderer)
     return {
         "model_id": model_id, "category": model.category, "subtype": model.subtype, "source": model.source,
         "declared_symmetry": model.symmetry,
@@ -82,7 +102,18 @@ def measure_model(library: CadLibrary, model_id: str, viewpoints: np.ndarray, si
         "share_iou_similar": float(np.mean(views.iou >= SIMILAR_IOU)),
         "median_depth_difference": _median(views.depth_difference),
         "median_overlap_depth_difference": _median(views.overlap_depth_difference),
+        "marking_scheme": scheme,
+        "median_rgb_difference_before": _median(looks.before),
+        "median_rgb_difference_after": _median(looks.after),
+        "share_rgb_distinct_before": _share(looks.before),
+        "share_rgb_distinct_after": _share(looks.after),
     }
+
+
+def _share(differences: np.ndarray) -> float | None:
+    """Share of viewpoints above ``DISTINCT_RGB_DIFFERENCE``; None when none is defined (JSON has no NaN)."""
+    share = FlipAppearanceComparison.share_distinct(differences)
+    return None if np.isnan(share) else share
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -102,11 +133,19 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "within_c2_tolerance": sum(r["within_c2_tolerance"] for r in members),
             "c2_candidates": sum(r["within_c2_tolerance"] and r["declared_symmetry"] == "none" for r in members),
             "exactly_c2": sum(r["half_turn_deviation_max"] < DECLARED_SYMMETRY_DEVIATION for r in members),
+            "with_markings": sum(bool(r["marking_scheme"]) for r in members),
             **{f"median_{key}": median_of(key) for key in (
                 "half_turn_asymmetry", "front_back_mirror_asymmetry", "half_turn_deviation_p99", "median_iou",
-                "share_iou_similar", "median_depth_difference", "median_overlap_depth_difference")},
+                "share_iou_similar", "median_depth_difference", "median_overlap_depth_difference",
+                "median_rgb_difference_before", "median_rgb_difference_after",
+                "share_rgb_distinct_before", "share_rgb_distinct_after")},
         })
     return summary
+
+
+def _loadavg() -> list[float]:
+    """The machine's load average over 1, 5 and 15 minutes (``/proc/loadavg``)."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def _cell(value: Any, digits: int = 2) -> str:
@@ -120,7 +159,8 @@ def _cell(value: Any, digits: int = 2) -> str:
 
 
 def to_markdown(result: dict[str, Any]) -> str:
-    """The report: header (command, library, settings), category summary, least distinct models, all rows."""
+    """The report: header (command, library, settings, machine), category summaries (geometry and depth;
+    appearance before/after markings), least distinct models (by depth, by appearance), all rows."""
     settings = result["settings"]
     lines = [
         "# Front/back ambiguity of the CAD library",
@@ -144,6 +184,19 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"**IoU>={SIMILAR_IOU:g}**: share of viewpoints with near-identical silhouettes.",
         "- **depth diff**: median over viewpoints of the mean |view-map difference| (radius units) over the "
         "union of the two silhouettes (background counts as 1.5); **overlap diff**: over their overlap only.",
+        f"- **RGB before / after**: median over viewpoints of the mean |RGB difference| (grey levels, 0-255, "
+        f"mean of the channels) of view (az, el, ip) vs (az + 180, el, ip) over the overlap of their silhouettes, "
+        f"{settings['size_px']} px renders framed as the depth views, every part albedo {APPEARANCE_GREY:g} grey, "
+        f"no texture noise, the default light (camera frame), background grey {APPEARANCE_BACKGROUND}; **before**: "
+        "no surface markings; **after**: the model's marking scheme (`scheme_for(category, symmetry)`; none for "
+        "declared symmetries and for categories without one, so after = before there), the per-viewpoint "
+        f"difference averaged over marking seeds {settings['marking_seeds']}. **>{DISTINCT_RGB_DIFFERENCE:g} "
+        f"before / after**: share of viewpoints whose difference exceeds {DISTINCT_RGB_DIFFERENCE:g} grey levels "
+        "(`DISTINCT_RGB_DIFFERENCE`, ~2 % of the range: a lamp or windscreen over ~5 % of the overlap).",
+        "",
+        f"Machine: {result['machine']['cpus']} CPUs, load average (1, 5, 15 min) "
+        f"{result['machine']['loadavg_start']} at the start and {result['machine']['loadavg_end']} at the end, "
+        f"wall time {result['machine']['wall_s']:.0f} s (renderer on 1 thread, niceness {result['machine']['niceness']}).",
         "",
         "## Per category (medians over models)",
         "",
@@ -159,6 +212,15 @@ def to_markdown(result: dict[str, Any]) -> str:
             f"| {_cell(s['median_median_iou'], 3)} "
             f"| {_cell(s['median_share_iou_similar'])} | {_cell(s['median_median_depth_difference'], 3)} "
             f"| {_cell(s['median_median_overlap_depth_difference'], 3)} |")
+    lines += ["", "## Appearance before / after surface markings, per category (medians over models)", "",
+              f"| category | models | with markings | RGB before | RGB after | >{DISTINCT_RGB_DIFFERENCE:g} before "
+              f"| >{DISTINCT_RGB_DIFFERENCE:g} after |",
+              "|---|---|---|---|---|---|---|"]
+    for s in result["categories"]:
+        lines.append(
+            f"| {s['category']} | {s['models']} | {s['with_markings']} | {_cell(s['median_median_rgb_difference_before'])} "
+            f"| {_cell(s['median_median_rgb_difference_after'])} | {_cell(s['median_share_rgb_distinct_before'])} "
+            f"| {_cell(s['median_share_rgb_distinct_after'])} |")
     candidates = [r["model_id"] for r in result["models"]
                   if r["within_c2_tolerance"] and r["declared_symmetry"] == "none"]
     lines += ["", f"**c2 candidates** (declared `none`, half turn < {C2_TOLERANCE:g}): "
@@ -173,16 +235,32 @@ def to_markdown(result: dict[str, Any]) -> str:
                      f"| {_cell(r['half_turn_deviation_max'], 4)} | {_cell(r['half_turn_deviation_p99'], 4)} "
                      f"| {_cell(r['median_iou'], 3)} | {_cell(r['share_iou_similar'])} "
                      f"| {_cell(r['median_depth_difference'], 3)} | {_cell(r['median_overlap_depth_difference'], 3)} |")
+    looks = sorted((r for r in result["models"] if r["declared_symmetry"] == "none"
+                    and r["median_rgb_difference_after"] is not None),
+                   key=lambda r: r["median_rgb_difference_after"])
+    lines += ["", f"## The {MOST_AMBIGUOUS} least front/back-distinct models declared `none` in appearance "
+              "(by RGB after)", "",
+              f"| model | markings | RGB before | RGB after | >{DISTINCT_RGB_DIFFERENCE:g} before "
+              f"| >{DISTINCT_RGB_DIFFERENCE:g} after |",
+              "|---|---|---|---|---|---|"]
+    for r in looks[:MOST_AMBIGUOUS]:
+        lines.append(f"| {r['model_id']} | {r['marking_scheme'] or '-'} | {_cell(r['median_rgb_difference_before'])} "
+                     f"| {_cell(r['median_rgb_difference_after'])} | {_cell(r['share_rgb_distinct_before'])} "
+                     f"| {_cell(r['share_rgb_distinct_after'])} |")
     lines += ["", "## Every model", "",
               "| model | declared | half turn | within c2 tol. | f/b mirror | dev max | dev p99 | IoU | IoU>=0.9 "
-              "| depth diff | overlap diff |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              f"| depth diff | overlap diff | markings | RGB before | RGB after | >{DISTINCT_RGB_DIFFERENCE:g} before "
+              f"| >{DISTINCT_RGB_DIFFERENCE:g} after |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["models"]:
         lines.append(f"| {r['model_id']} | {r['declared_symmetry']} | {_cell(r['half_turn_asymmetry'])} "
                      f"| {_cell(r['within_c2_tolerance'])} | {_cell(r['front_back_mirror_asymmetry'])} "
                      f"| {_cell(r['half_turn_deviation_max'], 4)} | {_cell(r['half_turn_deviation_p99'], 4)} "
                      f"| {_cell(r['median_iou'], 3)} | {_cell(r['share_iou_similar'])} "
-                     f"| {_cell(r['median_depth_difference'], 3)} | {_cell(r['median_overlap_depth_difference'], 3)} |")
+                     f"| {_cell(r['median_depth_difference'], 3)} | {_cell(r['median_overlap_depth_difference'], 3)} "
+                     f"| {r['marking_scheme'] or '-'} | {_cell(r['median_rgb_difference_before'])} "
+                     f"| {_cell(r['median_rgb_difference_after'])} | {_cell(r['share_rgb_distinct_before'])} "
+                     f"| {_cell(r['share_rgb_distinct_after'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -194,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the viewpoint sample")
     parser.add_argument("--size", type=int, default=96, help="depth view side, pixels")
     parser.add_argument("--samples", type=int, default=4000, help="surface samples per geometric score")
+    parser.add_argument("--marking-seeds", type=int, nargs="+", default=list(MARKING_SEEDS),
+                        help="marking seeds the appearance 'after' measure averages over")
     parser.add_argument("--output", type=Path, default=Path("models/evaluation/front_back/front_back_ambiguity"),
                         help="writes OUTPUT.md and OUTPUT.json")
     args = parser.parse_args(argv)
@@ -204,9 +284,13 @@ def main(argv: list[str] | None = None) -> int:
         library.get(model_id)  # KeyError naming the unknown id before any work
     config = SceneConfig()
     viewpoints = sample_viewpoints(args.viewpoints, args.seed, config)
+    marking_seeds = tuple(args.marking_seeds)
     renderer = Renderer(nthreads=1)  # leave the other cores to whatever else runs
-    rows = [measure_model(library, m, viewpoints, args.size, args.samples, renderer)
+    loadavg_start, started = _loadavg(), time.monotonic()
+    rows = [measure_model(library, m, viewpoints, args.size, args.samples, renderer, marking_seeds)
             for m in tqdm(model_ids, desc="front/back", unit="model")]
+    machine = {"cpus": os.cpu_count(), "niceness": os.nice(0), "loadavg_start": loadavg_start, "loadavg_end": _loadavg(),
+               "wall_s": round(time.monotonic() - started, 1)}
     result = {
         "command": " ".join([".venv/bin/python scripts/front_back_ambiguity.py",
                              *(sys.argv[1:] if argv is None else argv)]),
@@ -216,7 +300,12 @@ def main(argv: list[str] | None = None) -> int:
                      "elevation_deg_range": list(config.elevation_deg_range),
                      "inplane_deg_range": list(config.inplane_deg_range),
                      "c2_tolerance": C2_TOLERANCE, "similar_iou": SIMILAR_IOU,
-                     "declared_symmetry_deviation": DECLARED_SYMMETRY_DEVIATION},
+                     "declared_symmetry_deviation": DECLARED_SYMMETRY_DEVIATION,
+                     "marking_seeds": list(marking_seeds), "appearance_grey": APPEARANCE_GREY,
+                     "appearance_background": APPEARANCE_BACKGROUND,
+                     "appearance_light_direction": list(APPEARANCE_LIGHT.direction),
+                     "distinct_rgb_difference": DISTINCT_RGB_DIFFERENCE},
+        "machine": machine,
         "categories": summarise(rows),
         "models": rows,
     }
