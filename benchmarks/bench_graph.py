@@ -32,10 +32,11 @@ Targets (issue 6): CPU throughput >= 4 FPS at 640x480, overhead <= 1.15. ``--qui
 run (3 s window, 3 s soak, 2 frames) that writes graph_quick.md/.json instead of graph.md/.json.
 Run it inside scripts/in_netns.sh: DDS stays on this machine (localhost discovery, random domain).
 
-Shared-core mode (``--shared-core [--configs default,passive,one_thread]``, CPU only, no soak):
-per threading configuration (benchmarks/common.py ``THREADING``) one perception_node process with
-that OMP_WAIT_POLICY (``default``: none; the node's entry point would otherwise set PASSIVE, so it
-gets an empty value, which libgomp treats as unset) and ``num_threads`` parameter; it streams a
+Shared-core mode (``--shared-core [--configs default,passive,one_thread,two_workers]``, CPU only, no
+soak): per threading configuration (benchmarks/common.py ``THREADING``) one perception_node process
+with that OMP_WAIT_POLICY (``default``: none; the node's entry point would otherwise set PASSIVE, so
+it gets an empty value, which libgomp treats as unset) and ``num_threads`` and ``inference_workers``
+parameters; it streams a
 ``--warmup`` s warm-up, then an idle ``--seconds`` window, then a busy neighbour (a pure-Python spin
 loop in a child process pinned to one core, bounded in time, killed at the end) starts, and after
 ``--warmup`` s more a shared ``--seconds`` window: throughput (FPS) and latency p50/p95 of both
@@ -296,11 +297,12 @@ def run_graph(frames: list[Frame], checkpoint: Path, device: str, rate_hz: float
 def run_graph_shared(frames: list[Frame], checkpoint: Path, config: str, rate_hz: float, warmup_s: float,
                      seconds: float, log_path: Path, busy_seconds: float) -> dict:
     """One threading configuration in the shared-core mode: perception_node (CPU) with ``config``'s
-    OMP_WAIT_POLICY and ``num_threads``; ``rate_hz`` camera; warm-up, idle window, busy neighbour on
+    OMP_WAIT_POLICY, ``num_threads`` and ``inference_workers``; ``rate_hz`` camera; warm-up, idle window, busy neighbour on
     one core, settling ``warmup_s``, shared window. Returns FPS and latency p50/p95 (ms) per window."""
     feed = CameraFeed(frames)
     spec = perception_graph(model=str(checkpoint), device="cpu")[0]
-    spec = replace(spec, parameters={**spec.parameters, "num_threads": THREADING[config]["num_threads"]})
+    spec = replace(spec, parameters={**spec.parameters, "num_threads": THREADING[config]["num_threads"],
+                                     "inference_workers": THREADING[config]["workers"]})
     windows: dict[str, tuple[int, int]] = {}
     busy_alive = False
     with log_path.open("wb") as log:
@@ -321,9 +323,13 @@ def run_graph_shared(frames: list[Frame], checkpoint: Path, config: str, rate_hz
             feed.close()
     log_text = log_path.read_text(errors="replace")
     serving = next((line for line in log_text.splitlines() if "serving" in line), "")
+    stats = parse_shutdown_stats(log_text) or {}
+    stamps = [s for s, _ in feed.stream.outputs]
     entry: dict = {"config": config, "omp_wait_policy": THREADING[config]["omp_wait_policy"],
-                   "num_threads": THREADING[config]["num_threads"], "serving_line": serving.strip()[-200:],
-                   "busy_alive_to_the_end": busy_alive}
+                   "num_threads": THREADING[config]["num_threads"], "workers": THREADING[config]["workers"],
+                   "serving_line": serving.strip()[-200:], "busy_alive_to_the_end": busy_alive,
+                   "late_results_dropped": int(stats.get("late", 0)),  # several workers: overtaken results
+                   "outputs_out_of_order": sum(b < a for a, b in zip(stamps, stamps[1:], strict=False))}
     for name, (begin, end) in windows.items():
         window = feed.stream.window(begin, end)
         latencies = [(r - s) / 1e6 for s, r in window]
@@ -359,12 +365,13 @@ def markdown_shared(result: dict, args) -> str:
              f"{args.rate:g} Hz; perception_node on the CPU, one process per configuration. Per configuration: "
              f"{args.warmup:g} s warm-up, {args.seconds:g} s idle window, then a pure-Python spin loop pinned to core "
              f"{result['busy_core']}, {args.warmup:g} s settling, {args.seconds:g} s shared window.", "",
-             "| config | OMP_WAIT_POLICY | num_threads | idle FPS | idle latency p50 / p95 (ms) | shared FPS | "
-             "shared latency p50 / p95 (ms) | shared / own idle (ms per frame) | shared / default idle | "
-             "idle FPS / default |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| config | OMP_WAIT_POLICY | num_threads | inference_workers | idle FPS | idle latency p50 / p95 (ms) | "
+             "shared FPS | shared latency p50 / p95 (ms) | shared / own idle (ms per frame) | shared / default idle | "
+             "idle FPS / default |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, e in result["configs"].items():
         s = result["summary"][name]
-        lines.append(f"| {name} | {e['omp_wait_policy'] or 'unset'} | {e['num_threads']} | {e['idle']['throughput_fps']} | "
+        lines.append(f"| {name} | {e['omp_wait_policy'] or 'unset'} | {e['num_threads']} | {e.get('workers', 1)} | "
+                     f"{e['idle']['throughput_fps']} | "
                      f"{e['idle']['latency_ms']['p50']} / {e['idle']['latency_ms']['p95']} | "
                      f"{e['shared']['throughput_fps']} | {e['shared']['latency_ms']['p50']} / "
                      f"{e['shared']['latency_ms']['p95']} | {s['shared_over_own_idle']} | "
@@ -373,7 +380,10 @@ def markdown_shared(result: dict, args) -> str:
               f"configuration's idle time per frame (1000 / FPS); idle throughput within {TARGET_IDLE_LOSS:.0%} of "
               "the default's. Latency = detections_3d receive time minus the image header stamp.",
               "Busy process alive through every shared window: "
-              f"{all(e['busy_alive_to_the_end'] for e in result['configs'].values())}. Serving lines: "
+              f"{all(e['busy_alive_to_the_end'] for e in result['configs'].values())}. Late results dropped (whole "
+              "run; several inference workers) / outputs out of stamp order: "
+              + ", ".join(f"{n}: {e.get('late_results_dropped', 0)} / {e.get('outputs_out_of_order', 0)}"
+                          for n, e in result["configs"].items()) + ". Serving lines: "
               + "; ".join(f"{n}: `{e['serving_line']}`" for n, e in result["configs"].items()), ""]
     return "\n".join(lines)
 
@@ -515,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
                         "bench_model.py --save-inputs (4 per size) instead of rendering them")
     parser.add_argument("--shared-core", action="store_true",
                         help="idle vs beside one busy core, per threading configuration (CPU; see the module doc)")
-    parser.add_argument("--configs", default="default,passive,one_thread",
+    parser.add_argument("--configs", default="default,passive,one_thread,two_workers",
                         help="threading configurations of --shared-core, in order")
     args = parser.parse_args(argv)
     args.command = command_line("bench_graph.py", argv)

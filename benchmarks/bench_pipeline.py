@@ -1,20 +1,25 @@
 """Per-frame pipeline time on idle cores and beside a busy core, per threading configuration.
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--configs default,passive,one_thread] [--frames 6]
+    .venv/bin/python benchmarks/bench_pipeline.py [--configs default,passive,one_thread,two_workers] [--frames 6]
         [--reps 3] [--size 640x480] [--checkpoint PATH] [--viewpoint-checkpoint PATH] [--max-wait 120]
         [--name pipeline_shared_core] [--no-write]
 
 ``Pipeline`` (the shipped model unless ``--checkpoint``; perception_node's score_threshold,
 max_detections and input_size from config/perception.yaml) on ``--frames`` rendered scenes,
-called from one worker thread as perception_node calls it. Each threading configuration
+called from worker threads as perception_node calls it. Each threading configuration
 (benchmarks/common.py ``THREADING``: ``default`` = no OMP_WAIT_POLICY and torch's default
 intra-op threads, today's behaviour of a plain ``Pipeline``; ``passive`` = OMP_WAIT_POLICY=PASSIVE;
-``one_thread`` = ``num_threads=1``) runs in its own process, because OpenMP reads its policy when
-torch loads. In that process, after a warm-up pass: ``--reps`` passes over the frames on idle
-cores, then ``--reps`` passes while a busy neighbour (a pure-Python spin loop in a child process
-pinned to one core, bounded in time, killed at the end) takes one core: milliseconds per frame,
-median and p95, for both phases of the same run. The record names the machine load
-(os.getloadavg before and after), the exact command and each process's threads and policy.
+``one_thread`` = ``num_threads=1``; ``two_workers`` = two threads taking the frames in turn from
+one list and calling the same Pipeline, one intra-op thread each, as perception_node's
+``inference_workers:=2``) runs in its own process, because OpenMP reads its policy when torch
+loads. In that process, after a warm-up pass: ``--reps`` passes over the frames on idle cores,
+then ``--reps`` passes while a busy neighbour (a pure-Python spin loop in a child process pinned
+to one core, bounded in time, killed at the end) takes one core. Per phase: milliseconds per
+frame as throughput (the pass's wall time / frames; what a camera faster than the network gets,
+and what the ratios compare) and per call (median and p95; with several workers each call runs
+beside another, so a call takes longer than a frame's share of the wall time). The record names
+the machine load (os.getloadavg before and after), the exact command and each process's threads
+and policy.
 
 Writes benchmarks/results/<name>.md and .json (default pipeline_shared_core). The issue-18 target:
 beside one busy core at most 1.6x the default configuration's idle time per frame, and idle
@@ -32,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -85,17 +91,33 @@ def run_config(name: str, frames_path: Path, reps: int, checkpoint: Path, viewpo
     data = np.load(frames_path)
     frames = [(rgb, CameraIntrinsics.from_matrix(k, rgb.shape[1], rgb.shape[0])) for rgb, k in zip(data["rgb"], data["K"],
                                                                                                   strict=True)]
-    result: dict = {"config": name, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+    workers = THREADING[name]["workers"]
+    result: dict = {"config": name, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "workers": workers}
+    others = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="inference") if workers > 1 else None
 
-    def timed_pass(pipeline: Pipeline) -> tuple[list[float], list[int]]:
-        times, counts = [], []
-        for _ in range(reps):
-            for rgb, intrinsics in frames:
+    def timed_pass(pipeline: Pipeline, passes: int) -> tuple[list[float], list[int], float]:
+        """``passes`` rounds over the frames, shared out among ``workers`` threads (this one and the
+        pool's): per-call times (ms), detections per call, wall time per frame (ms)."""
+        jobs = [frame for _ in range(passes) for frame in frames]
+        taken, lock, times, counts = iter(range(len(jobs))), threading.Lock(), [], []
+
+        def consume() -> None:
+            while True:
+                with lock:
+                    i = next(taken, None)
+                if i is None:
+                    return
                 start = time.perf_counter()
-                objects = pipeline(rgb, intrinsics)
+                objects = pipeline(*jobs[i])
                 times.append(1e3 * (time.perf_counter() - start))
                 counts.append(len(objects))
-        return times, counts
+
+        start = time.perf_counter()
+        futures = [others.submit(consume) for _ in range(workers - 1)] if others else []
+        consume()
+        for future in futures:
+            future.result()
+        return times, counts, 1e3 * (time.perf_counter() - start) / len(jobs)
 
     def work() -> None:
         pipeline = Pipeline(checkpoint, "cpu", float(params["score_threshold"]),
@@ -103,17 +125,17 @@ def run_config(name: str, frames_path: Path, reps: int, checkpoint: Path, viewpo
                             num_threads=THREADING[name]["num_threads"], viewpoint_checkpoint=viewpoint_checkpoint)
         result["intra_op_threads"] = pipeline.intra_op_threads
         result["viewpoint_stage"] = pipeline.viewpoint_stage is not None
-        for rgb, intrinsics in frames:  # warm-up
-            pipeline(rgb, intrinsics)
-        idle, detections = timed_pass(pipeline)
+        timed_pass(pipeline, 1)  # warm-up, on every worker thread
+        idle, detections, idle_per_frame = timed_pass(pipeline, reps)
         with busy_core(busy_core_index(), busy_seconds) as busy:
-            shared, _ = timed_pass(pipeline)
+            shared, _, shared_per_frame = timed_pass(pipeline, reps)
             result["busy_alive_to_the_end"] = busy.poll() is None
         pipeline.close()
         result["mean_detections"] = round(statistics.fmean(detections), 1)
-        for phase, times in (("idle", idle), ("shared", shared)):
-            result[phase] = {"calls": len(times), "median_ms": round(statistics.median(times), 1),
-                             "p95_ms": percentile(times, 95), "mean_ms": round(statistics.fmean(times), 1)}
+        for phase, times, per_frame in (("idle", idle, idle_per_frame), ("shared", shared, shared_per_frame)):
+            result[phase] = {"calls": len(times), "ms_per_frame": round(per_frame, 1),
+                             "median_ms": round(statistics.median(times), 1), "p95_ms": percentile(times, 95),
+                             "mean_ms": round(statistics.fmean(times), 1)}
 
     outcome: dict = {}
 
@@ -126,20 +148,23 @@ def run_config(name: str, frames_path: Path, reps: int, checkpoint: Path, viewpo
     worker = threading.Thread(target=guarded, name="inference")
     worker.start()
     worker.join()
+    if others:
+        others.shutdown()
     if "error" in outcome:
         raise outcome["error"]
     return result
 
 
 def summarize(results: dict[str, dict]) -> dict:
-    """Ratios against the default configuration's idle median (when it ran) and shared/idle per configuration."""
-    base = results.get("default", {}).get("idle", {}).get("median_ms")
+    """Ratios of throughput time per frame: against the default configuration's idle time (when it
+    ran) and shared/idle per configuration."""
+    base = results.get("default", {}).get("idle", {}).get("ms_per_frame")
     summary = {}
     for name, r in results.items():
-        row = {"shared_over_own_idle": round(r["shared"]["median_ms"] / r["idle"]["median_ms"], 2)}
+        row = {"shared_over_own_idle": round(r["shared"]["ms_per_frame"] / r["idle"]["ms_per_frame"], 2)}
         if base:
-            row["shared_over_default_idle"] = round(r["shared"]["median_ms"] / base, 2)
-            row["idle_over_default_idle"] = round(r["idle"]["median_ms"] / base, 2)
+            row["shared_over_default_idle"] = round(r["shared"]["ms_per_frame"] / base, 2)
+            row["idle_over_default_idle"] = round(r["idle"]["ms_per_frame"] / base, 2)
         summary[name] = row
     return summary
 
@@ -153,16 +178,20 @@ def markdown(record: dict) -> str:
              f"Model: {record['checkpoint']}. {record['frames']} rendered {record['size']} scenes x {record['reps']} "
              f"passes per phase, after a warm-up pass; busy neighbour: a pure-Python spin loop pinned to core "
              f"{record['busy_core']}. Each configuration in its own process.", "",
-             "| config | OMP_WAIT_POLICY | intra-op threads | idle median / p95 (ms) | shared median / p95 (ms) | "
-             "shared / own idle | shared / default idle | idle / default idle |", "|---|---|---|---|---|---|---|---|"]
+             "| config | OMP_WAIT_POLICY | workers x intra-op threads | idle ms/frame; per call median / p95 (ms) | "
+             "shared ms/frame; per call median / p95 (ms) | shared / own idle | shared / default idle | "
+             "idle / default idle |", "|---|---|---|---|---|---|---|---|"]
     for name, r in record["configs"].items():
         s = record["summary"][name]
         policy = r["omp_wait_policy"] if r["omp_wait_policy"] else "unset"
-        lines.append(f"| {name} | {policy} | {r['intra_op_threads']} | {r['idle']['median_ms']} / {r['idle']['p95_ms']} | "
-                     f"{r['shared']['median_ms']} / {r['shared']['p95_ms']} | {s['shared_over_own_idle']} | "
-                     f"{s.get('shared_over_default_idle', 'n/a')} | {s.get('idle_over_default_idle', 'n/a')} |")
+        idle, shared = r["idle"], r["shared"]
+        lines.append(f"| {name} | {policy} | {r.get('workers', 1)} x {r['intra_op_threads']} | {idle['ms_per_frame']}; "
+                     f"{idle['median_ms']} / {idle['p95_ms']} | {shared['ms_per_frame']}; {shared['median_ms']} / "
+                     f"{shared['p95_ms']} | {s['shared_over_own_idle']} | {s.get('shared_over_default_idle', 'n/a')} | "
+                     f"{s.get('idle_over_default_idle', 'n/a')} |")
     lines += ["", f"Targets (issue 18): beside one busy core at most {TARGET_SHARED_OVER_IDLE}x the default "
-              f"configuration's idle time per frame; idle time within {TARGET_IDLE_LOSS:.0%} of it (medians).",
+              f"configuration's idle time per frame; idle time within {TARGET_IDLE_LOSS:.0%} of it. Ratios compare "
+              "ms/frame: a pass's wall time over its frames (throughput; with one worker about the mean per call).",
               "Busy process alive through every shared phase: "
               f"{all(r.get('busy_alive_to_the_end') for r in record['configs'].values())}.", ""]
     return "\n".join(lines)
@@ -170,7 +199,7 @@ def markdown(record: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", default="default,passive,one_thread", help="threading configurations, in order")
+    parser.add_argument("--configs", default="default,passive,one_thread,two_workers", help="threading configurations, in order")
     parser.add_argument("--frames", type=int, default=6, help="distinct rendered scenes")
     parser.add_argument("--reps", type=int, default=3, help="passes over the frames per phase")
     parser.add_argument("--size", default="640x480", help="image size WIDTHxHEIGHT (pixels)")

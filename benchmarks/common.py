@@ -92,15 +92,18 @@ def wait_until_quiet(max_busy: float, max_wait_s: float) -> float:
 
 # --------------------------------------------------------------------------- shared-core mode
 THREADING = {
-    "default": {"omp_wait_policy": None, "num_threads": 0},
-    "passive": {"omp_wait_policy": "PASSIVE", "num_threads": 0},
-    "one_thread": {"omp_wait_policy": None, "num_threads": 1},
+    "default": {"omp_wait_policy": None, "num_threads": 0, "workers": 1},
+    "passive": {"omp_wait_policy": "PASSIVE", "num_threads": 0, "workers": 1},
+    "one_thread": {"omp_wait_policy": None, "num_threads": 1, "workers": 1},
+    "two_workers": {"omp_wait_policy": "PASSIVE", "num_threads": 1, "workers": 2},
 }
 """Threading configurations of the shared-core mode: ``default`` is torch as it comes (no
 OMP_WAIT_POLICY, so libgomp spins a while before it sleeps; torch's default intra-op threads),
 ``passive`` sets ``OMP_WAIT_POLICY=PASSIVE`` (what perception_node's entry point now does),
-``one_thread`` runs one intra-op thread (``num_threads=1``, no policy). ``num_threads`` 0 keeps
-torch's default."""
+``one_thread`` runs one intra-op thread (``num_threads=1``, no policy), ``two_workers`` runs
+frames in parallel instead of one frame's operations: two threads calling the same Pipeline,
+one intra-op thread each (perception_node's ``inference_workers:=2``; PASSIVE, the node's
+policy). ``num_threads`` 0 keeps torch's default; ``workers`` is the number of inference threads."""
 
 BUSY_LOOP = """
 import os, sys, time

@@ -76,7 +76,9 @@ class DetectedObject:
 
 class Pipeline:
     """Runs network 1 on single images (and the shape retrieval when given a database).
-    Thread-compatible, not thread-safe: one caller at a time.
+    Without ``shape_db``, several threads may call one Pipeline at once after a first call (``warm_up``):
+    a call keeps nothing on it but ``intra_op_threads`` (perception_node's ``inference_workers``); the
+    run-time setters are not synchronised with calls in flight. With ``shape_db``: one caller at a time.
 
     ``shape_db``: retrieve a CAD model and the final rotation per object with ``policy`` (the
     resolution policy, default :class:`ResolutionPolicy`'s defaults; settable at run time: assign a

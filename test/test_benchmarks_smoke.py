@@ -60,46 +60,54 @@ def test_threading_configurations_set_the_policy_for_a_fresh_process():
     assert "OMP_WAIT_POLICY" not in common.threading_env("default", base)
     assert common.threading_env("default", base, node=True)["OMP_WAIT_POLICY"] == ""  # the node keeps it unset
     assert common.THREADING["one_thread"]["num_threads"] == 1
+    assert common.THREADING["two_workers"]["workers"] == 2 and common.THREADING["two_workers"]["num_threads"] == 1
     with pytest.raises(ValueError, match="--configs"):
         common.parse_threading("default,spin")
 
 
 def test_bench_pipeline_shared_core_records_idle_and_shared_per_configuration(tiny_checkpoint):
     before = set(_busy_loops())
-    run = subprocess.run([sys.executable, "benchmarks/bench_pipeline.py", "--configs", "default,one_thread",
+    run = subprocess.run([sys.executable, "benchmarks/bench_pipeline.py", "--configs", "default,one_thread,two_workers",
                           "--frames", "1", "--reps", "1", "--size", "160x120", "--checkpoint", str(tiny_checkpoint),
                           "--viewpoint-checkpoint", "", "--max-wait", "0", "--no-write"],
                          cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     entries = [json.loads(line) for line in run.stdout.splitlines() if line.startswith('  {"config"')]
-    assert [e["config"] for e in entries] == ["default", "one_thread"]
-    default, one = entries
+    assert [e["config"] for e in entries] == ["default", "one_thread", "two_workers"]
+    default, one, two = entries
     assert default["omp_wait_policy"] is None and one["intra_op_threads"] == 1
+    assert (two["workers"], two["intra_op_threads"], two["omp_wait_policy"]) == (2, 1, "PASSIVE")
     for entry in entries:
         assert entry["busy_alive_to_the_end"]
         for phase in ("idle", "shared"):
             assert entry[phase]["calls"] == 1 and 0 < entry[phase]["median_ms"] <= entry[phase]["p95_ms"]
-    rows = [line for line in run.stdout.splitlines() if line.startswith(("| default |", "| one_thread |"))]
-    assert len(rows) == 2 and "| 1.0 |" in rows[0]  # default against itself
+            assert entry[phase]["ms_per_frame"] > 0
+    rows = [line for line in run.stdout.splitlines() if line.startswith(("| default |", "| one_thread |",
+                                                                         "| two_workers |"))]
+    assert len(rows) == 3 and "| 1.0 |" in rows[0] and "| 2 x 1 |" in rows[2]  # default against itself
     assert "Load average (1/5/15 min) before: [" in run.stdout and "bench_pipeline.py --configs" in run.stdout
     assert set(_busy_loops()) <= before  # ours were killed
 
 
 def test_bench_graph_shared_core_records_idle_and_shared_windows(tiny_checkpoint):
     before = set(_busy_loops())
-    run = subprocess.run([sys.executable, "benchmarks/bench_graph.py", "--shared-core", "--configs", "default",
+    run = subprocess.run([sys.executable, "benchmarks/bench_graph.py", "--shared-core", "--configs", "default,two_workers",
                           "--frames", "1", "--size", "160x120", "--warmup", "1", "--seconds", "2", "--checkpoint",
                           str(tiny_checkpoint), "--max-wait", "0", "--no-write"],
                          cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     entries = [json.loads(line) for line in run.stdout.splitlines() if line.startswith('  {"config"')]
-    assert len(entries) == 1
-    entry = entries[0]
-    assert entry["busy_alive_to_the_end"] and "OMP_WAIT_POLICY=)" in entry["serving_line"]  # left unset
-    for window in ("idle", "shared"):
-        assert entry[window]["outputs"] >= 1 and entry[window]["throughput_fps"] > 0
-        assert 0 < entry[window]["latency_ms"]["p50"] <= entry[window]["latency_ms"]["p95"]
-    assert "| default | unset | 0 |" in run.stdout and "Load average (1/5/15 min) before: [" in run.stdout
+    assert [e["config"] for e in entries] == ["default", "two_workers"]
+    default, two = entries
+    assert "OMP_WAIT_POLICY=)" in default["serving_line"]  # left unset
+    assert "(2 inference workers, each 1 intra-op threads, OMP_WAIT_POLICY=PASSIVE)" in two["serving_line"]
+    for entry in entries:
+        assert entry["busy_alive_to_the_end"] and entry["outputs_out_of_order"] == 0
+        for window in ("idle", "shared"):
+            assert entry[window]["outputs"] >= 1 and entry[window]["throughput_fps"] > 0
+            assert 0 < entry[window]["latency_ms"]["p50"] <= entry[window]["latency_ms"]["p95"]
+    assert "| default | unset | 0 | 1 |" in run.stdout and "| two_workers | PASSIVE | 1 | 2 |" in run.stdout
+    assert "Load average (1/5/15 min) before: [" in run.stdout
     assert set(_busy_loops()) <= before  # ours were killed
 
 

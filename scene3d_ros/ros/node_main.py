@@ -61,7 +61,7 @@ def run_node(factory: Callable[[], Node], name: str, startup_errors: tuple[type[
     prints every thread's Python stack to stderr (to see where a node that does not respond is).
 
     Stopping is ordered: SIGINT/SIGTERM only ask the spin loop to end; then the node is destroyed
-    (perception_node joins its inference thread, so nothing publishes any more) and only then is
+    (perception_node joins its inference threads, so nothing publishes any more) and only then is
     the ROS context shut down. rclpy's own signal handlers would shut the context down first, under
     a worker thread that may be publishing at that moment.
     """

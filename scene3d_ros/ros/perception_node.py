@@ -22,15 +22,19 @@ image's header (stamp and frame_id):
 Poses follow the optical-frame convention of the image's frame (REP 103): an empty frame_id, or
 one that does not name an optical frame (often the camera body frame), is warned about once.
 
-Image callbacks only hand the still-serialized message to a keep-latest slot; one inference
+Image callbacks only hand the still-serialized message to a keep-latest slot; an inference
 thread deserializes the newest frame and runs the network (a frame is never processed twice;
 frames arriving during inference replace each other, count as dropped and are never
 deserialized). The network is loaded and run on that thread only (see
-``_start_inference_thread``). Bad input (encodings, sizes, intrinsics) is logged, throttled, and
+``_start_inference_threads``), unless ``inference_workers`` asks for several: each worker then
+takes the newest frame when it is free and runs the same network on it (frames in parallel
+instead of one frame's operations in parallel), and a result that another worker's newer frame
+overtook is dropped, counted and logged, never published out of order
+(:class:`~scene3d_ros.frame_queue.PublishOrder`). Bad input (encodings, sizes, intrinsics) is logged, throttled, and
 the node keeps serving. A publisher whose QoS the image or camera_info subscription cannot match
 (DDS then delivers nothing) is reported with a warning that names the fix. At shutdown the node
 logs its counters (frames processed, mean processing time, received, dropped, debug images
-rendered); :func:`parse_shutdown_stats` reads them back.
+rendered, results dropped as late); :func:`parse_shutdown_stats` reads them back.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ import time
 from functools import partial
 
 import numpy as np
+import torch
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, SetParametersResult
 from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
 from rclpy.node import Node
@@ -58,7 +63,7 @@ from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from scene3d_ros import MASK_THRESHOLD
-from scene3d_ros.frame_queue import LatestFrameQueue
+from scene3d_ros.frame_queue import LatestFrameQueue, PublishOrder
 from scene3d_ros.geometry import CameraIntrinsics
 from scene3d_ros.model import CheckpointError
 from scene3d_ros.pipeline import DetectedObject, Pipeline
@@ -70,6 +75,7 @@ from scene3d_ros.ros.conversions import (
     image_msg_to_rgb,
     intrinsics_from_camera_info,
     rgb8_image_msg,
+    stamp_to_ns,
     transform_stamped_msg,
 )
 from scene3d_ros.ros.node_main import TF_QOS, declare_described, run_node
@@ -80,11 +86,15 @@ from scene3d_ros.world.cad_library import CadLibraryError
 THROTTLE_S = 5.0
 RELEASED_LOG = "released the network"
 """Logged by the inference thread when it has stopped and dropped the network (GPU memory freed)."""
+MAX_INFERENCE_WORKERS = 8
+STOP_TIMEOUT_S = 10.0
+"""How long a stopping node waits for its inference threads to finish their current frames (s)."""
 # The counters the node logs when it stops (see PerceptionNode.destroy_node); parse_shutdown_stats reads them back.
 _SHUTDOWN_STATS = re.compile(
     r"processed (?P<processed>\d+) frames \(mean (?P<processing_ms>[\d.]+) ms each\b[^;)]*"
     r"(?:; network (?P<inference_ms>[\d.]+) ms)?\); received "
-    r"(?P<received>\d+), dropped (?P<dropped>\d+); debug images rendered (?P<debug_images_rendered>\d+)")
+    r"(?P<received>\d+), dropped (?P<dropped>\d+); debug images rendered (?P<debug_images_rendered>\d+)"
+    r"(?:; late results dropped (?P<late>\d+))?")
 
 
 def parse_shutdown_stats(log: str) -> dict[str, float] | None:
@@ -94,7 +104,8 @@ def parse_shutdown_stats(log: str) -> dict[str, float] | None:
     it off the queue to the last publish: conversion + network + messages, milliseconds),
     ``inference_ms`` (of that, the mean time in the network call; absent in older logs),
     ``received`` (images offered to the keep-latest queue), ``dropped`` (replaced before inference
-    took them), ``debug_images_rendered``.
+    took them), ``debug_images_rendered``, ``late`` (results of several inference workers dropped
+    because a newer frame's result was published first; absent in older logs).
     """
     matches = list(_SHUTDOWN_STATS.finditer(log))
     if not matches:
@@ -124,7 +135,7 @@ class PerceptionNode(Node):
         self._default_hfov = p["default_hfov_deg"]
         self._publish_tf = p["publish_tf"]
         self._running = True
-        self._pipeline = self._start_inference_thread(p)
+        self._pipeline = self._start_inference_threads(p)
         self._descriptor_dim = int(self._pipeline.model.config.descriptor.dim)
         self.add_on_set_parameters_callback(self._on_parameters)
 
@@ -147,6 +158,7 @@ class PerceptionNode(Node):
         self._camera_info: CameraInfo | None = None
         self._last_errors: dict[str, float] = {}
         self._frames: LatestFrameQueue = LatestFrameQueue()
+        self._order = PublishOrder()  # the inference workers publish in time order
         self._processed = 0
         self._processing_s = 0.0  # wall time spent on processed frames, seconds
         self._inference_s = 0.0  # of that, in the network call
@@ -159,8 +171,9 @@ class PerceptionNode(Node):
         self.create_subscription(Image, "image", self._frames.put, input_qos, raw=True,
                                  event_callbacks=self._incompatible_qos_warning("image"))
         self._serving.set()
+        workers = f"{len(self._workers)} inference workers, each " if len(self._workers) > 1 else ""
         self.get_logger().info(f"serving {self._pipeline.checkpoint} on {self._pipeline.device} "
-                               f"({self._pipeline.intra_op_threads} intra-op threads, "
+                               f"({workers}{self._pipeline.intra_op_threads} intra-op threads, "
                                f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}); image QoS "
                                f"{p['image_reliability']}, depth {p['qos_depth']}")
 
@@ -187,9 +200,15 @@ class PerceptionNode(Node):
                                       floating_point_range=[FloatingPointRange(from_value=0.05, to_value=0.95)]),
             "max_detections": declare("max_detections", 20, "At most this many objects per image (run time).",
                                       integer_range=[IntegerRange(from_value=1, to_value=100)]),
-            "num_threads": declare("num_threads", 0, "torch intra-op CPU threads of the inference thread (0: torch's "
-                                   "default, one per physical core).", integer_range=[IntegerRange(from_value=0, to_value=256)],
+            "num_threads": declare("num_threads", 0, "torch intra-op CPU threads of each inference thread (0: "
+                                   "torch's default, one per physical core, shared out among the inference "
+                                   "workers).", integer_range=[IntegerRange(from_value=0, to_value=256)],
                                    read_only=True),
+            "inference_workers": declare("inference_workers", 1, "Inference threads, each running the network on "
+                                         "its own frame (frames in parallel); results overtaken by a newer frame's "
+                                         "are dropped, never published out of order.",
+                                         integer_range=[IntegerRange(from_value=1, to_value=MAX_INFERENCE_WORKERS)],
+                                         read_only=True),
             "input_size": declare("input_size", 0, "Shorter image side the network runs at, pixels (0: model default).",
                                   integer_range=[IntegerRange(from_value=0, to_value=1600)], read_only=True),
             "image_reliability": declare("image_reliability", "best_effort",
@@ -276,22 +295,37 @@ class PerceptionNode(Node):
             self._last_errors[text] = now
             self.get_logger().error(text)
 
-    # ----------------------------------------------------------------------- inference thread
-    def _start_inference_thread(self, p: dict) -> Pipeline:
-        """Load the network on the inference thread and return it once warmed up.
+    # ----------------------------------------------------------------------- inference threads
+    def _start_inference_threads(self, p: dict) -> Pipeline:
+        """Load the network on the first inference thread, start the others, and return it once warmed up.
 
-        Every torch call of this node happens on that one thread: once another thread (here the
-        executor's) has run a parallel CPU op, OpenMP keeps a second thread team and inference on
-        the worker ran 1.45x slower (benchmarks/results/inference_thread.md). Loading errors are raised here.
+        With one worker every torch call of this node happens on that one thread: once another
+        thread (here the executor's) has run a parallel CPU op, OpenMP keeps a second thread team
+        and inference on the worker ran 1.45x slower (benchmarks/results/inference_thread.md). With
+        ``inference_workers`` N > 1 all N threads call the same Pipeline (safe: a call keeps no
+        state on it), each with ``num_threads`` intra-op threads (0: torch's default divided by N,
+        at least 1). The first thread releases the network once all have stopped. Loading errors
+        are raised here.
         """
         loaded, outcome = threading.Event(), {}
         self._serving = threading.Event()  # set when the subscriptions exist
+        count = int(p["inference_workers"])
+        if not 1 <= count <= MAX_INFERENCE_WORKERS:  # the declared range holds for parameters set by ROS
+            raise ValueError(f"inference_workers must be in 1..{MAX_INFERENCE_WORKERS}, got {count}")
 
-        def run() -> None:
+        def serve(pipeline: Pipeline, warm_up: bool) -> None:
+            if warm_up:  # this thread's first call, before frames wait for it
+                pipeline.warm_up()
+            while self._running and not self._serving.wait(0.2):
+                pass
+            self._inference_loop(pipeline)
+
+        def first() -> None:
             try:
+                threads = p["num_threads"] or (0 if count == 1 else max(1, torch.get_num_threads() // count))
                 pipeline = Pipeline(p["model_path"] or None, p["device"], p["score_threshold"],
                                     max_detections=p["max_detections"], input_size=p["input_size"] or None,
-                                    mask_threshold=p["mask_threshold"], num_threads=p["num_threads"],
+                                    mask_threshold=p["mask_threshold"], num_threads=threads,
                                     viewpoint_checkpoint=_viewpoint_checkpoint(p["viewpoint_model_path"]),
                                     viewpoint_k=p["viewpoint_hypotheses"])
                 pipeline.warm_up()
@@ -301,33 +335,41 @@ class PerceptionNode(Node):
             loaded.set()
             if "pipeline" in outcome:
                 try:
-                    while self._running and not self._serving.wait(0.2):
-                        pass
-                    self._inference_loop()
-                finally:  # released here, on the thread that uses it, once the last frame is done
+                    serve(outcome["pipeline"], warm_up=False)
+                finally:  # released here, on the thread that loaded it, once every worker is done
+                    for worker in self._workers[1:]:
+                        if worker.ident is not None:
+                            worker.join()
                     outcome["pipeline"].close()
                     self.get_logger().info(RELEASED_LOG)
 
-        self._worker = threading.Thread(target=run, name="inference", daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=first, name="inference", daemon=True)]
+        self._workers[0].start()
         loaded.wait()
         if "error" in outcome:
             self._running = False
             raise outcome["error"]
+        for k in range(1, count):
+            worker = threading.Thread(target=serve, args=(outcome["pipeline"], True), name=f"inference-{k}",
+                                      daemon=True)
+            self._workers.append(worker)
+            worker.start()
         return outcome["pipeline"]
 
-    def _inference_loop(self) -> None:
+    def _inference_loop(self, pipeline: Pipeline) -> None:
+        """One inference worker: take the newest frame, run the network, publish in time order."""
         while self._running:
-            serialized = self._frames.get(timeout=0.2)
-            if serialized is None:
+            taken = self._frames.get_numbered(timeout=0.2)
+            if taken is None:
                 continue
+            sequence, serialized = taken
             start = time.perf_counter()
             msg = deserialize_message(serialized, Image)
             try:
                 rgb = image_msg_to_rgb(msg)
                 intrinsics = self._intrinsics(rgb.shape[1], rgb.shape[0])
                 network_start = time.perf_counter()
-                objects = self._pipeline(rgb, intrinsics)
+                objects = pipeline(rgb, intrinsics)
                 network_s = time.perf_counter() - network_start
             except ImageConversionError as exc:
                 self._throttled_error(f"dropping image: {exc}")
@@ -337,17 +379,27 @@ class PerceptionNode(Node):
                 continue
             if not self._running:
                 break
-            self._check_frame(msg.header.frame_id)
             try:
-                self._publish(msg.header, rgb, intrinsics, objects)
+                messages = self._messages(msg.header, rgb, intrinsics, objects)
+                with self._order.publishing(sequence, stamp_to_ns(msg.header.stamp)) as admitted:
+                    if admitted:  # the order's lock is held: one frame's messages go out together
+                        self._check_frame(msg.header.frame_id)
+                        for publisher, message in messages:
+                            publisher.publish(message)
+                        self.debug_images_rendered += int(any(pub is self._pub_debug for pub, _ in messages))
+                        self._processed += 1
+                        self._processing_s += time.perf_counter() - start
+                        self._inference_s += network_s
             except Exception as exc:  # the context may shut down under us while stopping
                 if not self._running:
                     break
                 self.get_logger().error(f"publishing failed: {exc}", throttle_duration_sec=THROTTLE_S)
                 continue
-            self._processed += 1
-            self._processing_s += time.perf_counter() - start
-            self._inference_s += network_s
+            if not admitted:
+                stamp = msg.header.stamp
+                self.get_logger().info(f"dropped the result of the image stamped {stamp.sec}.{stamp.nanosec:09d}: "
+                                       "another inference worker published a newer frame's result first "
+                                       f"({self._order.late} so far)", throttle_duration_sec=THROTTLE_S)
 
     def _check_frame(self, frame_id: str) -> None:
         """Warn once per image frame_id that is empty or does not look like an optical frame."""
@@ -358,33 +410,36 @@ class PerceptionNode(Node):
         if problem:
             self.get_logger().warning(problem)
 
-    def _publish(self, msg_header, rgb: np.ndarray, intrinsics: CameraIntrinsics,
-                 objects: list[DetectedObject]) -> None:
+    def _messages(self, msg_header, rgb: np.ndarray, intrinsics: CameraIntrinsics,
+                  objects: list[DetectedObject]) -> list[tuple]:
+        """(publisher, message) of every output of one frame, in publishing order; the debug image
+        is rendered only while someone subscribes to it."""
         names = [f"{o.category}_{k}" for k, o in enumerate(objects)]
+        out: list[tuple] = []
         if self._pub_2d is not None:
-            self._pub_2d.publish(Detection2DArray(header=msg_header, detections=[
+            out.append((self._pub_2d, Detection2DArray(header=msg_header, detections=[
                 detection2d_msg(msg_header, o.box, o.category, o.score, name)
-                for o, name in zip(objects, names, strict=True)]))
-        self._pub_3d.publish(Detection3DArray(header=msg_header, detections=[
+                for o, name in zip(objects, names, strict=True)])))
+        out.append((self._pub_3d, Detection3DArray(header=msg_header, detections=[
             detection3d_msg(msg_header, o.category, o.score, o.quaternion, o.translation, o.size, name)
-            for o, name in zip(objects, names, strict=True)]))
+            for o, name in zip(objects, names, strict=True)])))
         if self._pub_desc is not None:
-            self._pub_desc.publish(descriptors_msg(msg_header, np.array([o.descriptor for o in objects], np.float32)
-                                                   .reshape(len(objects), self._descriptor_dim)))
+            out.append((self._pub_desc, descriptors_msg(msg_header, np.array([o.descriptor for o in objects], np.float32)
+                                                        .reshape(len(objects), self._descriptor_dim))))
         if self._pub_masks is not None:
-            self._pub_masks.publish(box_masks_msg(msg_header, np.array([o.box_mask for o in objects], np.float32)))
+            out.append((self._pub_masks, box_masks_msg(msg_header, np.array([o.box_mask for o in objects], np.float32))))
         if self._pub_hypotheses is not None:
             k = self._hypotheses_k
-            self._pub_hypotheses.publish(hypotheses_msg(
+            out.append((self._pub_hypotheses, hypotheses_msg(
                 msg_header, np.array([o.hypotheses for o in objects], np.float64).reshape(len(objects), k, 4),
-                np.array([o.hypothesis_scores for o in objects], np.float64).reshape(len(objects), k)))
+                np.array([o.hypothesis_scores for o in objects], np.float64).reshape(len(objects), k))))
         if self._publish_tf and objects and msg_header.frame_id:
-            self._pub_tf.publish(TFMessage(transforms=[
+            out.append((self._pub_tf, TFMessage(transforms=[
                 transform_stamped_msg(msg_header, self._tf_prefix + name, o.quaternion, o.translation)
-                for o, name in zip(objects, names, strict=True)]))
+                for o, name in zip(objects, names, strict=True)])))
         if self._pub_debug.get_subscription_count() > 0:
-            self._pub_debug.publish(rgb8_image_msg(draw_objects(rgb, objects, intrinsics), msg_header))
-            self.debug_images_rendered += 1
+            out.append((self._pub_debug, rgb8_image_msg(draw_objects(rgb, objects, intrinsics), msg_header)))
+        return out
 
     def destroy_node(self) -> None:
         if not hasattr(self, "_frames"):  # the constructor failed (the start-up error is logged by run_node)
@@ -393,17 +448,21 @@ class PerceptionNode(Node):
             return
         self._running = False
         self._frames.close()
-        self._worker.join(timeout=10.0)
-        if self._worker.is_alive():
-            self.get_logger().warning("the inference thread is still busy after 10 s; it releases the network "
-                                      "when its current frame is done")
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for worker in self._workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        busy = [w.name for w in self._workers if w.is_alive()]
+        if busy:
+            self.get_logger().warning(f"inference threads {', '.join(busy)} still busy after {STOP_TIMEOUT_S:g} s; "
+                                      "the network is released when their current frames are done")
         stats = self._frames.stats
         mean_ms = 1e3 * self._processing_s / max(self._processed, 1)
         network_ms = 1e3 * self._inference_s / max(self._processed, 1)
         self.get_logger().info(f"processed {self._processed} frames (mean {mean_ms:.1f} ms each: conversion, "
                                f"inference, publishing; network {network_ms:.1f} ms); received {stats.offered}, "
                                f"dropped {stats.dropped}; "
-                               f"debug images rendered {self.debug_images_rendered}")
+                               f"debug images rendered {self.debug_images_rendered}; "
+                               f"late results dropped {self._order.late}")
         super().destroy_node()
 
 
