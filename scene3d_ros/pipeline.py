@@ -19,6 +19,7 @@ from scene3d_ros import MASK_THRESHOLD
 from scene3d_ros.geometry import CameraIntrinsics, canonical_quaternion, matrix_to_quaternion
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.model.device import resolve_device
+from scene3d_ros.model.fast_path import apply_fast_path
 from scene3d_ros.model.viewpoint import ViewpointStage, category_symmetries
 from scene3d_ros.model.viewpoint_checkpoint import build_viewpoint_model
 from scene3d_ros.paths import default_model_path, default_viewpoint_model_path
@@ -89,6 +90,10 @@ class Pipeline:
     ``viewpoint_checkpoint``: the crop viewpoint stage (:mod:`scene3d_ros.model.viewpoint`) run
     after network 1 on every kept detection (default: the shipped one, when there is one; ``""``:
     none), giving ``viewpoint_k`` rotation hypotheses per object for the resolution policy.
+    ``fast_path``: on CPU, fold the networks' batch norms into their convolutions and run network
+    1's convolutions channels-last (:mod:`scene3d_ros.model.fast_path`; the same outputs within
+    float rounding; the speed-up is in benchmarks/results/cpu_path.md); ``False`` runs the networks as loaded.
+    ``fast_path_applied`` says whether it is in use (never on CUDA).
     """
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", score_threshold: float = 0.5,
@@ -96,7 +101,7 @@ class Pipeline:
                  shape_db: ShapeDatabase | None = None, policy: ResolutionPolicy | None = None,
                  mask_threshold: float = MASK_THRESHOLD,
                  num_threads: int = 0, viewpoint_checkpoint: str | Path | None = None,
-                 viewpoint_k: int = 5) -> None:
+                 viewpoint_k: int = 5, fast_path: bool = True) -> None:
         if int(num_threads) < 0:
             raise ValueError(f"num_threads must be >= 0 (0: torch's default), got {num_threads}")
         self.num_threads = int(num_threads)
@@ -123,6 +128,9 @@ class Pipeline:
             network = build_viewpoint_model(viewpoint_checkpoint, self.device, expected_classes=self.classes)
             self.viewpoint_stage = ViewpointStage(network, self.classes, viewpoint_k,
                                                   category_symmetries(self.library, self.classes))
+        self.fast_path_applied = bool(fast_path) and self.device.type == "cpu"
+        if self.fast_path_applied:
+            apply_fast_path(self.model, self.viewpoint_stage.model if self.viewpoint_stage is not None else None)
         self.shape_db = shape_db
         self.policy = policy or ResolutionPolicy()
         if not 0.0 < mask_threshold < 1.0:
