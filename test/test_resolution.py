@@ -231,3 +231,119 @@ def test_final_rotation_hypothesis_publishes_the_winning_hypothesis_not_the_view
     two = ObjectQuery("car", np.zeros(4, np.float32), np.stack([_quat(30.0), _quat(120.0)]), np.array([0.9, 0.1]),
                       translation=translation, mask=MASK_WIDE)
     np.testing.assert_allclose(auto.resolve(db, [two])[0].quaternion, expected.numpy(), atol=1e-9)
+
+
+# --------------------------------------------------------------------------- camera scoring
+def _l_shaped_car():
+    """A front/back-asymmetric mesh (object frame: +x front, +z up, metres): a long low body and a
+    tall cabin at the back, so the object turned 180 deg about its up axis shows another outline."""
+    import trimesh
+
+    body = trimesh.creation.box(extents=(2.0, 0.8, 0.5))
+    cabin = trimesh.creation.box(extents=(0.6, 0.8, 0.9))
+    cabin.apply_translation((-0.7, 0.0, 0.7))
+    mesh = trimesh.util.concatenate([body, cabin])
+    mesh.apply_translation(-mesh.bounds.mean(axis=0))
+    return mesh
+
+
+def _rendered_object(rotation: np.ndarray, translation: np.ndarray):
+    """The scene's camera, the object's tight box (pixel edges) and its 28 x 28 box mask, as Mask
+    R-CNN's mask targets are cut (roi_align, 2 x 2 samples per cell) from the rendered instance map."""
+    from torchvision.ops import roi_align
+
+    from scene3d_ros.geometry import CameraIntrinsics
+    from scene3d_ros.world.renderer import Renderer, RenderObject
+
+    camera = CameraIntrinsics.from_fov(320, 240, 60.0)
+    mesh = _l_shaped_car()
+    instance = Renderer(nthreads=1).render([RenderObject(mesh, rotation, translation)], camera, amodal=False).instance
+    rows, cols = np.nonzero(instance == 0)
+    box = np.array([cols.min(), rows.min(), cols.max() + 1.0, rows.max() + 1.0])
+    mask = roi_align(torch.from_numpy((instance == 0).astype(np.float32))[None, None],
+                     [torch.tensor(box, dtype=torch.float32)[None]], (28, 28), 1.0, 2, False)[0, 0].numpy()
+    return mesh, camera, box, mask
+
+
+def _soft_iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.minimum(a, b).sum() / np.maximum(a, b).sum())
+
+
+TURN = np.diag([-1.0, -1.0, 1.0])  # 180 deg about the object's up axis (+z)
+
+
+def test_the_camera_silhouette_of_the_true_pose_matches_the_rendered_mask_better_than_the_turned_pose() -> None:
+    from scene3d_ros.geometry import CameraIntrinsics, viewpoint_rotation
+    from scene3d_ros.retrieval.resolution import camera_silhouette
+
+    for azimuth, elevation, translation in ((80.0, 10.0, (0.4, -0.3, 6.0)), (250.0, 25.0, (-1.5, 0.8, 5.0))):
+        rotation = viewpoint_rotation(azimuth, elevation, 5.0)
+        mesh, camera, box, mask = _rendered_object(rotation, np.array(translation))
+        true = camera_silhouette(mesh, rotation, np.array(translation), box, camera, 28)
+        turned = camera_silhouette(mesh, rotation @ TURN, np.array(translation), box, camera, 28)
+        assert true.shape == (28, 28) and true.dtype == np.float32 and 0.0 <= true.min() and true.max() <= 1.0
+        assert _soft_iou(mask, true) > 0.93, _soft_iou(mask, true)
+        assert _soft_iou(mask, turned) < _soft_iou(mask, true) - 0.1, (_soft_iou(mask, turned), _soft_iou(mask, true))
+        # the same camera and pose rendered farther away fills less of the box
+        farther = camera_silhouette(mesh, rotation, 1.3 * np.array(translation), box, camera, 28)
+        assert _soft_iou(mask, farther) < _soft_iou(mask, true) - 0.1
+    with pytest.raises(ValueError, match="x1 > x0"):
+        camera_silhouette(mesh, rotation, np.array(translation), np.array([10.0, 10.0, 10.0, 20.0]),
+                          CameraIntrinsics.from_fov(320, 240, 60.0), 28)
+
+
+class _OneMeshLibrary:
+    """A CAD-library stand-in for ModelPoints: every model id is the L-shaped car."""
+
+    def __init__(self, mesh) -> None:
+        self._mesh = mesh
+
+    def mesh(self, model_id: str):
+        return self._mesh.copy()
+
+
+def test_camera_scoring_picks_the_true_hypothesis_over_a_more_probable_flipped_one() -> None:
+    from scene3d_ros.geometry import viewpoint_rotation
+    from scene3d_ros.model.rotations import egocentric_to_allocentric
+    from scene3d_ros.retrieval.translation import ModelPoints
+
+    rotation, translation = viewpoint_rotation(70.0, 15.0, 0.0), np.array([0.6, -0.2, 6.0])
+    mesh, camera, box, mask = _rendered_object(rotation, translation)
+    true_ego = matrix_to_quaternion(rotation)
+    flip_ego = matrix_to_quaternion(rotation @ TURN)
+    allo = egocentric_to_allocentric(torch.tensor(np.stack([flip_ego, true_ego])), torch.tensor(translation)[None]
+                                     .expand(2, 3)).numpy()
+    # two views of the one model, at both hypotheses, with the same descriptor and the same (box-normalised)
+    # silhouette: the database's views cannot tell them apart, the camera can
+    db = _db([np.zeros(4), np.zeros(4)], allo, ["car_l", "car_l"], [WIDE, WIDE])
+    shapes = ModelPoints(_OneMeshLibrary(mesh))
+    query = ObjectQuery.from_egocentric("car", np.zeros(4), np.stack([flip_ego, true_ego]), translation * 1.15, mask,
+                                        intrinsics=camera, probabilities=np.array([0.6, 0.4]), box=box)
+    views_only = ResolutionPolicy(camera_weight=0.0)
+    views = views_only.resolve(db, [query], shapes=shapes)[0]
+    assert views.hypothesis == 0 and not views.camera_scored  # the more probable (flipped) one
+    camera_policy = ResolutionPolicy(camera_weight=20.0)
+    result = camera_policy.resolve(db, [query], shapes=shapes)[0]
+    assert result.hypothesis == 1 and not result.flipped and result.model_id == "car_l" and result.camera_scored
+    assert result.silhouette_iou > 0.9 and result.confidence == pytest.approx(0.4 * result.silhouette_iou)
+    # the final pose: the true rotation, at the translation fitted to the box (the query's was 15 % too far)
+    np.testing.assert_allclose(result.translation, translation, rtol=0.03)
+    assert np.degrees(2.0 * np.arccos(min(1.0, abs(float(np.dot(result.quaternion, true_ego)))))) < 1.0
+    # azimuth flips: the flip of the more probable hypothesis is the truth, and it wins
+    only_flip = ObjectQuery.from_egocentric("car", np.zeros(4), flip_ego, translation, mask, intrinsics=camera, box=box)
+    flipped = camera_policy.replace(azimuth_flips=True).resolve(db, [only_flip], shapes=shapes)[0]
+    assert flipped.flipped and flipped.hypothesis == 0
+    # without a camera, a box or meshes, and for one rotation without flips: the database's views score
+    for fallback, shapes_i in ((dataclasses.replace(query, intrinsics=None), shapes),
+                               (dataclasses.replace(query, box=None), shapes), (query, shapes.__call__), (query, None)):
+        a = camera_policy.resolve(db, [fallback], shapes=shapes_i)[0]
+        assert a == views_only.resolve(db, [fallback], shapes=shapes_i)[0] and not a.camera_scored
+    assert camera_policy.resolve(db, [only_flip], shapes=shapes) == views_only.resolve(db, [only_flip], shapes=shapes)
+
+
+def test_camera_scoring_parameters_are_checked() -> None:
+    for bad in ({"camera_weight": -1.0}, {"camera_weight": float("nan")}, {"camera_models": 0},
+                {"camera_models": 1.5}, {"camera_models": True}):
+        with pytest.raises(ValueError):
+            ResolutionPolicy(**bad)
+    assert ResolutionPolicy(camera_weight=0.0, camera_models=2).camera_models == 2

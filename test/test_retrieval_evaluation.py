@@ -292,7 +292,9 @@ def test_evaluate_reports_top1_for_seen_and_unseen_models(setup, tmp_path, capsy
                                                        "gt_boxes/predicted_prior+silhouette",
                                                        "detected/predicted_prior+silhouette"]
     assert summary["silhouette_check"] == {"weight": 20.0, "angle_weight": 5.0, "candidates": 64,
-                                           "max_angle_deg": 90.0}
+                                           "max_angle_deg": 90.0, "camera_weight": 20.0, "camera_models": 4}
+    # the shipped policy's cost per object is measured on every object it resolved
+    assert summary["policy_objects"] > 0 and summary["policy_ms_per_object"] > 0.0
     # the final translation (fitted to the retrieved model's projection) is scored next to the network's
     assert summary["policy"]["fit_translation"] is True
     for setting, methods in summary["translation"].items():
@@ -430,13 +432,32 @@ def test_silhouette_variants_and_the_rotation_of_the_chosen_view_by_hand():
     assert refinement["network"]["per_category"]["car"]["median_deg"] == pytest.approx(40.0, abs=1e-3)
     assert refinement["silhouette_check"]["per_category"]["car"]["median_deg"] == pytest.approx(0.0, abs=1e-3)
     assert refinement["network"]["mean_acc_pi_6"] == 0.0 and refinement["silhouette_check"]["mean_acc_pi_6"] == 1.0
+    assert refinement["network"]["flips"] == 0.0 and refinement["silhouette_check"]["flips"] == 0.0
     markdown = to_markdown(summary)
     assert "## Rotation from the silhouette check" in markdown and "| car | 1 | 40.0 | 0.0 | 0.000 | 1.000 |" in markdown
+    assert "Flips: network 0.000, policy 0.000." in markdown
     # without masks in the predictions the check cannot run, and says so
     with pytest.raises(ValueError, match="box_masks"):
         evaluator.add("gt_boxes", _pred([_onehot(0)], [CAR]), _gt(["car_b"], [CAR]))
     with pytest.raises(ValueError, match="view silhouettes"):
         RetrievalEvaluator(DB, ResolutionPolicy())
+
+
+def test_pose_refinement_counts_flips_over_150_degrees():
+    """A rotation turned 180 deg about the object's up axis is a flip (> 150 deg); 40 deg off is not."""
+    wide = np.zeros((28, 28), np.uint8)
+    wide[8:20, :] = 255
+    db = _database([("car_a", "car", _onehot(0), 60.0), ("car_b", "car", _onehot(1), 240.0)])
+    db.silhouettes = torch.tensor(np.stack([wide, wide]))
+    evaluator = RetrievalEvaluator(db, ResolutionPolicy(final_rotation="view", silhouette_angle_weight=0.0))
+    prediction = {**_pred([_onehot(1), _onehot(0)], [CAR, CAR], azimuths=[240.0, 20.0]),
+                  "box_masks": torch.tensor(np.stack([wide, wide]) / 255.0, dtype=torch.float32),
+                  "quaternions": torch.tensor(np.stack([_quat(240.0), _quat(20.0)])),
+                  "translations": torch.tensor([ON_AXIS, ON_AXIS])}
+    evaluator.add("gt_boxes", prediction, _gt(["car_a", "car_a"], [CAR, CAR], azimuths=[60.0, 60.0]))
+    refinement = evaluator.summary()["pose_refinement"]["gt_boxes"]
+    assert refinement["network"]["flips"] == pytest.approx(0.5)  # 180 and 40 deg off
+    assert refinement["silhouette_check"]["flips"] == pytest.approx(0.5)  # car_b's view at 240, car_a's at 60
 
 
 def test_the_crop_viewpoint_stage_hypotheses_steer_the_predicted_prior():

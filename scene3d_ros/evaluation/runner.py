@@ -66,7 +66,7 @@ class RetrievalEvalConfig:
     ``silhouette_check`` (also evaluate the silhouette check: its variants and its rotation),
     ``silhouette_weight``, ``silhouette_angle_weight``, ``silhouette_candidates``,
     ``silhouette_max_angle_deg`` (degrees), ``azimuth_flips``, ``hypothesis_weight``,
-    ``final_rotation``, ``fit_translation``.
+    ``final_rotation``, ``fit_translation``, ``camera_weight``, ``camera_models``.
     """
 
     enabled: bool | str = "auto"
@@ -82,6 +82,8 @@ class RetrievalEvalConfig:
     hypothesis_weight: float = ResolutionPolicy.hypothesis_weight
     final_rotation: str = ResolutionPolicy.final_rotation
     fit_translation: bool = ResolutionPolicy.fit_translation
+    camera_weight: float = ResolutionPolicy.camera_weight
+    camera_models: int = ResolutionPolicy.camera_models
 
     def __post_init__(self) -> None:
         if self.enabled not in RETRIEVAL_ENABLED or not isinstance(self.enabled, (bool, str)):
@@ -99,7 +101,8 @@ class RetrievalEvalConfig:
                                 silhouette_angle_weight=self.silhouette_angle_weight,
                                 silhouette_candidates=self.silhouette_candidates, azimuth_flips=self.azimuth_flips,
                                 hypothesis_weight=self.hypothesis_weight, final_rotation=self.final_rotation,
-                                fit_translation=self.fit_translation)
+                                fit_translation=self.fit_translation,
+                                camera_weight=self.camera_weight, camera_models=self.camera_models)
 
 
 @dataclass(frozen=True)

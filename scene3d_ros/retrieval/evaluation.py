@@ -78,6 +78,7 @@ the extra ids as ``unseen_models``; ``evaluate`` takes that list when its own is
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,7 @@ import torch
 from scene3d_ros import CATEGORIES
 from scene3d_ros.evaluation import (
     ACC_RELATIVE_TRANSLATION_THRESHOLD,
+    FLIP_THRESHOLD_DEG,
     SETTINGS,
     mean_defined,
     median_or_none,
@@ -249,6 +251,8 @@ class RetrievalEvaluator:
         self.pose_errors: dict[str, list[tuple[int, float, float]]] = {}
         self.translation_errors: dict[str, list[tuple[int, float, float]]] = {}
         self.num_images: dict[str, int] = {}
+        self.policy_seconds = 0.0  # wall clock of the shipped policy's resolve calls
+        self.policy_objects = 0
         self._in_database = frozenset(database.model_ids)
 
     def with_policy(self, policy: ResolutionPolicy) -> RetrievalEvaluator:
@@ -285,7 +289,10 @@ class RetrievalEvaluator:
         if len(gt_ids) != len(gt_labels):
             raise ValueError(f"ground truth has {len(gt_ids)} model ids for {len(gt_labels)} objects")
         queries = self._queries(prediction, pred_labels)
+        started = time.perf_counter()
         shipped = self._resolve(self.policy, queries)  # what the nodes publish
+        self.policy_seconds += time.perf_counter() - started
+        self.policy_objects += len(queries)
 
         p_idx = [i for i, _ in pairs]
         g_idx = [j for _, j in pairs]
@@ -368,7 +375,8 @@ class RetrievalEvaluator:
 
     def _pose_summary(self) -> dict[str, Any] | None:
         """Per setting and method (``network``, ``silhouette_check``): MedErr and Acc_pi/6 per
-        category, their means over categories, and the object count (None without the check)."""
+        category, their means over categories, the share of flips (errors > ``FLIP_THRESHOLD_DEG``)
+        over objects, and the object count (None without the check)."""
         if not self.policy.silhouette_check:
             return None
         out: dict[str, Any] = {}
@@ -385,6 +393,8 @@ class RetrievalEvaluator:
                     "per_category": per_category,
                     "mean_median_deg": mean_defined([c["median_deg"] for c in per_category.values()]),
                     "mean_acc_pi_6": mean_defined([c["acc_pi_6"] for c in per_category.values()]),
+                    "flips": (float(np.mean([r[column] > FLIP_THRESHOLD_DEG for r in records])) if records
+                              else None),
                     "objects": len(records)}
             out[setting] = per_method
         return out
@@ -475,7 +485,11 @@ class RetrievalEvaluator:
             "policy": dataclasses.asdict(self.policy),
             "silhouette_check": None if not self.policy.silhouette_check else {
                 "weight": self.policy.silhouette_weight, "angle_weight": self.policy.silhouette_angle_weight,
-                "candidates": self.policy.silhouette_candidates, "max_angle_deg": self.policy.silhouette_max_angle_deg},
+                "candidates": self.policy.silhouette_candidates, "max_angle_deg": self.policy.silhouette_max_angle_deg,
+                "camera_weight": self.policy.camera_weight, "camera_models": self.policy.camera_models},
+            "policy_ms_per_object": (1000.0 * self.policy_seconds / self.policy_objects if self.policy_objects
+                                     else None),
+            "policy_objects": self.policy_objects,
             "pose_refinement": self._pose_summary(),
             "translation": self._translation_summary(),
             "splits": splits,
@@ -559,8 +573,10 @@ def _pose_refinement_section(summary: Mapping[str, Any]) -> list[str]:
              f"Silhouette check: score = squared descriptor distance - {check['weight']:g} x silhouette IoU + "
              f"{check['angle_weight']:g} x angle / 180 deg over the {check['candidates']} nearest views within "
              f"{check['max_angle_deg']:g} deg of the predicted rotation (GT-prior variant: within "
-             f"{summary['max_angle_deg']:g} deg of the ground truth). The chosen view's rotation (egocentric with the "
-             "predicted translation) against the network's own, symmetry-aware, paired objects only:", ""]
+             f"{summary['max_angle_deg']:g} deg of the ground truth). "
+             + _scoring_sentence(check) +
+             "The policy's final rotation (egocentric with the predicted translation) against the network's own, "
+             f"symmetry-aware, paired objects only; flips: errors > {FLIP_THRESHOLD_DEG:g} deg, over objects:", ""]
     for setting, methods in refinement.items():
         net, chk = methods["network"], methods["silhouette_check"]
         lines += [f"Setting `{setting}` ({net['objects']} objects):", "",
@@ -572,7 +588,19 @@ def _pose_refinement_section(summary: Mapping[str, Any]) -> list[str]:
                          f"{_cell(a['acc_pi_6'])} | {_cell(b['acc_pi_6'])} |")
         lines += [f"| **mean (categories)** | | {_deg(net['mean_median_deg'])} | {_deg(chk['mean_median_deg'])} | "
                   f"{_cell(net['mean_acc_pi_6'])} | {_cell(chk['mean_acc_pi_6'])} |", ""]
+        if net.get("flips") is not None:
+            lines += [f"Flips: network {_cell(net['flips'])}, policy {_cell(chk.get('flips'))}.", ""]
     return lines
+
+
+def _scoring_sentence(check: Mapping[str, Any]) -> str:
+    """Where the check's silhouettes came from (the policy's camera term or not)."""
+    if check.get("camera_weight"):
+        return (f"Camera term: for objects with several rotations, each hypothesis's {check.get('camera_models')} "
+                "models with the best views are also rendered in the hypothesis in the real camera (K, the translation "
+                "fitted to the box) over the object's box, each scoring its best view's score - "
+                f"{check['camera_weight']:g} x the rendered silhouette's IoU with the mask. ")
+    return "No camera term: the database's views' silhouettes only (each normalised to its own box). "
 
 
 def _translation_section(summary: Mapping[str, Any]) -> list[str]:
@@ -637,6 +665,10 @@ def to_markdown(summary: Mapping[str, Any], title: str = "Top-1 shape retrieval"
                   "not in the shape database: they cannot be retrieved and count as wrong.", ""]
     lines += _pose_refinement_section(summary)
     lines += _translation_section(summary)
+    if summary.get("policy_ms_per_object") is not None:
+        lines += [f"The shipped policy's `resolve` took {summary['policy_ms_per_object']:.1f} ms per object (wall clock "
+                  f"over {summary['policy_objects']} objects of every setting, on this run's machine and load: the "
+                  "database search, silhouette scoring and rendering, translation fit).", ""]
     shape = summary.get("shape_target") or {}
     if shape.get("value") is not None:
         verdict = "met" if shape["met"] else "not met"

@@ -30,6 +30,21 @@ and models that the descriptor finds about equally close. **Without the silhouet
 hypothesis keeps its single nearest view within ``max_angle_deg`` and the score is
 ``d - hypothesis_weight * ln(p_h)``: the paper's pose-prior retrieval.
 
+**The camera term** (``camera_weight`` > 0). A view's silhouette is normalised to its own box, so
+it cannot tell how the object's outline sits in the real image. For an object with several
+rotations to choose from (k > 1 hypotheses, or ``azimuth_flips``), a camera (``intrinsics``) and
+a box, each hypothesis's ``camera_models`` models with the best-scoring candidate views are also
+rendered in the hypothesis's rotation in the real camera, at the object's translation (fitted to
+the box for that model and rotation with ``fit_translation``), over the object's box
+(:func:`camera_silhouette`, the project's renderer), and each (hypothesis, model) candidate scores
+
+    score of the model's best view - camera_weight * IoU(mask, rendered silhouette)
+
+(the lowest wins; the final rotation and translation follow as below). An object with one
+rotation (network 1's alone) keeps the views' score: it publishes the chosen view's rotation,
+which a rendering of its hypothesis would not have scored. Without a camera, a box or meshes the
+views' score decides too.
+
 **Output** (:class:`Resolution`): the chosen view's model (the cuboid fallback when the category
 has no model or ``d > max_distance``) and the **final rotation**, egocentric (object -> camera
 optical frame, w >= 0): with the silhouette check, the chosen view's rotation (turned about +z
@@ -42,8 +57,10 @@ view back to an egocentric rotation.
 The weights are in squared-descriptor-distance units, so they belong to a trained network:
 ``scripts/silhouette_check_sweep.py`` tuned ``silhouette_weight`` 20, ``silhouette_angle_weight``
 5 and the 90-degree window for the shipped model on a split the report does not use
-(``models/evaluation/silhouette_check_sweep.md``). ``hypothesis_weight`` and ``azimuth_flips``
-only matter with ``k > 1`` hypotheses or flips; they await the crop viewpoint stage's sweep.
+(``models/evaluation/silhouette_check_sweep.md``). ``hypothesis_weight`` 1 and no
+``azimuth_flips`` were kept from a sweep with the crop viewpoint stage's hypotheses on that split
+(``models/MODEL_CARD.md``); ``camera_weight`` 20 and ``camera_models`` 4 were chosen there too
+(``models/evaluation/camera_silhouettes.md``).
 """
 
 from __future__ import annotations
@@ -52,6 +69,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -64,9 +82,14 @@ from scene3d_ros.model.rotations import (
     egocentric_to_allocentric,
     quaternion_multiply,
 )
-from scene3d_ros.retrieval.search import FALLBACK_CUBOID, query_rotations
+from scene3d_ros.retrieval.search import FALLBACK_CUBOID, ViewCandidates, query_rotations
 from scene3d_ros.retrieval.shape_database import ShapeDatabase
-from scene3d_ros.retrieval.translation import fit_translation
+from scene3d_ros.retrieval.translation import ModelPoints, fit_translation
+
+if TYPE_CHECKING:
+    import trimesh
+
+    from scene3d_ros.world.renderer import Renderer
 
 AZIMUTH_FLIP = (0.0, 0.0, 0.0, 1.0)
 """The quaternion (w, x, y, z) of a 180-degree turn about the object's up axis (+z): ``q * AZIMUTH_FLIP``
@@ -78,6 +101,9 @@ the stand-in for an object whose translation is not known."""
 
 FINAL_ROTATIONS = ("auto", "view", "hypothesis")
 """What the silhouette check publishes as the final rotation (:class:`ResolutionPolicy`)."""
+RENDER_SUPERSAMPLE = 2
+"""The camera term: sample rays per silhouette cell along each side (2: 2 x 2 rays per cell, as
+``roi_align(sampling_ratio=2)`` samples Mask R-CNN's box masks and the database's silhouettes)."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +129,11 @@ class ResolutionPolicy:
     model, in the final rotation, projects onto the object's box
     (:func:`~scene3d_ros.retrieval.translation.fit_translation`; needs the query's ``box`` and
     ``intrinsics`` and the ``shapes`` given to :meth:`resolve`; a box cut by the image border
-    keeps the query's translation).
+    keeps the query's translation);
+    ``camera_weight``: per unit of IoU between the mask and a candidate model's silhouette rendered
+    in the hypothesis's rotation in the real camera, for objects with several rotations (squared
+    descriptor distance units, >= 0; 0 = no rendering; module doc), ``camera_models``: the models
+    rendered per hypothesis (those with the best candidate views).
     """
 
     max_angle_deg: float = 30.0
@@ -117,19 +147,22 @@ class ResolutionPolicy:
     max_distance: float | None = None
     final_rotation: str = "auto"
     fit_translation: bool = True
+    camera_weight: float = 20.0
+    camera_models: int = 4
 
     def __post_init__(self) -> None:
         for name in ("max_angle_deg", "silhouette_max_angle_deg"):
             value = float(getattr(self, name))
             if not 0.0 < value <= 180.0:
                 raise ValueError(f"{name} must be in (0, 180] degrees, got {getattr(self, name)}")
-        for name in ("silhouette_weight", "silhouette_angle_weight", "hypothesis_weight"):
+        for name in ("silhouette_weight", "silhouette_angle_weight", "hypothesis_weight", "camera_weight"):
             value = float(getattr(self, name))
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
-        candidates = self.silhouette_candidates
-        if isinstance(candidates, bool) or int(candidates) != candidates or int(candidates) < 1:
-            raise ValueError(f"silhouette_candidates must be an integer >= 1, got {candidates}")
+        for name in ("silhouette_candidates", "camera_models"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or int(value) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value}")
         for name in ("silhouette_check", "azimuth_flips", "fit_translation"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -150,13 +183,15 @@ class ResolutionPolicy:
 
     def resolve(self, database: ShapeDatabase, queries: Sequence[ObjectQuery],
                 device: str | torch.device | None = None, backend: str = "torch",
-                shapes: Callable[[str], np.ndarray] | None = None) -> list[Resolution]:
+                shapes: ModelPoints | Callable[[str], np.ndarray] | None = None) -> list[Resolution]:
         """The :class:`Resolution` of each object (module doc), in order.
 
         ``device``/``backend``: where and how the database search runs
         (:meth:`ShapeDatabase.candidates`). ``shapes(model_id)``: points (N, 3) of a model in its
         object frame at true size, metres (e.g. :meth:`CadLibrary.mesh` vertices), for
-        ``fit_translation`` (None: translations stay the queries'). Raises ValueError for a mask
+        ``fit_translation`` (None: translations stay the queries'), and ``shapes.mesh(model_id)``
+        its mesh, for ``camera_weight`` (:class:`ModelPoints` gives both; without meshes the
+        silhouettes are the database's views' alone). Raises ValueError for a mask
         that does not match the database's silhouette grid.
         """
         if not queries:
@@ -185,13 +220,22 @@ class ResolutionPolicy:
 
         # per object: the best (row, column) over its hypothesis rows, first minimum in row order
         chosen: list[tuple[int, int]] = []
+        camera_ious: dict[int, float] = {}  # objects scored in the camera: the chosen candidate's IoU
         start = 0
         for i in range(len(queries)):
             end = start
             while end < len(rows) and rows[end].query == i:
                 end += 1
-            flat = int(score[start:end].reshape(-1).argmin())
-            chosen.append((start + flat // width, flat % width))
+            pick = None
+            if checked and self._scores_in_camera(queries[i], end - start, shapes):
+                pick = self._camera_choice(database, queries[i], rows[start:end], candidates, score, start,
+                                           masks[start].numpy(), shapes)
+            if pick is not None:
+                chosen.append(pick[:2])
+                camera_ious[i] = pick[2]
+            else:
+                flat = int(score[start:end].reshape(-1).argmin())
+                chosen.append((start + flat // width, flat % width))
             start = end
         row_idx = torch.tensor([r for r, _ in chosen], dtype=torch.long)
         col_idx = torch.tensor([c for _, c in chosen], dtype=torch.long)
@@ -210,6 +254,8 @@ class ResolutionPolicy:
             too_far = self.max_distance is not None and distance_i > float(self.max_distance)
             fallback = FALLBACK_CUBOID if view < 0 or too_far else None
             iou = float(ious[row, col]) if ious is not None and view >= 0 else None
+            if i in camera_ious:
+                iou = camera_ious[i]
             window_i = float(candidates.window_deg[row])
             use_view = self.final_rotation == "view" or (self.final_rotation == "auto"
                                                           and len(queries[i].hypotheses) == 1)
@@ -236,8 +282,55 @@ class ResolutionPolicy:
                 view_angle_deg=float(candidates.angle_deg[row, col]) if view >= 0 else math.nan,
                 widened_to_deg=window_i if view >= 0 and window_i > window + 1e-9 else None,
                 hypothesis=hypothesis.hypothesis, flipped=hypothesis.flipped, checked=checked,
-                translation=tuple(float(v) for v in translation)))
+                translation=tuple(float(v) for v in translation), camera_scored=i in camera_ious))
         return out
+
+    def _scores_in_camera(self, query: ObjectQuery, num_rows: int, shapes: ModelPoints | None) -> bool:
+        """Whether ``query``'s candidates get the camera term: ``camera_weight`` > 0, several
+        rotations to choose from (``num_rows``), a camera, a box of at least one pixel and ``shapes``
+        that give meshes."""
+        if not self.camera_weight > 0.0 or num_rows < 2 or query.intrinsics is None or query.box is None:
+            return False
+        x0, y0, x1, y1 = np.asarray(query.box, dtype=np.float64).reshape(4)
+        return x1 - x0 >= 1.0 and y1 - y0 >= 1.0 and callable(getattr(shapes, "mesh", None))
+
+    def _camera_choice(self, database: ShapeDatabase, query: ObjectQuery, rows: Sequence[_HypothesisRow],
+                       candidates: ViewCandidates, score: Tensor, first_row: int, mask: np.ndarray,
+                       shapes: ModelPoints) -> tuple[int, int, float] | None:
+        """The camera term for one object (module doc): per hypothesis row, its ``camera_models``
+        models with the best candidate views (lowest ``score``, the views' score), each rendered in
+        the row's rotation at the query's translation (fitted to the box with ``fit_translation``);
+        the lowest ``score of the model's best view - camera_weight x IoU`` wins. Returns (row,
+        column of that view, IoU), or None when no row has a candidate view."""
+        best: tuple[float, int, int, float] | None = None
+        for offset, row in enumerate(rows):
+            r = first_row + offset
+            index = candidates.index[r].numpy()
+            row_score = score[r].double().numpy()
+            valid = (index >= 0) & np.isfinite(row_score)
+            models_seen: set[int] = set()
+            at_query = quaternion_to_matrix(_egocentric(row.rotation, query.translation))
+            for col in np.flatnonzero(valid)[np.argsort(row_score[valid], kind="stable")]:
+                model = int(database.model_index[index[col]])
+                if model in models_seen:
+                    continue
+                models_seen.add(model)
+                model_id = database.model_ids[model]
+                translation, rotation = query.translation, at_query
+                if self.fit_translation:
+                    fitted = fit_translation(shapes(model_id), rotation, translation, query.box, query.intrinsics)
+                    if fitted is not None:
+                        translation = fitted
+                        rotation = quaternion_to_matrix(_egocentric(row.rotation, fitted))
+                silhouette = camera_silhouette(shapes.mesh(model_id), rotation, translation, query.box,
+                                               query.intrinsics, mask.shape[0])
+                iou = float(np.minimum(mask, silhouette).sum() / max(float(np.maximum(mask, silhouette).sum()), 1e-6))
+                total = float(row_score[col]) - float(self.camera_weight) * iou
+                if best is None or total < best[0]:
+                    best = (total, r, int(col), iou)
+                if len(models_seen) == int(self.camera_models):
+                    break
+        return None if best is None else best[1:]
 
 
 @dataclass(frozen=True)
@@ -249,8 +342,9 @@ class ObjectQuery:
     ``probabilities`` (k,) in [0, 1] (one hypothesis: 1; a hypothesis of probability 0, e.g. a
     softmax underflow, is not considered); ``translation`` (3,) metres in the
     optical frame (``OPTICAL_AXIS`` when unknown); ``mask`` (G, G) mask probabilities over the
-    object's box in [0, 1], or None; ``intrinsics``: the camera, for a refinement that renders in
-    the real camera (the silhouette check compares box-relative silhouettes and does not need it).
+    object's box in [0, 1], or None; ``intrinsics`` (the image's camera) and ``box`` (x0 y0 x1 y1,
+    pixel edges, the box the mask covers), or None: for the translation fit and the camera term,
+    which are skipped without them.
     """
 
     category: str | None
@@ -306,9 +400,10 @@ class Resolution:
     ``quaternion``: the final rotation, egocentric (object -> camera optical frame), (w, x, y, z),
     w >= 0; ``model_id``: the retrieved CAD model, None for the cuboid fallback (``fallback ==
     "cuboid"``: no view of the category, or ``distance > max_distance``); ``confidence`` in [0, 1]:
-    with the silhouette check, the soft IoU of the mask with the chosen view's silhouette times the
-    chosen hypothesis's probability (0 for the fallback), else None; ``silhouette_iou``: that IoU
-    (None without the check); ``distance``: squared L2 descriptor distance to the chosen view (inf
+    with the silhouette check, the soft IoU of the mask with the chosen view's silhouette (with the
+    camera term: with the chosen model rendered in the camera) times the chosen hypothesis's
+    probability (0 for the fallback), else None; ``silhouette_iou``: that IoU (None without the
+    check); ``camera_scored``: whether the camera term scored the object; ``distance``: squared L2 descriptor distance to the chosen view (inf
     when none); ``view_index``: its database row (-1 = none); ``view_quaternion``: its allocentric
     rotation (None when none); ``view_angle_deg``: its geodesic angle from the hypothesis (degrees);
     ``widened_to_deg``: the pose window used when the asked one held no view (else None);
@@ -331,6 +426,7 @@ class Resolution:
     flipped: bool
     checked: bool
     translation: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    camera_scored: bool = False
 
 
 @dataclass(frozen=True)
@@ -383,3 +479,27 @@ def soft_iou(masks: Tensor, silhouettes: Tensor) -> Tensor:
     b = silhouettes.float()
     union = torch.maximum(a, b).sum(dim=(2, 3))
     return torch.minimum(a, b).sum(dim=(2, 3)) / union.clamp_min(1e-6)
+
+
+def camera_silhouette(mesh: trimesh.Trimesh, rotation: np.ndarray, translation: np.ndarray, box: np.ndarray,
+                      intrinsics: CameraIntrinsics, grid: int, renderer: Renderer | None = None) -> np.ndarray:
+    """Silhouette ``(grid, grid)`` float32 in [0, 1] of ``mesh`` (object frame, metres) in pose
+    ``rotation`` (3, 3) and ``translation`` (3,) (object -> optical frame, metres) seen by the
+    camera ``intrinsics``, over the image region ``box`` (x0 y0 x1 y1, pixel edges) as a Mask
+    R-CNN box mask covers its box: each cell is the share of its ``RENDER_SUPERSAMPLE`` x
+    ``RENDER_SUPERSAMPLE`` rays that hit the mesh. The rays are the real camera's, so perspective,
+    the object's distance and its place in the box all show. Rendered by ``renderer``'s
+    :meth:`~scene3d_ros.world.renderer.Renderer.render_depth` (default the process-wide one) with
+    the intrinsics of the box's region resampled to ``grid x RENDER_SUPERSAMPLE`` pixels a side."""
+    from scene3d_ros.world.renderer import default_renderer  # open3d: loaded only when camera scoring runs
+
+    x0, y0, x1, y1 = np.asarray(box, dtype=np.float64).reshape(4)
+    if not (x1 - x0 > 0.0 and y1 - y0 > 0.0):
+        raise ValueError(f"box must have x1 > x0 and y1 > y0 pixels, got {tuple(np.asarray(box).reshape(4))}")
+    side = int(grid) * RENDER_SUPERSAMPLE
+    sx, sy = side / (x1 - x0), side / (y1 - y0)
+    region = CameraIntrinsics(intrinsics.fx * sx, intrinsics.fy * sy, (intrinsics.cx - x0) * sx,
+                              (intrinsics.cy - y0) * sy, side, side)
+    depth = (renderer or default_renderer()).render_depth(mesh, rotation, translation, region)
+    hits = (depth > 0.0).astype(np.float32).reshape(int(grid), RENDER_SUPERSAMPLE, int(grid), RENDER_SUPERSAMPLE)
+    return hits.mean(axis=(1, 3))

@@ -16,6 +16,7 @@ as they are (``None``). Units: metres in the camera optical frame, pixels (edges
 from __future__ import annotations
 
 import numpy as np
+import trimesh
 
 from scene3d_ros.geometry import CameraIntrinsics
 
@@ -74,16 +75,25 @@ def fit_translation(points: np.ndarray, rotation: np.ndarray, translation: np.nd
 
 
 class ModelPoints:
-    """``shapes`` for :meth:`ResolutionPolicy.resolve`: the convex-hull vertices (what decides a
-    projected box) of a library model's mesh, object frame, true size, metres; loaded once per model."""
+    """``shapes`` for :meth:`ResolutionPolicy.resolve`: called with a model id, the convex-hull
+    vertices (what decides a projected box) of a library model's mesh; :meth:`mesh`, the mesh itself
+    (for rendering its silhouette in the camera). Object frame, true size, metres; each loaded once
+    per model (the same mesh object every time, so the renderer's per-mesh cache holds)."""
 
     def __init__(self, library) -> None:
         self.library = library
         self._points: dict[str, np.ndarray] = {}
+        self._meshes: dict[str, trimesh.Trimesh] = {}
 
     def __call__(self, model_id: str) -> np.ndarray:
         points = self._points.get(model_id)
         if points is None:
-            points = self._points[model_id] = np.asarray(self.library.mesh(model_id).convex_hull.vertices,
-                                                         dtype=np.float64)
+            points = self._points[model_id] = np.asarray(self.mesh(model_id).convex_hull.vertices, dtype=np.float64)
         return points
+
+    def mesh(self, model_id: str) -> trimesh.Trimesh:
+        """The model's mesh (do not modify it: it is shared)."""
+        mesh = self._meshes.get(model_id)
+        if mesh is None:
+            mesh = self._meshes[model_id] = self.library.mesh(model_id)
+        return mesh

@@ -48,8 +48,8 @@ Publishes with the input header:
 ``objects``, the markers and the TF frames carry the same final pose per object: in the launched
 graph this node publishes the object frames (perception_node's are switched off there).
 
-The policy's parameters (windows, weights, ``max_distance``, ``azimuth_flips``, ``fit_translation``) can be
-changed at run time.
+The policy's parameters (windows, weights, ``max_distance``, ``azimuth_flips``, ``fit_translation``,
+``camera_weight``, ``camera_models``) can be changed at run time.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 
 POLICY_PARAMETERS = ("max_angle_deg", "silhouette_max_angle_deg", "silhouette_weight", "silhouette_angle_weight",
                      "silhouette_candidates", "hypothesis_weight", "azimuth_flips", "max_distance", "final_rotation",
-                     "fit_translation")
+                     "fit_translation", "camera_weight", "camera_models")
 """The node parameters that are :class:`ResolutionPolicy` fields, changeable at run time."""
 PUBLISHER_RECHECK_S = 0.5
 """How often frames held for an optional topic (hypotheses, detections_2d) are re-checked for a publisher
@@ -158,7 +158,15 @@ class RetrievalNode(Node):
             fit_translation=declare("fit_translation", default.fit_translation, "Move each object along (and "
                                     "across) its viewing ray until the retrieved model, in the final rotation, "
                                     "projects onto its 2D box (joins detections_2d while published and uses the "
-                                    "latest camera_info; without one the detections_3d translation is kept)."))
+                                    "latest camera_info; without one the detections_3d translation is kept)."),
+            camera_weight=declare("camera_weight", default.camera_weight, "Silhouette check: weight of the IoU "
+                                  "between each object's mask and a candidate model rendered in its rotation "
+                                  "hypothesis with camera_info's K over the object's detections_2d box (squared "
+                                  "descriptor distance units; 0: no rendering; without a camera_info or box: none).",
+                                  floating_point_range=weight),
+            camera_models=declare("camera_models", default.camera_models, "Silhouette check with camera_weight > 0: "
+                                  "models rendered per hypothesis (those with the best candidate views).",
+                                  integer_range=[IntegerRange(from_value=1, to_value=1000)]))
         self._publish_tf = declare("publish_tf", True, "Publish one TF frame per object (the final pose) on /tf.")
         self._tf_prefix = declare("tf_prefix", "", "Prefix of the object TF frame names.")
         use_hypotheses = declare("use_hypotheses", True, "Join the hypotheses topic (the crop viewpoint stage's k "
