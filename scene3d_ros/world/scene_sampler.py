@@ -85,7 +85,7 @@ class SceneConfig:
     noise_std_range: tuple[float, float] = (0.0, 4.0)
     blur_probability: float = 0.3
     blur_radius_range: tuple[float, float] = (0.3, 1.0)
-    surface_markings: bool = False
+    surface_markings: bool = True
 
     def __post_init__(self) -> None:
         if not self.image_sizes:
