@@ -21,11 +21,27 @@ from tiny_model import save_tiny_checkpoint
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from scene3d_ros.ros.conversions import header, rgb8_image_msg, stamp_to_ns
-from scene3d_ros.ros.perception_node import RELEASED_LOG, TF_QOS, parse_shutdown_stats
+from scene3d_ros.ros.perception_node import (
+    CPU_INFERENCE_WORKERS,
+    MAX_INFERENCE_WORKERS,
+    RELEASED_LOG,
+    TF_QOS,
+    parse_shutdown_stats,
+    resolve_inference_workers,
+)
 
 FRAME = "cam_optical"
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 SIZES = [(1280, 960), (96, 72)]  # alternating: the large frame costs many times the small one
+
+
+def test_automatic_worker_count_is_two_on_the_cpu_and_one_on_cuda():
+    assert resolve_inference_workers(0, "cpu") == CPU_INFERENCE_WORKERS == 2
+    assert resolve_inference_workers(0, "cuda") == 1
+    assert resolve_inference_workers(3, "cpu") == 3 and resolve_inference_workers(1, "cuda") == 1
+    for bad in (-1, MAX_INFERENCE_WORKERS + 1):
+        with pytest.raises(ValueError, match="inference_workers"):
+            resolve_inference_workers(bad, "cpu")
 
 
 @pytest.fixture(scope="module")

@@ -148,14 +148,15 @@ def test_bad_images_are_rejected_and_the_next_good_frame_is_processed(checkpoint
 def test_outputs_can_be_switched_off(checkpoint, tmp_path):
     """publish_detections_2d / publish_descriptors / publish_masks / publish_tf false: those topics get no publisher
     and no message, detections_3d still flows. Also: num_threads sets the inference thread's torch
-    threads, and the node's entry point makes OpenMP wait passively unless the user chose a policy."""
+    threads (one inference worker here; the CPU default is two), and the node's entry point makes OpenMP wait passively unless the user chose a policy."""
     with ros_test_node("perception_feeder_quiet") as node:
         got = _collect(node)
         image_pub = node.create_publisher(Image, "image", 10)
         info_pub = node.create_publisher(CameraInfo, "camera_info", 10)
         perception = perception_process(tmp_path, checkpoint, "-p", "image_reliability:=reliable",
                                         "-p", "publish_detections_2d:=false", "-p", "publish_descriptors:=false",
-                                        "-p", "publish_masks:=false", "-p", "publish_tf:=false", "-p", "num_threads:=1")
+                                        "-p", "publish_masks:=false", "-p", "publish_tf:=false", "-p", "num_threads:=1",
+                                        "-p", "inference_workers:=1")
         try:
             assert spin_until(node, lambda: "serving" in perception.log() and image_pub.get_subscription_count() > 0
                               and info_pub.get_subscription_count() > 0, 90.0, [perception])

@@ -87,6 +87,22 @@ THROTTLE_S = 5.0
 RELEASED_LOG = "released the network"
 """Logged by the inference thread when it has stopped and dropped the network (GPU memory freed)."""
 MAX_INFERENCE_WORKERS = 8
+CPU_INFERENCE_WORKERS = 2
+"""Workers of ``inference_workers: 0`` on the CPU: two frames in flight, one intra-op thread each on
+2 cores, met both of issue 18's shared-core targets where no single-frame setting did
+(benchmarks/results/pipeline_shared_core.md, graph_shared_core.md, 2026-12-07)."""
+
+
+def resolve_inference_workers(requested: int, device: str) -> int:
+    """The inference worker count for ``requested`` (0 = automatic: :data:`CPU_INFERENCE_WORKERS` on
+    the CPU, 1 on CUDA, where one stream keeps the GPU busy) and the ``device`` parameter
+    (auto / cpu / cuda). ValueError outside 0..MAX_INFERENCE_WORKERS."""
+    if not 0 <= requested <= MAX_INFERENCE_WORKERS:  # the declared range holds for parameters set by ROS
+        raise ValueError(f"inference_workers must be in 0..{MAX_INFERENCE_WORKERS}, got {requested}")
+    if requested:
+        return requested
+    on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    return 1 if on_cuda else CPU_INFERENCE_WORKERS
 STOP_TIMEOUT_S = 10.0
 """How long a stopping node waits for its inference threads to finish their current frames (s)."""
 # The counters the node logs when it stops (see PerceptionNode.destroy_node); parse_shutdown_stats reads them back.
@@ -204,10 +220,11 @@ class PerceptionNode(Node):
                                    "torch's default, one per physical core, shared out among the inference "
                                    "workers).", integer_range=[IntegerRange(from_value=0, to_value=256)],
                                    read_only=True),
-            "inference_workers": declare("inference_workers", 1, "Inference threads, each running the network on "
+            "inference_workers": declare("inference_workers", 0, "Inference threads, each running the network on "
                                          "its own frame (frames in parallel); results overtaken by a newer frame's "
-                                         "are dropped, never published out of order.",
-                                         integer_range=[IntegerRange(from_value=1, to_value=MAX_INFERENCE_WORKERS)],
+                                         "are dropped, never published out of order. 0: automatic (2 on the CPU, "
+                                         "1 on CUDA).",
+                                         integer_range=[IntegerRange(from_value=0, to_value=MAX_INFERENCE_WORKERS)],
                                          read_only=True),
             "input_size": declare("input_size", 0, "Shorter image side the network runs at, pixels (0: model default).",
                                   integer_range=[IntegerRange(from_value=0, to_value=1600)], read_only=True),
@@ -309,9 +326,7 @@ class PerceptionNode(Node):
         """
         loaded, outcome = threading.Event(), {}
         self._serving = threading.Event()  # set when the subscriptions exist
-        count = int(p["inference_workers"])
-        if not 1 <= count <= MAX_INFERENCE_WORKERS:  # the declared range holds for parameters set by ROS
-            raise ValueError(f"inference_workers must be in 1..{MAX_INFERENCE_WORKERS}, got {count}")
+        count = resolve_inference_workers(int(p["inference_workers"]), p["device"])
 
         def serve(pipeline: Pipeline, warm_up: bool) -> None:
             if warm_up:  # this thread's first call, before frames wait for it
