@@ -324,7 +324,8 @@ class ResolutionPolicy:
                         rotation = quaternion_to_matrix(_egocentric(row.rotation, fitted))
                 silhouette = camera_silhouette(shapes.mesh(model_id), rotation, translation, query.box,
                                                query.intrinsics, mask.shape[0])
-                iou = float(np.minimum(mask, silhouette).sum() / max(float(np.maximum(mask, silhouette).sum()), 1e-6))
+                iou = float(soft_iou(torch.from_numpy(np.asarray(mask, np.float32))[None],
+                                     torch.from_numpy(silhouette)[None, None]))
                 total = float(row_score[col]) - float(self.camera_weight) * iou
                 if best is None or total < best[0]:
                     best = (total, r, int(col), iou)

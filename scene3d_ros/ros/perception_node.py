@@ -86,6 +86,8 @@ from scene3d_ros.world.cad_library import CadLibraryError
 THROTTLE_S = 5.0
 RELEASED_LOG = "released the network"
 """Logged by the inference thread when it has stopped and dropped the network (GPU memory freed)."""
+STOP_TIMEOUT_S = 10.0
+"""How long a stopping node waits for its inference threads to finish their current frames (s)."""
 MAX_INFERENCE_WORKERS = 8
 CPU_INFERENCE_WORKERS = 2
 """Workers of ``inference_workers: 0`` on the CPU: two frames in flight, one intra-op thread each on
@@ -103,8 +105,8 @@ def resolve_inference_workers(requested: int, device: str) -> int:
         return requested
     on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     return 1 if on_cuda else CPU_INFERENCE_WORKERS
-STOP_TIMEOUT_S = 10.0
-"""How long a stopping node waits for its inference threads to finish their current frames (s)."""
+
+
 # The counters the node logs when it stops (see PerceptionNode.destroy_node); parse_shutdown_stats reads them back.
 _SHUTDOWN_STATS = re.compile(
     r"processed (?P<processed>\d+) frames \(mean (?P<processing_ms>[\d.]+) ms each\b[^;)]*"

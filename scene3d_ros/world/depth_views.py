@@ -59,6 +59,16 @@ def bounding_sphere(mesh: trimesh.Trimesh) -> tuple[np.ndarray, float]:
     return centre, radius
 
 
+def view_translation(mesh: trimesh.Trimesh, rotation: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """How a view frames ``mesh`` (object frame, metres) in ``rotation`` (3, 3) (object -> virtual
+    optical frame): ``(translation (3,), distance, radius)``, metres: the bounding-box centre on the
+    optical axis at ``distance``, where the bounding sphere of ``radius`` fits the ``VIEW_FOV_DEG`` view."""
+    centre, radius = bounding_sphere(mesh)
+    distance = radius / math.sin(math.radians(VIEW_FOV_DEG) / 2.0)
+    translation = np.array([0.0, 0.0, distance]) - np.asarray(rotation, dtype=np.float64).reshape(3, 3) @ centre
+    return translation, distance, radius
+
+
 def object_depth_view(mesh: trimesh.Trimesh, rotation_allocentric: np.ndarray, size_px: int = 64,
                       renderer: Renderer | None = None) -> np.ndarray:
     """Normalised depth view (size_px, size_px) float32 of ``mesh`` (object frame, metres) in
@@ -68,9 +78,7 @@ def object_depth_view(mesh: trimesh.Trimesh, rotation_allocentric: np.ndarray, s
     one mesh cheap); default the process-wide one.
     """
     rotation = np.asarray(rotation_allocentric, dtype=np.float64).reshape(3, 3)
-    centre, radius = bounding_sphere(mesh)
-    distance = radius / math.sin(math.radians(VIEW_FOV_DEG) / 2.0)
-    translation = np.array([0.0, 0.0, distance]) - rotation @ centre
+    translation, distance, radius = view_translation(mesh, rotation)
     depth = (renderer or default_renderer()).render_depth(mesh, rotation, translation, view_intrinsics(size_px))
     view = np.where(depth > 0.0, (depth - distance) / radius, BACKGROUND)
     return view.astype(np.float32)

@@ -41,7 +41,6 @@ front and its back; this module measures how much there is, three ways:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -50,13 +49,7 @@ import trimesh
 
 from scene3d_ros.geometry import rotation_about_up, viewpoint_rotation
 from scene3d_ros.mirror import MIRROR_SYMMETRY_TOLERANCE, self_map_asymmetry
-from scene3d_ros.world.depth_views import (
-    BACKGROUND,
-    VIEW_FOV_DEG,
-    bounding_sphere,
-    object_depth_view,
-    view_intrinsics,
-)
+from scene3d_ros.world.depth_views import BACKGROUND, object_depth_view, view_intrinsics, view_translation
 from scene3d_ros.world.markings import SCHEMES
 from scene3d_ros.world.renderer import Light, Material, Renderer, RenderObject, default_renderer
 from scene3d_ros.world.scene_sampler import SceneConfig
@@ -187,20 +180,11 @@ windscreen that covers ~5 % of the overlap at ~100 levels of contrast to the bod
 noise of an exactly c2-symmetric model stays far below (< 0.5)."""
 
 
-def view_translation(mesh: trimesh.Trimesh, rotation: np.ndarray) -> np.ndarray:
-    """Translation (3,), metres, optical frame, that frames ``mesh`` (object frame) in rotation
-    ``rotation`` (3, 3) (object -> optical frame) as :func:`~scene3d_ros.world.depth_views.object_depth_view`
-    does: bounding-box centre on the optical axis at the distance where the bounding sphere fits
-    the ``VIEW_FOV_DEG`` view. The same for a view and its turn, so both are framed alike."""
-    centre, radius = bounding_sphere(mesh)
-    distance = radius / math.sin(math.radians(VIEW_FOV_DEG) / 2.0)
-    return np.array([0.0, 0.0, distance]) - np.asarray(rotation, dtype=np.float64).reshape(3, 3) @ centre
-
-
 def render_appearance_view(mesh: trimesh.Trimesh, rotation: np.ndarray, size_px: int = 96, scheme: str = "",
                            marking_seed: int = 0, renderer: Renderer | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(rgb, silhouette)`` of ``mesh`` (object frame, metres) in rotation ``rotation`` (3, 3)
-    (object -> optical frame), framed by :func:`view_translation` in a ``size_px`` square view:
+    (object -> optical frame), framed as the depth views are
+    (:func:`~scene3d_ros.world.depth_views.view_translation`) in a ``size_px`` square view:
     rgb uint8 ``(S, S, 3)`` rendered with ``APPEARANCE_MATERIAL`` (markings ``scheme``, '' = none,
     drawn from ``marking_seed``), ``APPEARANCE_LIGHT`` and the uniform ``APPEARANCE_BACKGROUND``;
     silhouette bool ``(S, S)`` the object's pixels. ``renderer``: default the process-wide one."""
@@ -211,7 +195,7 @@ def render_appearance_view(mesh: trimesh.Trimesh, rotation: np.ndarray, size_px:
     material = replace(APPEARANCE_MATERIAL, markings=scheme, marking_seed=int(marking_seed))
     background = np.full((intrinsics.height, intrinsics.width, 3), APPEARANCE_BACKGROUND, dtype=np.uint8)
     rendered = (renderer or default_renderer()).render(
-        [RenderObject(mesh, rotation, view_translation(mesh, rotation), material)], intrinsics,
+        [RenderObject(mesh, rotation, view_translation(mesh, rotation)[0], material)], intrinsics,
         background=background, light=APPEARANCE_LIGHT, amodal=False)
     return rendered.rgb, rendered.instance == 0
 

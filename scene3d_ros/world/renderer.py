@@ -313,16 +313,15 @@ class Renderer:
             parts = self.part_labels(obj.mesh)
             palette = self._part_palette(mat, int(parts.max()) + 1).astype(np.float32)
             albedo[sel] = palette[parts[primitive[sel]]]
+            if not (mat.texture_amplitude > 0 or mat.markings):
+                continue
+            rotation = np.asarray(obj.rotation, dtype=np.float32).reshape(3, 3)
+            points = directions[sel] * t_hit[sel, None]  # optical frame
+            p_obj = (points - np.asarray(obj.translation, dtype=np.float32).reshape(3)) @ rotation  # object frame
             if mat.texture_amplitude > 0:
-                rotation = np.asarray(obj.rotation, dtype=np.float32).reshape(3, 3)
-                points = directions[sel] * t_hit[sel, None]  # optical frame
-                p_obj = (points - np.asarray(obj.translation, dtype=np.float32).reshape(3)) @ rotation
                 noise = _value_noise_3d(p_obj * np.float32(mat.texture_frequency), mat.texture_seed)
                 albedo[sel] *= (1.0 + np.float32(mat.texture_amplitude) * noise)[:, None]
             if mat.markings:
-                rotation = np.asarray(obj.rotation, dtype=np.float32).reshape(3, 3)
-                points = directions[sel] * t_hit[sel, None]
-                p_obj = (points - np.asarray(obj.translation, dtype=np.float32).reshape(3)) @ rotation
                 n_obj = np.asarray(obj.mesh.face_normals, dtype=np.float32)[primitive[sel]]
                 painted = markings.draw_markings(mat.markings, mat.marking_seed)
                 albedo[sel], emission[sel], gloss[sel] = markings.paint(
