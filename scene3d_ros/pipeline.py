@@ -89,7 +89,8 @@ class Pipeline:
     0 keeps torch's default. ``intra_op_threads`` reports the count the last call ran with.
     ``viewpoint_checkpoint``: the crop viewpoint stage (:mod:`scene3d_ros.model.viewpoint`) run
     after network 1 on every kept detection (default: the shipped one, when there is one; ``""``:
-    none), giving ``viewpoint_k`` rotation hypotheses per object for the resolution policy.
+    none), giving ``viewpoint_k`` rotation hypotheses per object for the resolution policy;
+    ``viewpoint_mirror_average``: the stage also runs each crop's mirror image and averages the two.
     ``fast_path``: on CPU, fold the networks' batch norms into their convolutions and run network
     1's convolutions channels-last (:mod:`scene3d_ros.model.fast_path`; the same outputs within
     float rounding; the speed-up is in benchmarks/results/cpu_path.md); ``False`` runs the networks as loaded.
@@ -101,7 +102,7 @@ class Pipeline:
                  shape_db: ShapeDatabase | None = None, policy: ResolutionPolicy | None = None,
                  mask_threshold: float = MASK_THRESHOLD,
                  num_threads: int = 0, viewpoint_checkpoint: str | Path | None = None,
-                 viewpoint_k: int = 5, fast_path: bool = True) -> None:
+                 viewpoint_k: int = 5, fast_path: bool = True, viewpoint_mirror_average: bool = True) -> None:
         if int(num_threads) < 0:
             raise ValueError(f"num_threads must be >= 0 (0: torch's default), got {num_threads}")
         self.num_threads = int(num_threads)
@@ -127,7 +128,8 @@ class Pipeline:
         if viewpoint_checkpoint:
             network = build_viewpoint_model(viewpoint_checkpoint, self.device, expected_classes=self.classes)
             self.viewpoint_stage = ViewpointStage(network, self.classes, viewpoint_k,
-                                                  category_symmetries(self.library, self.classes))
+                                                  category_symmetries(self.library, self.classes),
+                                                  mirror_average=viewpoint_mirror_average)
         self.fast_path_applied = bool(fast_path) and self.device.type == "cpu"
         if self.fast_path_applied:
             apply_fast_path(self.model, self.viewpoint_stage.model if self.viewpoint_stage is not None else None)

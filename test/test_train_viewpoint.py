@@ -41,7 +41,7 @@ def config(tmp_path_factory, dataset):
         "model": {"crop_size": 64, "hidden": 32},
         "data": {"train": [str(dataset)], "val": str(dataset), "val_scenes": 4, "batch_size": 4,
                  "num_workers": 1, "include_difficult": True, "top_k": 3},
-        "optim": {"lr": 1e-3, "warmup_steps": 2, "max_steps": STEPS},
+        "optim": {"lr": 1e-3, "warmup_steps": 2, "max_steps": STEPS, "direction_weight": 1.0},
         "run": {"checkpoint_every": RESUME_AT, "log_every": 1, "eval_every": RESUME_AT, "device": "cpu",
                 "deterministic": True, "num_threads": 1, "progress": False},
     }))
@@ -70,7 +70,7 @@ def test_run_validates_and_resume_continues_exactly(config, tmp_path):
     assert (straight / "best.pt").is_file() and (straight / "curves.png").is_file()
     rows = read_csv(straight / "metrics.csv")
     assert [int(r["step"]) for r in rows] == list(range(1, STEPS + 1))
-    assert {"loss_azimuth", "total", "crops_per_s", "crops_seen"} <= set(rows[0])
+    assert {"loss_azimuth", "loss_direction", "total", "crops_per_s", "crops_seen"} <= set(rows[0])
     val = read_csv(straight / "val_metrics.csv")
     assert [int(r["step"]) for r in val] == [RESUME_AT, STEPS]
     assert all(0.0 <= float(r["med_err_deg"]) <= 180.0 for r in val)

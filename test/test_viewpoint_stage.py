@@ -8,6 +8,7 @@ import torch
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.geometry import symmetric_rotation_error_deg, viewpoint_rotation
+from scene3d_ros.mirror import mirror_rotations
 from scene3d_ros.model.checkpoint import CheckpointError
 from scene3d_ros.model.viewpoint import (
     ViewpointBins,
@@ -17,7 +18,10 @@ from scene3d_ros.model.viewpoint import (
     crop_boxes,
     crop_rays,
     decode_viewpoint,
+    direction_loss,
     encode_viewpoint,
+    mirror_averaged_outputs,
+    mirror_outputs,
     orbit_masks,
     ray_rotation,
     to_egocentric,
@@ -137,6 +141,25 @@ def test_loss_counts_the_whole_symmetry_orbit() -> None:
     assert az_loss(flipped, "continuous") == pytest.approx(0.0, abs=1e-6)
 
 
+def test_direction_loss_punishes_the_turned_answer_only() -> None:
+    """Front/back loss: near 0 at the target, large at its 180 deg turn, indifferent to a wrong
+    answer 90 deg away, and silent for objects whose orbit holds the turn (c2)."""
+    target = torch.tensor([3, 3, 3])
+    orbits = orbit_masks(target, ["none"] * 3, BINS)
+    logits = torch.zeros(3, BINS.azimuth)
+    logits[0, 3], logits[1, 3 + BINS.azimuth // 2], logits[2, 3 + BINS.azimuth // 4] = 8.0, 8.0, 8.0
+    per_object = [float(direction_loss(logits[i:i + 1], orbits[i:i + 1])) for i in range(3)]
+    assert per_object[0] < 0.01 and per_object[1] > 5.0 and abs(per_object[2] - np.log(2.0)) < 1e-6
+    c2 = orbit_masks(target[:1], ["c2"], BINS)
+    assert float(direction_loss(logits[1:2], c2)) == 0.0
+    full = viewpoint_loss(torch.cat([logits, torch.zeros(3, BINS.elevation + BINS.inplane)], 1),
+                          torch.zeros(3, BINS.total), torch.tensor([[3, 0, 0]] * 3), torch.zeros(3, 3), orbits, BINS,
+                          direction_weight=2.0)
+    assert float(full["loss_direction"]) == pytest.approx(2.0 * float(direction_loss(logits, orbits)))
+    assert "loss_direction" not in viewpoint_loss(torch.zeros(3, BINS.total), torch.zeros(3, BINS.total),
+                                                  torch.tensor([[3, 0, 0]] * 3), torch.zeros(3, 3), orbits, BINS)
+
+
 def test_crops_at_image_borders_are_zero_outside_and_match_inside() -> None:
     image = torch.rand(3, 60, 80)
     boxes = torch.tensor([[-10.0, -10.0, 20.0, 20.0], [10.0, 10.0, 50.0, 50.0]])
@@ -149,6 +172,38 @@ def test_crops_at_image_borders_are_zero_outside_and_match_inside() -> None:
                                                align_corners=False)[0]
     assert float((crops[1] - expected).abs().mean()) < 0.08
     assert crop_boxes(image, torch.zeros(0, 4), 30, 0.1).shape == (0, 3, 30, 30)
+
+
+def test_mirrored_outputs_decode_to_the_mirrored_rotation() -> None:
+    """Outputs peaked at a viewpoint, remapped as a mirror image's, decode to the rotation that
+    scene3d_ros.mirror gives the mirrored image (the convention the training labels use)."""
+    for rotation in _random_viewpoints(6, seed=11):
+        logits, offsets = _outputs_for(rotation)
+        mirrored = top_k_hypotheses(*mirror_outputs(logits, offsets, BINS), "none", BINS, k=1).rotations[0]
+        assert symmetric_rotation_error_deg(mirrored, mirror_rotations(rotation)[0]) < 1e-3
+        twice = mirror_outputs(*mirror_outputs(logits, offsets, BINS), BINS)
+        assert torch.equal(twice[0], logits) and torch.equal(twice[1], offsets)
+
+
+def test_mirror_averaging_is_exactly_mirror_equivariant() -> None:
+    """Averaged over a crop and its mirror image, the stage says for the mirrored crop exactly the
+    mirror of what it says for the crop, which a plain network does not."""
+    torch.manual_seed(1)
+    model = ViewpointNet(ViewpointModelConfig(crop_size=64, hidden=32, dropout=0.0), len(CATEGORIES)).eval()
+    crops = torch.rand(3, 3, 64, 64)
+    labels = torch.tensor([1, 5, 7])
+    rays = torch.nn.functional.normalize(torch.tensor([[0.2, -0.1, 1.0], [-0.3, 0.05, 1.0], [0.0, 0.0, 1.0]]), dim=1)
+    mirrored_rays = rays * torch.tensor([-1.0, 1.0, 1.0])
+    with torch.no_grad():
+        averaged = mirror_averaged_outputs(model, crops, labels, rays)
+        of_mirror = mirror_averaged_outputs(model, crops.flip(-1), labels, mirrored_rays)
+        plain, plain_mirror = model(crops, labels, rays), model(crops.flip(-1), labels, mirrored_rays)
+    expected = mirror_outputs(*averaged, BINS)
+    torch.testing.assert_close(of_mirror[0], expected[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(of_mirror[1], expected[1], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(plain_mirror[0], mirror_outputs(*plain, BINS)[0], atol=1e-3)
+    probabilities = [part.exp().sum(-1) for part in BINS.split(averaged[0])]
+    assert all(float(p.max()) <= 1.0 + 1e-5 for p in probabilities)  # geometric means: at most 1 before softmax
 
 
 def test_crop_rays_and_egocentric_hypotheses() -> None:

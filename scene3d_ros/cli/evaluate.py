@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="crop viewpoint stage checkpoint to compare with network 1's rotation (default: the "
                              "shipped one when there is one; '' = none): writes evaluation_viewpoint.md/.json")
     parser.add_argument("--viewpoint-k", type=int, default=5, help="hypotheses per object of the stage (default 5)")
+    parser.add_argument("--viewpoint-mirror-average", action=argparse.BooleanOptionalAction, default=True,
+                        help="average the stage's outputs over each crop and its mirror image, as the nodes do "
+                             "(default on)")
     add_config_arguments(parser, default_config=packaged_config_file("evaluate.yaml"))
     return parser
 
@@ -208,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     if viewpoint_path and (args.viewpoint or Path(viewpoint_path).is_file()):
         try:
             stage = ViewpointStage(build_viewpoint_model(viewpoint_path, device, expected_classes=CATEGORIES), CATEGORIES,
-                                   args.viewpoint_k, category_symmetries(CadLibrary.load(), CATEGORIES))
+                                   args.viewpoint_k, category_symmetries(CadLibrary.load(), CATEGORIES),
+                                   mirror_average=args.viewpoint_mirror_average)
         except (CheckpointError, ValueError) as exc:
             print(f"evaluate: --viewpoint: {exc}", file=sys.stderr)
             return 1

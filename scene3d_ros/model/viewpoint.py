@@ -227,10 +227,14 @@ class ViewpointNet(nn.Module):
 
 # =========================================================================== loss
 def viewpoint_loss(logits: Tensor, offsets: Tensor, target_bins: Tensor, target_offsets: Tensor,
-                   azimuth_orbits: Tensor, bins: ViewpointBins, offset_weight: float = 1.0) -> dict[str, Tensor]:
+                   azimuth_orbits: Tensor, bins: ViewpointBins, offset_weight: float = 1.0,
+                   direction_weight: float = 0.0) -> dict[str, Tensor]:
     """Cross-entropy of the three angles (azimuth: the probability of the target's whole symmetry
     orbit, ``azimuth_orbits`` ``(N, A)`` bool, all-true for a continuous symmetry, which then adds
     nothing) plus smooth-L1 of the target bins' offsets (the azimuth offset averaged over the orbit).
+
+    ``direction_weight`` > 0 adds ``loss_direction`` (:func:`direction_loss`): front/back as a
+    two-way choice, for the objects without an azimuth symmetry.
 
     ``target_bins`` ``(N, 3)`` int, ``target_offsets`` ``(N, 3)`` float. Returns ``loss_azimuth``,
     ``loss_elevation``, ``loss_inplane`` and ``loss_offset`` (means over the crops)."""
@@ -250,7 +254,29 @@ def viewpoint_loss(logits: Tensor, offsets: Tensor, target_bins: Tensor, target_
     ip_term = F.smooth_l1_loss(ip_off.gather(1, target_bins[:, 2:3]).squeeze(1), target_offsets[:, 2],
                                reduction="none", beta=0.1)
     loss_offset = offset_weight * (az_term + el_term + ip_term).mean()
-    return {"loss_azimuth": loss_az, "loss_elevation": loss_el, "loss_inplane": loss_ip, "loss_offset": loss_offset}
+    out = {"loss_azimuth": loss_az, "loss_elevation": loss_el, "loss_inplane": loss_ip, "loss_offset": loss_offset}
+    if direction_weight > 0.0:
+        out["loss_direction"] = direction_weight * direction_loss(az_logits, azimuth_orbits)
+    return out
+
+
+def direction_loss(azimuth_logits: Tensor, azimuth_orbits: Tensor, spread: int = 1) -> Tensor:
+    """Front/back as a two-way choice: ``-log(p_true / (p_true + p_turned))``, where ``p_true`` is
+    the azimuth probability of the target bin and its ``spread`` neighbours on each side, and
+    ``p_turned`` the same 180 deg away. Only the objects whose orbit is one bin (no azimuth
+    symmetry) count; the mean over them (0 when there are none). The plain cross-entropy spreads
+    its push over all wrong bins; this term pushes only against the turned-around answer."""
+    count = azimuth_logits.shape[1]
+    single = azimuth_orbits.sum(dim=1) == 1
+    if not bool(single.any()):
+        return azimuth_logits.sum() * 0.0
+    target = azimuth_orbits[single].float().argmax(dim=1)
+    logits = azimuth_logits[single]
+    near = (target.view(-1, 1) + torch.arange(-spread, spread + 1, device=logits.device).view(1, -1)) % count
+    turned = (near + count // 2) % count
+    log_true = torch.logsumexp(logits.gather(1, near), dim=1)
+    log_both = torch.logsumexp(torch.cat([logits.gather(1, near), logits.gather(1, turned)], dim=1), dim=1)
+    return (log_both - log_true).mean()
 
 
 def orbit_masks(azimuth_bins: Tensor | np.ndarray, symmetries: list[str], bins: ViewpointBins) -> Tensor:
@@ -312,6 +338,32 @@ def top_k_hypotheses(logits: Tensor, offsets: Tensor, symmetry: str, bins: Viewp
     return Hypotheses(np.stack(rotations), np.array(scores), np.stack(out_bins))
 
 
+def mirror_outputs(logits: Tensor, offsets: Tensor, bins: ViewpointBins) -> tuple[Tensor, Tensor]:
+    """Outputs ``(..., total)`` of a left-right mirrored crop (mirrored ray) turned into outputs of
+    the crop itself: a mirror maps azimuth -> -azimuth, in-plane -> -in-plane and keeps the
+    elevation (:func:`scene3d_ros.mirror.mirror_rotations` in viewpoint terms), and since the
+    azimuth and in-plane bins are symmetric about 0, bin ``b`` -> ``count - 1 - b`` with its
+    in-bin offset negated."""
+    az, el, ip = bins.split(logits)
+    az_off, el_off, ip_off = bins.split(offsets)
+    return (torch.cat([az.flip(-1), el, ip.flip(-1)], dim=-1),
+            torch.cat([-az_off.flip(-1), el_off, -ip_off.flip(-1)], dim=-1))
+
+
+def mirror_averaged_outputs(model: ViewpointNet, crops: Tensor, labels: Tensor, rays: Tensor) -> tuple[Tensor, Tensor]:
+    """Test-time mirror averaging: ``model`` on the crops and on their left-right mirror images
+    (rays mirrored, x -> -x) in one batch; per angle, the mean of the two log-probabilities
+    (returned as logits: their softmax is the normalised geometric mean) and the mean offsets."""
+    mirrored_rays = rays * rays.new_tensor([-1.0, 1.0, 1.0])
+    logits, offsets = model(torch.cat([crops, crops.flip(-1)]), torch.cat([labels, labels]),
+                            torch.cat([rays, mirrored_rays]))
+    n, bins = len(crops), model.config.bins
+    mirror_logits, mirror_offsets = mirror_outputs(logits[n:], offsets[n:], bins)
+    log_probs = [(a.log_softmax(-1) + b.log_softmax(-1)) / 2
+                 for a, b in zip(bins.split(logits[:n]), bins.split(mirror_logits), strict=True)]
+    return torch.cat(log_probs, dim=-1), (offsets[:n] + mirror_offsets) / 2
+
+
 def to_egocentric(hypotheses: Hypotheses, ray: Tensor | np.ndarray) -> Hypotheses:
     """The hypotheses turned from allocentric (relative to ``ray`` ``(3,)``, optical frame) to
     egocentric object -> camera rotations: ``R_ego = R_ray @ R_allo``."""
@@ -332,15 +384,20 @@ def category_symmetries(library, categories: Sequence[str]) -> dict[str, str]:
 
 class ViewpointStage:
     """The crop viewpoint stage at inference: ``model`` in eval mode, the ``classes`` its labels
-    index (1-based), ``k`` hypotheses per object, hypotheses folded by ``symmetries[category]``."""
+    index (1-based), ``k`` hypotheses per object, hypotheses folded by ``symmetries[category]``.
+    ``mirror_average``: also run each crop's mirror image and average the two
+    (:func:`mirror_averaged_outputs`; twice the stage's compute; its effect on accuracy is in
+    ``models/viewpoint/evaluation/mirror_average/``)."""
 
-    def __init__(self, model: ViewpointNet, classes: Sequence[str], k: int, symmetries: dict[str, str]) -> None:
+    def __init__(self, model: ViewpointNet, classes: Sequence[str], k: int, symmetries: dict[str, str],
+                 mirror_average: bool = True) -> None:
         if k < 1:
             raise ValueError(f"viewpoint hypotheses k must be >= 1, got {k}")
         self.model = model.eval()
         self.classes = list(classes)
         self.k = int(k)
         self.symmetries = dict(symmetries)
+        self.mirror_average = bool(mirror_average)
 
     @torch.inference_mode()
     def predict(self, image: Tensor, boxes: Tensor, labels: Tensor, intrinsics: Tensor) -> list[Hypotheses]:
@@ -352,7 +409,10 @@ class ViewpointStage:
         boxes = boxes.to(device=device, dtype=torch.float32)
         crops = crop_boxes(image.to(device), boxes, self.model.config.crop_size, self.model.config.crop_margin)
         rays = crop_rays(boxes.double(), intrinsics.to(device=device, dtype=torch.float64))
-        logits, offsets = self.model(crops, labels.to(device), rays.float())
+        if self.mirror_average:
+            logits, offsets = mirror_averaged_outputs(self.model, crops, labels.to(device), rays.float())
+        else:
+            logits, offsets = self.model(crops, labels.to(device), rays.float())
         out = []
         for i in range(len(boxes)):
             category = self.classes[int(labels[i]) - 1]

@@ -210,6 +210,9 @@ class PerceptionNode(Node):
             "viewpoint_hypotheses": declare("viewpoint_hypotheses", 5, "Rotation hypotheses per object of the crop "
                                             "viewpoint stage.", integer_range=[IntegerRange(from_value=1, to_value=20)],
                                             read_only=True),
+            "viewpoint_mirror_average": declare("viewpoint_mirror_average", True, "Also run the crop viewpoint "
+                                                "stage on each crop's mirror image and average the two (twice "
+                                                "the stage's compute, fewer front/back flips).", read_only=True),
             "device": declare("device", "auto", "auto (CUDA when available) | cpu | cuda.", read_only=True),
             "score_threshold": declare("score_threshold", 0.5, "Minimum detection score (changeable at run time).",
                                        floating_point_range=unit),
@@ -344,7 +347,8 @@ class PerceptionNode(Node):
                                     max_detections=p["max_detections"], input_size=p["input_size"] or None,
                                     mask_threshold=p["mask_threshold"], num_threads=threads,
                                     viewpoint_checkpoint=_viewpoint_checkpoint(p["viewpoint_model_path"]),
-                                    viewpoint_k=p["viewpoint_hypotheses"])
+                                    viewpoint_k=p["viewpoint_hypotheses"],
+                                    viewpoint_mirror_average=p["viewpoint_mirror_average"])
                 pipeline.warm_up()
                 outcome["pipeline"] = pipeline
             except Exception as exc:  # re-raised by the constructor (bad or missing checkpoint, device)

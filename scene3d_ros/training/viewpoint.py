@@ -124,10 +124,12 @@ class ViewpointDataConfig:
 class ViewpointOptimConfig(OptimConfig):
     """``optim`` section: network 1's :class:`~scene3d_ros.training.optim.OptimConfig` plus
     ``backbone_lr_factor`` (the ImageNet backbone learns at ``lr`` times this) and
-    ``offset_weight`` (weight of the in-bin offset loss)."""
+    ``offset_weight`` (weight of the in-bin offset loss) and ``direction_weight`` (weight of the
+    front/back loss, :func:`~scene3d_ros.model.viewpoint.direction_loss`; 0: off)."""
 
     backbone_lr_factor: float = 0.2
     offset_weight: float = 1.0
+    direction_weight: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -135,6 +137,8 @@ class ViewpointOptimConfig(OptimConfig):
             raise ValueError(f"optim.backbone_lr_factor must be in [0, 10], got {self.backbone_lr_factor}")
         if self.offset_weight < 0.0:
             raise ValueError(f"optim.offset_weight must be >= 0, got {self.offset_weight}")
+        if self.direction_weight < 0.0:
+            raise ValueError(f"optim.direction_weight must be >= 0, got {self.direction_weight}")
 
 
 @dataclass(frozen=True)
@@ -382,7 +386,7 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
                                               batch["ray"].to(device))
                 orbits = orbit_masks(batch["bins"][:, 0], batch["symmetry"], config.model.bins).to(device)
                 losses = viewpoint_loss(logits, offsets, batch["bins"].to(device), batch["offsets"].to(device),
-                                        orbits, config.model.bins, optim.offset_weight)
+                                        orbits, config.model.bins, optim.offset_weight, optim.direction_weight)
                 total = sum(losses.values())
                 values = {k: float(v.detach()) for k, v in losses.items()}
                 total_value = float(total.detach())
