@@ -57,10 +57,12 @@ view back to an egocentric rotation.
 The weights are in squared-descriptor-distance units, so they belong to a trained network:
 ``scripts/silhouette_check_sweep.py`` tuned ``silhouette_weight`` 20, ``silhouette_angle_weight``
 5 and the 90-degree window for the shipped model on a split the report does not use
-(``models/evaluation/silhouette_check_sweep.md``). ``hypothesis_weight`` 1 and no
-``azimuth_flips`` were kept from a sweep with the crop viewpoint stage's hypotheses on that split
-(``models/MODEL_CARD.md``); ``camera_weight`` 20 and ``camera_models`` 4 were chosen there too
-(``models/evaluation/camera_silhouettes.md``).
+(``models/evaluation/silhouette_check_sweep.md``). No ``azimuth_flips`` was kept from a sweep
+with the crop viewpoint stage's hypotheses on that split (``models/MODEL_CARD.md``);
+``camera_weight`` 20 and ``camera_models`` 4 were chosen there too
+(``models/evaluation/camera_silhouettes.md``); ``hypothesis_weight`` 3 (was 1) once the stage's
+probabilities got sharper with mirror averaging and the front/back loss
+(``models/evaluation/policy_hypothesis_weight.md``).
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ class ResolutionPolicy:
     silhouette_weight: float = 20.0
     silhouette_angle_weight: float = 5.0
     silhouette_candidates: int = 64
-    hypothesis_weight: float = 1.0
+    hypothesis_weight: float = 3.0
     azimuth_flips: bool = False
     max_distance: float | None = None
     final_rotation: str = "auto"
