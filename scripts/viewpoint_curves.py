@@ -32,8 +32,9 @@ def plot(run: Path, out: Path, title: str) -> None:
     figure = Figure(figsize=(14, 4.2), dpi=100)
     ax_loss, ax_err, ax_acc = figure.subplots(1, 3)
     crops = [r["crops_seen"] / 1e3 for r in train]
-    for key in ("loss_azimuth", "loss_elevation", "loss_inplane", "loss_offset"):
-        ax_loss.plot(crops, [r[key] for r in train], label=key.removeprefix("loss_"), linewidth=1)
+    for key in ("loss_azimuth", "loss_elevation", "loss_inplane", "loss_offset", "loss_direction"):
+        if train and key in train[0]:  # loss_direction only with optim.direction_weight > 0
+            ax_loss.plot(crops, [r[key] for r in train], label=key.removeprefix("loss_"), linewidth=1)
     ax_loss.set(title="training losses", xlabel="crops seen (thousands)")
     ax_loss.legend(fontsize=8)
     seen = [r["crops_seen"] / 1e3 for r in val]
