@@ -14,10 +14,12 @@ import hashlib
 import pytest
 import yaml
 
+from scene3d_ros import CATEGORIES
 from scene3d_ros.cli.train_viewpoint import main
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
-from scene3d_ros.model.viewpoint_checkpoint import load_viewpoint_checkpoint
-from scene3d_ros.world.cad_library import ensure_cad_library
+from scene3d_ros.model.viewpoint import library_shapes
+from scene3d_ros.model.viewpoint_checkpoint import build_viewpoint_model, load_viewpoint_checkpoint
+from scene3d_ros.world.cad_library import CadLibrary, ensure_cad_library
 from scene3d_ros.world.scene_sampler import SceneConfig
 
 STEPS = 6
@@ -88,3 +90,29 @@ def test_run_validates_and_resume_continues_exactly(config, tmp_path):
 def test_resume_refuses_a_folder_without_a_run(config, tmp_path, capsys):
     assert main(["--config", str(config), "--output", str(tmp_path / "none"), "--resume"]) == 1
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_shape_head_added_to_a_trained_stage(config, tmp_path):
+    """``optim.shape_weight`` > 0 from a stage trained without a shape head: the run keeps that
+    stage's weights, adds a fresh head over the library's shape classes, trains it (loss_shape),
+    validates it (shape_top1) and resumes; the result builds with its head."""
+    plain = tmp_path / "plain"
+    assert main(["--config", str(config), "--output", str(plain), "--set", "run.stop_at_step=1"]) == 0
+    shaped = tmp_path / "shaped"
+    args = ["--config", str(config), "--output", str(shaped), "--set", "optim.shape_weight=1.0",
+            f"run.init_weights={plain / 'last.pt'}"]
+    assert main([*args, f"run.stop_at_step={RESUME_AT}"]) == 0
+    assert main([*args, "--resume"]) == 0
+    checkpoint = load_viewpoint_checkpoint(shaped / "last.pt")
+    shapes = checkpoint["model_config"]["shapes"]
+    assert list(shapes) == list(library_shapes(CadLibrary.load()))
+    assert checkpoint["model"]["shape_logits.weight"].shape[0] == len(shapes)
+    initial = load_viewpoint_checkpoint(plain / "last.pt")["model"]
+    assert "shape_logits.weight" not in initial
+    rows = read_csv(shaped / "metrics.csv")
+    assert len(rows) == STEPS and all(float(r["loss_shape"]) > 0.0 for r in rows)
+    val = read_csv(shaped / "val_metrics.csv")
+    assert [int(r["step"]) for r in val] == [RESUME_AT, STEPS]
+    assert all(0.0 <= float(r["shape_top1"]) <= 1.0 for r in val)
+    model = build_viewpoint_model(shaped / "last.pt", expected_classes=CATEGORIES)
+    assert model.shape_logits is not None and model.config.shapes == tuple(shapes)

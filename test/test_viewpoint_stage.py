@@ -24,6 +24,7 @@ from scene3d_ros.model.viewpoint import (
     mirror_outputs,
     orbit_masks,
     ray_rotation,
+    shape_loss,
     to_egocentric,
     top_k_hypotheses,
     viewpoint_loss,
@@ -241,6 +242,38 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch() -> None:
         optimizer.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
+
+
+SHAPES = ("bus/coach", "bus/double_decker", "car/hatchback", "car/pickup", "car/sedan")
+
+
+def test_shape_head_only_scores_the_crops_category_and_learns_a_fixed_batch() -> None:
+    torch.manual_seed(0)
+    config = ViewpointModelConfig(crop_size=64, hidden=64, dropout=0.0, shapes=SHAPES)
+    model = ViewpointNet(config, len(CATEGORIES), CATEGORIES).train()
+    labels = torch.tensor([CATEGORIES.index("bus") + 1, CATEGORIES.index("car") + 1] * 3)
+    targets = torch.tensor([0, 2, 1, 4, 0, -1])  # -1: no known shape class, ignored
+    crops, rays = torch.rand(6, 3, 64, 64), torch.nn.functional.normalize(torch.randn(6, 3), dim=1)
+    _, _, shapes = model(crops, labels, rays, with_shapes=True)
+    assert torch.isinf(shapes[0, 2:]).all() and torch.isfinite(shapes[0, :2]).all()  # a bus: bus shapes only
+    assert torch.isinf(shapes[1, :2]).all() and torch.isfinite(shapes[1, 2:]).all()
+    assert len(model(crops, labels, rays)) == 2  # without with_shapes: logits and offsets, as before
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(15):
+        loss = shape_loss(model(crops, labels, rays, with_shapes=True)[2], targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0]
+    assert float(shape_loss(shapes, torch.full((6,), -1)).detach()) == 0.0
+    with pytest.raises(ValueError, match="category names"):
+        ViewpointNet(config, len(CATEGORIES))
+    with pytest.raises(ValueError, match="unknown categories"):
+        ViewpointNet(ViewpointModelConfig(shapes=("spaceship/x",)), len(CATEGORIES), CATEGORIES)
+    with pytest.raises(ValueError, match="distinct"):
+        ViewpointModelConfig(shapes=("bus/coach", "bus/coach"))
 
 
 def test_checkpoint_round_trip_and_refusals(tmp_path) -> None:

@@ -160,13 +160,17 @@ def ray_rotation(rays: Tensor) -> Tensor:
 @dataclass(frozen=True)
 class ViewpointModelConfig:
     """The crop viewpoint network: input crop size (pixels), crop margin (share of the box's
-    longer side added around it), bins, hidden width of the trunk, dropout."""
+    longer side added around it), bins, hidden width of the trunk, dropout, and ``shapes``: the
+    shape classes of the optional shape head, ``"<category>/<subtype>"`` keys of the CAD library's
+    sub-types (:func:`shape_key`; empty: no shape head). ``train_viewpoint`` fills ``shapes``
+    from the library when its ``optim.shape_weight`` is above 0."""
 
     crop_size: int = 128
     crop_margin: float = 0.15
     bins: ViewpointBins = ViewpointBins()
     hidden: int = 512
     dropout: float = 0.2
+    shapes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 32 <= int(self.crop_size) <= 512:
@@ -177,14 +181,32 @@ class ViewpointModelConfig:
             raise ValueError(f"hidden must be >= 8, got {self.hidden}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        shapes = tuple(str(s) for s in self.shapes)
+        object.__setattr__(self, "shapes", shapes)
+        if len(set(shapes)) != len(shapes) or any(s.count("/") != 1 for s in shapes):
+            raise ValueError(f"shapes must be distinct '<category>/<subtype>' keys, got {list(shapes)}")
+
+
+def shape_key(category: str, subtype: str) -> str:
+    """The shape class of a CAD model: ``"<category>/<subtype>"`` (the library's two instances of a
+    sub-type differ only in drawn size, so a sub-type is one distinct shape)."""
+    return f"{category}/{subtype}"
+
+
+def library_shapes(library) -> tuple[str, ...]:
+    """Every shape class of a CAD library, sorted: the shape head's classes."""
+    return tuple(sorted({shape_key(m.category, m.subtype) for m in library.models}))
 
 
 class ViewpointNet(nn.Module):
     """MobileNetV2 features -> global average pool, concatenated with the crop's viewing ray ->
     one hidden layer -> per-category bin logits and offsets (``num_classes`` rows of
-    ``bins.total`` each; category ``c`` uses row ``c - 1``: labels are 1-based as network 1's)."""
+    ``bins.total`` each; category ``c`` uses row ``c - 1``: labels are 1-based as network 1's),
+    and, with ``config.shapes``, the shape head: logits over the shape classes, those of other
+    categories than the crop's masked out (the category comes from network 1, ``classes``)."""
 
-    def __init__(self, config: ViewpointModelConfig, num_classes: int) -> None:
+    def __init__(self, config: ViewpointModelConfig, num_classes: int,
+                 classes: Sequence[str] | None = None) -> None:
         super().__init__()
         self.config = config
         self.num_classes = int(num_classes)
@@ -198,6 +220,19 @@ class ViewpointNet(nn.Module):
         nn.init.zeros_(self.logits.bias)
         nn.init.normal_(self.offsets.weight, std=0.001)
         nn.init.zeros_(self.offsets.bias)
+        self.shape_logits: nn.Linear | None = None
+        if config.shapes:
+            if classes is None or len(classes) != self.num_classes:
+                raise ValueError("a shape head needs the category names of the labels (classes)")
+            categories = [s.split("/")[0] for s in config.shapes]
+            unknown = sorted(set(categories) - set(classes))
+            if unknown:
+                raise ValueError(f"shape classes of unknown categories {unknown}")
+            self.shape_logits = nn.Linear(config.hidden, len(config.shapes))
+            nn.init.normal_(self.shape_logits.weight, std=0.01)
+            nn.init.zeros_(self.shape_logits.bias)
+            allowed = torch.tensor([[c == name for c in categories] for name in classes], dtype=torch.bool)
+            self.register_buffer("shape_allowed", allowed, persistent=False)  # (num_classes, S)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         # channels-last convolutions: 4-5x faster for MobileNetV2's depthwise layers on CPU here
@@ -211,9 +246,12 @@ class ViewpointNet(nn.Module):
         features = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
         self.features.load_state_dict(features, strict=True)
 
-    def forward(self, crops: Tensor, labels: Tensor, rays: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, crops: Tensor, labels: Tensor, rays: Tensor, with_shapes: bool = False
+                ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor | None]:
         """Crops ``(N, 3, S, S)`` RGB in [0, 1], labels ``(N,)`` (1-based categories), rays ``(N, 3)``
-        -> logits and offsets ``(N, bins.total)`` of each crop's own category."""
+        -> logits and offsets ``(N, bins.total)`` of each crop's own category; ``with_shapes``:
+        also the shape logits ``(N, len(config.shapes))`` (-inf for other categories' shapes;
+        None without a shape head)."""
         x = self.features(((crops - self.mean) / self.std).contiguous(memory_format=torch.channels_last))
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)
         x = self.trunk(torch.cat([x, rays.to(x.dtype)], dim=1))
@@ -222,7 +260,13 @@ class ViewpointNet(nn.Module):
         logits = self.logits(x).view(-1, self.num_classes, total)
         offsets = self.offsets(x).view(-1, self.num_classes, total)
         index = rows.view(-1, 1, 1).expand(-1, 1, total)
-        return logits.gather(1, index).squeeze(1), offsets.gather(1, index).squeeze(1)
+        out = logits.gather(1, index).squeeze(1), offsets.gather(1, index).squeeze(1)
+        if not with_shapes:
+            return out
+        shapes = None
+        if self.shape_logits is not None:
+            shapes = self.shape_logits(x).masked_fill(~self.shape_allowed[rows], float("-inf"))
+        return (*out, shapes)
 
 
 # =========================================================================== loss
@@ -277,6 +321,17 @@ def direction_loss(azimuth_logits: Tensor, azimuth_orbits: Tensor, spread: int =
     log_true = torch.logsumexp(logits.gather(1, near), dim=1)
     log_both = torch.logsumexp(torch.cat([logits.gather(1, near), logits.gather(1, turned)], dim=1), dim=1)
     return (log_both - log_true).mean()
+
+
+def shape_loss(shape_logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy of the shape head (:class:`ViewpointNet`, ``with_shapes``) over each crop's
+    category's shape classes: ``shape_logits`` ``(N, S)`` (-inf outside the category),
+    ``targets`` ``(N,)`` shape class indices, -1 for an object of no known shape class (ignored;
+    0 when none is known)."""
+    known = targets >= 0
+    if not bool(known.any()):
+        return shape_logits.nan_to_num(0.0, 0.0, 0.0).sum() * 0.0
+    return F.cross_entropy(shape_logits[known], targets[known])
 
 
 def orbit_masks(azimuth_bins: Tensor | np.ndarray, symmetries: list[str], bins: ViewpointBins) -> Tensor:

@@ -98,7 +98,7 @@ def build_viewpoint_model(path: str | Path, device: str | torch.device = "cpu",
                           expected_classes: Sequence[str] | None = None) -> ViewpointNet:
     """The stage-2 network stored in ``path``: float32 weights loaded strictly, on ``device``, eval mode."""
     checkpoint = load_viewpoint_checkpoint(path, expected_classes)
-    model = ViewpointNet(viewpoint_config_from_dict(checkpoint["model_config"]), len(checkpoint["classes"]))
+    model = _model_of(checkpoint, path)
     try:
         load_weights(model, checkpoint["model"])
     except RuntimeError as exc:
@@ -106,9 +106,25 @@ def build_viewpoint_model(path: str | Path, device: str | torch.device = "cpu",
     return model.to(device).eval()
 
 
-def load_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
-    """Strict ``load_state_dict`` with floating-point weights cast to float32 (exported files are half)."""
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, strict=True)
+def _model_of(checkpoint: dict[str, Any], path: str | Path) -> ViewpointNet:
+    """The (untrained) network a validated checkpoint's config and classes describe."""
+    try:
+        return ViewpointNet(viewpoint_config_from_dict(checkpoint["model_config"]), len(checkpoint["classes"]),
+                            checkpoint["classes"])
+    except ValueError as exc:
+        raise CheckpointError(f"{path} describes a network that cannot be built: {exc}") from exc
+
+
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], new_prefixes: Sequence[str] = ()) -> None:
+    """Strict ``load_state_dict`` with floating-point weights cast to float32 (exported files are half).
+    ``new_prefixes``: parameters of ``model`` starting with one of these may be missing from
+    ``weights`` (a head added to a trained network keeps its fresh initialisation)."""
+    result = model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()},
+                                   strict=not new_prefixes)
+    if new_prefixes:
+        missing = [k for k in result.missing_keys if not k.startswith(tuple(new_prefixes))]
+        if missing or result.unexpected_keys:
+            raise RuntimeError(f"weights do not fit the model: missing {missing}, unexpected {result.unexpected_keys}")
 
 
 def is_viewpoint_checkpoint(path: str | Path) -> bool:
@@ -125,7 +141,7 @@ def export_viewpoint_checkpoint(source: str | Path, destination: str | Path, dty
     """Write the inference-only copy of a stage-2 checkpoint: floating-point weights in ``dtype``,
     no optimizer/scheduler/RNG state; ``extra`` merged into the stored ``extra``."""
     checkpoint = load_viewpoint_checkpoint(source)
-    model = ViewpointNet(viewpoint_config_from_dict(checkpoint["model_config"]), len(checkpoint["classes"]))
+    model = _model_of(checkpoint, source)
     try:
         load_weights(model, checkpoint["model"])
     except RuntimeError as exc:

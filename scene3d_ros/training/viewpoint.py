@@ -16,6 +16,7 @@ symmetry (:func:`viewpoint_report`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -46,7 +47,10 @@ from scene3d_ros.model.checkpoint import CheckpointError
 from scene3d_ros.model.viewpoint import (
     ViewpointModelConfig,
     ViewpointNet,
+    library_shapes,
     orbit_masks,
+    shape_key,
+    shape_loss,
     top_k_hypotheses,
     viewpoint_loss,
 )
@@ -54,6 +58,7 @@ from scene3d_ros.model.viewpoint_checkpoint import (
     load_viewpoint_checkpoint,
     load_weights,
     save_viewpoint_checkpoint,
+    viewpoint_config_from_dict,
 )
 from scene3d_ros.paths import config_dir
 from scene3d_ros.training.datasets import DataError, check_dataset_dir, data_loader, resolve_cad_library
@@ -124,12 +129,16 @@ class ViewpointDataConfig:
 class ViewpointOptimConfig(OptimConfig):
     """``optim`` section: network 1's :class:`~scene3d_ros.training.optim.OptimConfig` plus
     ``backbone_lr_factor`` (the ImageNet backbone learns at ``lr`` times this) and
-    ``offset_weight`` (weight of the in-bin offset loss) and ``direction_weight`` (weight of the
-    front/back loss, :func:`~scene3d_ros.model.viewpoint.direction_loss`; 0: off)."""
+    ``offset_weight`` (weight of the in-bin offset loss), ``direction_weight`` (weight of the
+    front/back loss, :func:`~scene3d_ros.model.viewpoint.direction_loss`; 0: off) and
+    ``shape_weight`` (weight of the shape head's cross-entropy over the category's shape classes,
+    :func:`~scene3d_ros.model.viewpoint.shape_loss`; above 0 the network gets a shape head with the
+    CAD library's shape classes; 0: no shape head)."""
 
     backbone_lr_factor: float = 0.2
     offset_weight: float = 1.0
     direction_weight: float = 0.0
+    shape_weight: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -139,6 +148,8 @@ class ViewpointOptimConfig(OptimConfig):
             raise ValueError(f"optim.offset_weight must be >= 0, got {self.offset_weight}")
         if self.direction_weight < 0.0:
             raise ValueError(f"optim.direction_weight must be >= 0, got {self.direction_weight}")
+        if self.shape_weight < 0.0:
+            raise ValueError(f"optim.shape_weight must be >= 0, got {self.shape_weight}")
 
 
 @dataclass(frozen=True)
@@ -166,31 +177,39 @@ def load_viewpoint_train_config(path: str | Path | None = None, overrides: list[
 @dataclass
 class ViewpointRecord:
     """One validation object: category, error of the top-1 hypothesis and best error of the top k
-    (degrees, modulo the symmetry), and whether it is occluded/truncated."""
+    (degrees, modulo the symmetry), whether it is occluded/truncated, and whether the shape head's
+    most probable shape class is the object's (None without a shape head or a known shape class)."""
 
     category: str
     error_deg: float
     best_of_k_deg: float
     occluded: bool
     truncated: bool
+    shape_correct: bool | None = None
 
 
-def predict_records(model: ViewpointNet, loader: DataLoader, device: torch.device, k: int) -> list[ViewpointRecord]:
-    """Run the model over ``loader``'s crops and score the hypotheses against the ground truth."""
+def predict_records(model: ViewpointNet, loader: DataLoader, device: torch.device, k: int,
+                    shape_targets: dict[str, int] | None = None) -> list[ViewpointRecord]:
+    """Run the model over ``loader``'s crops and score the hypotheses against the ground truth;
+    with a shape head and ``shape_targets`` (model id -> shape class index), its top-1 too."""
     bins = model.config.bins
     records = []
     was_training = model.training
     model.eval()
     with torch.no_grad():
         for batch in loader:
-            logits, offsets = model(batch["crop"].to(device), batch["label"].to(device), batch["ray"].to(device))
+            logits, offsets, shapes = model(batch["crop"].to(device), batch["label"].to(device),
+                                            batch["ray"].to(device), with_shapes=True)
             for i in range(len(logits)):
                 symmetry = batch["symmetry"][i]
                 hypotheses = top_k_hypotheses(logits[i], offsets[i], symmetry, bins, k)
                 truth = batch["rotation"][i].double().numpy()
                 errors = symmetric_rotation_error_deg(hypotheses.rotations, truth[None], symmetry)
+                target = None if shape_targets is None else shape_targets.get(batch["model_id"][i])
+                shape_correct = None if shapes is None or target is None else int(shapes[i].argmax()) == target
                 records.append(ViewpointRecord(batch["category"][i], float(errors[0]), float(errors.min()),
-                                               bool(batch["occluded"][i]), bool(batch["truncated"][i])))
+                                               bool(batch["occluded"][i]), bool(batch["truncated"][i]),
+                                               shape_correct))
     model.train(was_training)
     return records
 
@@ -198,20 +217,23 @@ def predict_records(model: ViewpointNet, loader: DataLoader, device: torch.devic
 def viewpoint_report(records: Sequence[ViewpointRecord]) -> dict[str, Any]:
     """Per category and mean over categories (the Pascal3D+ habit): ``med_err_deg``, ``acc_pi6``,
     ``flips`` (share above :data:`FLIP_THRESHOLD_DEG`), ``best_of_k_acc_pi6``, ``best_of_k_med_deg``,
-    ``objects``; for all objects and the ``clean`` subset (neither occluded nor truncated)."""
+    ``shape_top1`` (share of objects whose most probable shape class is theirs; None without a
+    shape head), ``objects``; for all objects and the ``clean`` subset (neither occluded nor truncated)."""
     def summary(rows: Sequence[ViewpointRecord]) -> dict[str, Any]:
         per_category = {}
         for category in CATEGORIES:
             errors = [r.error_deg for r in rows if r.category == category]
             best = [r.best_of_k_deg for r in rows if r.category == category]
+            shapes = [r.shape_correct for r in rows if r.category == category and r.shape_correct is not None]
             per_category[category] = {
                 "objects": len(errors), "med_err_deg": median_or_none(errors),
                 "acc_pi6": share_below(errors, ACC_ROTATION_THRESHOLD_DEG),
                 "flips": None if not errors else float(np.mean(np.asarray(errors) > FLIP_THRESHOLD_DEG)),
                 "best_of_k_med_deg": median_or_none(best),
                 "best_of_k_acc_pi6": share_below(best, ACC_ROTATION_THRESHOLD_DEG),
+                "shape_top1": float(np.mean(shapes)) if shapes else None,
             }
-        keys = ("med_err_deg", "acc_pi6", "flips", "best_of_k_med_deg", "best_of_k_acc_pi6")
+        keys = ("med_err_deg", "acc_pi6", "flips", "best_of_k_med_deg", "best_of_k_acc_pi6", "shape_top1")
         mean = {key: mean_defined([c[key] for c in per_category.values()]) for key in keys}
         mean["objects"] = len(rows)
         mean["flips_pooled"] = None if not rows else float(np.mean([r.error_deg > FLIP_THRESHOLD_DEG for r in rows]))
@@ -274,11 +296,18 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
     if info.is_main:
         root.mkdir(parents=True, exist_ok=True)
 
+    if optim.shape_weight > 0.0 and not config.model.shapes:
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, shapes=library_shapes(library)))
+    shape_targets = None
+    if config.model.shapes:
+        index = {name: i for i, name in enumerate(config.model.shapes)}
+        shape_targets = {m.model_id: index[shape_key(m.category, m.subtype)] for m in library.models
+                         if shape_key(m.category, m.subtype) in index}
     seed_everything(run.seed)
-    model = ViewpointNet(config.model, len(CATEGORIES))
+    model = ViewpointNet(config.model, len(CATEGORIES), CATEGORIES)
     if resume_path is None:
         if run.init_weights:
-            load_weights(model, load_viewpoint_checkpoint(run.init_weights, CATEGORIES, config.model)["model"])
+            _load_init_weights(model, run.init_weights, config.model)
         else:
             model.load_imagenet()
     model.to(device).train()
@@ -365,14 +394,16 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
         """Validation metrics into val_metrics.csv; ``best.pt`` when the MedErr is the lowest so far
         (main rank only: its RNG entry is the main rank's ``rng``, no other rank's states)."""
         nonlocal best_med, last_val
-        report = viewpoint_report(predict_records(model, val_loader, device, data.top_k))
+        report = viewpoint_report(predict_records(model, val_loader, device, data.top_k, shape_targets))
         mean = report["all"]["mean"]
         last_val = mean
         val_log.append({"step": step, "crops_seen": step * per_step, "total": mean["med_err_deg"],
                         **{k: v for k, v in mean.items() if v is not None}})
         out.write_log(val_log)
-        LOGGER.info("step %d validation: MedErr %.1f deg, Acc_pi/6 %.3f, flips %.3f, best-of-%d Acc_pi/6 %.3f",
-                    step, mean["med_err_deg"], mean["acc_pi6"], mean["flips"], data.top_k, mean["best_of_k_acc_pi6"])
+        shape = "" if mean["shape_top1"] is None else f", shape top-1 {mean['shape_top1']:.3f}"
+        LOGGER.info("step %d validation: MedErr %.1f deg, Acc_pi/6 %.3f, flips %.3f, best-of-%d Acc_pi/6 %.3f%s",
+                    step, mean["med_err_deg"], mean["acc_pi6"], mean["flips"], data.top_k, mean["best_of_k_acc_pi6"],
+                    shape)
         if best_med is None or mean["med_err_deg"] < best_med:
             best_med = mean["med_err_deg"]
             save(out.path(BEST_CHECKPOINT), None)
@@ -382,11 +413,14 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
             sampler.set_position(epoch, batch_in_epoch * data.batch_size)
             tick = time.perf_counter()
             for batch in train_loader:
-                logits, offsets = train_model(batch["crop"].to(device), batch["label"].to(device),
-                                              batch["ray"].to(device))
+                logits, offsets, shapes = train_model(batch["crop"].to(device), batch["label"].to(device),
+                                                      batch["ray"].to(device), with_shapes=True)
                 orbits = orbit_masks(batch["bins"][:, 0], batch["symmetry"], config.model.bins).to(device)
                 losses = viewpoint_loss(logits, offsets, batch["bins"].to(device), batch["offsets"].to(device),
                                         orbits, config.model.bins, optim.offset_weight, optim.direction_weight)
+                if shapes is not None and optim.shape_weight > 0.0:
+                    targets = torch.tensor([shape_targets.get(m, -1) for m in batch["model_id"]], device=device)
+                    losses["loss_shape"] = optim.shape_weight * shape_loss(shapes, targets)
                 total = sum(losses.values())
                 values = {k: float(v.detach()) for k, v in losses.items()}
                 total_value = float(total.detach())
@@ -426,6 +460,21 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
     return ViewpointTrainResult(output=root, step=step, checkpoint=root / LAST_CHECKPOINT,
                                 seconds_per_step=meter.seconds_per_step, last_losses=last_row,
                                 last_validation=last_val, stopped_by=stopped_by)
+
+
+def _load_init_weights(model: ViewpointNet, path: str | Path, config: ViewpointModelConfig) -> None:
+    """Start a fresh run from the weights of ``path``: a checkpoint of the same network, or of the
+    same network without the shape head that ``config`` adds (the head then starts fresh)."""
+    checkpoint = load_viewpoint_checkpoint(path, CATEGORIES)
+    stored = viewpoint_config_from_dict(checkpoint["model_config"])
+    adds_shapes = not stored.shapes and bool(config.shapes)
+    if stored != (dataclasses.replace(config, shapes=()) if adds_shapes else config):
+        raise CheckpointError(f"{path} was trained with model config {dataclass_to_dict(stored)}, expected "
+                              f"{dataclass_to_dict(config)} (or the same without shapes)")
+    try:
+        load_weights(model, checkpoint["model"], new_prefixes=("shape_logits.",) if adds_shapes else ())
+    except RuntimeError as exc:
+        raise CheckpointError(f"the weights in {path} do not fit the model: {exc}") from exc
 
 
 class FirstScenes:
