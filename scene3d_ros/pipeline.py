@@ -48,8 +48,9 @@ class DetectedObject:
     probabilities over ``box`` (what the silhouette check compares). With the crop viewpoint
     stage: ``quaternion`` is its best hypothesis, ``network_quaternion`` network 1's own rotation
     (the paper's method), ``hypotheses`` (k, 4) the stage's egocentric rotation hypotheses, most
-    probable first, with their ``hypothesis_scores`` (k,) probabilities; without it
-    ``network_quaternion`` equals ``quaternion`` and the hypotheses are None.
+    probable first, with their ``hypothesis_scores`` (k,) probabilities, and, when the stage has
+    a shape head, ``shape_probabilities`` (shape class ``"<category>/<subtype>"`` -> probability);
+    without it ``network_quaternion`` equals ``quaternion`` and the hypotheses are None.
     """
 
     category: str
@@ -72,6 +73,7 @@ class DetectedObject:
     network_quaternion: np.ndarray | None = None
     hypotheses: np.ndarray | None = None
     hypothesis_scores: np.ndarray | None = None
+    shape_probabilities: dict[str, float] | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -216,6 +218,7 @@ class Pipeline:
                 h = hypotheses[i]
                 objects[-1].hypotheses = matrix_to_quaternion(h.rotations)
                 objects[-1].hypothesis_scores = h.scores
+                objects[-1].shape_probabilities = h.shapes
                 objects[-1].quaternion = objects[-1].hypotheses[0]
         if self.shape_db is not None:
             self._retrieve(objects, intrinsics)
@@ -228,7 +231,8 @@ class Pipeline:
         queries = [ObjectQuery.from_egocentric(o.category, o.descriptor,
                                                o.quaternion if o.hypotheses is None else o.hypotheses, o.translation,
                                                mask=o.box_mask, intrinsics=intrinsics,
-                                               probabilities=o.hypothesis_scores, box=o.box) for o in usable]
+                                               probabilities=o.hypothesis_scores, box=o.box,
+                                               shape_probabilities=o.shape_probabilities) for o in usable]
         for obj, result in zip(usable, self.policy.resolve(self.shape_db, queries, shapes=self._model_points),
                                strict=True):
             obj.fallback, obj.retrieval_distance = result.fallback, float(result.distance)

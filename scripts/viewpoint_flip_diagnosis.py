@@ -52,7 +52,7 @@ def crop_errors(model, split: Path, max_crops: int, k: int) -> list[dict]:
     with torch.inference_mode():
         for batch in tqdm(loader, desc=split.name, unit="batch"):
             outputs = {"plain": model(batch["crop"], batch["label"], batch["ray"]),
-                       "mirror_average": mirror_averaged_outputs(model, batch["crop"], batch["label"], batch["ray"])}
+                       "mirror_average": mirror_averaged_outputs(model, batch["crop"], batch["label"], batch["ray"])[:2]}
             for i in range(len(batch["crop"])):
                 scene = int(batch["scene"][i])
                 if scene not in metas:  # each scene's meta is read once, not once per object

@@ -120,6 +120,33 @@ def test_hypothesis_probabilities_weigh_in_and_the_best_hypothesis_wins() -> Non
         ObjectQuery("car", np.zeros(4), np.zeros((1, 4)))
 
 
+class _ShapeClasses:
+    """``shapes`` for resolve(): a model id's shape class is its name without the instance number."""
+
+    def shape_key(self, model_id: str) -> str:
+        return "car/" + model_id.split("_")[1]
+
+
+def test_shape_probabilities_choose_among_models_the_descriptor_finds_about_equally_close() -> None:
+    db = _db([np.full(4, 0.5), np.full(4, 0.6), np.full(4, 0.55)], [_quat(0), _quat(0), _quat(0)],
+             ["car_sedan_01", "car_pickup_01", "car_van_01"], [WIDE, WIDE, WIDE])
+    says_pickup = _query(0.0, shape_probabilities={"car/sedan": 0.1, "car/pickup": 0.9})
+    policy = ResolutionPolicy(silhouette_max_angle_deg=30.0)
+    assert policy.resolve(db, [says_pickup], shapes=_ShapeClasses())[0].model_id == "car_sedan_01"  # weight 0
+    shaped = policy.replace(shape_weight=1.0)
+    assert shaped.resolve(db, [says_pickup], shapes=_ShapeClasses())[0].model_id == "car_pickup_01"
+    # an unlisted class (van) counts as the uniform share 1/2: it beats a class at 0.1, not one at 0.9
+    says_sedan_unlikely = _query(0.0, shape_probabilities={"car/sedan": 0.1, "car/pickup": 0.1})
+    assert shaped.resolve(db, [says_sedan_unlikely], shapes=_ShapeClasses())[0].model_id == "car_van_01"
+    # without shape probabilities, or without a way to name a model's class: the descriptor decides
+    assert shaped.resolve(db, [_query(0.0)], shapes=_ShapeClasses())[0].model_id == "car_sedan_01"
+    assert shaped.resolve(db, [says_pickup])[0].model_id == "car_sedan_01"
+    with pytest.raises(ValueError, match="shape probabilities"):
+        _query(0.0, shape_probabilities={"car/sedan": 1.5})
+    with pytest.raises(ValueError, match="shape_weight"):
+        ResolutionPolicy(shape_weight=-1.0)
+
+
 def test_cuboid_fallback_keeps_the_hypothesis_rotation() -> None:
     db = _db([np.full(4, 3.0)], [_quat(0)], ["car_a"], [WIDE])
     translation = np.array([1.0, 0.5, 4.0])

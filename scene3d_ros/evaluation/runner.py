@@ -66,7 +66,7 @@ class RetrievalEvalConfig:
     ``silhouette_check`` (also evaluate the silhouette check: its variants and its rotation),
     ``silhouette_weight``, ``silhouette_angle_weight``, ``silhouette_candidates``,
     ``silhouette_max_angle_deg`` (degrees), ``azimuth_flips``, ``hypothesis_weight``,
-    ``final_rotation``, ``fit_translation``, ``camera_weight``, ``camera_models``.
+    ``final_rotation``, ``fit_translation``, ``camera_weight``, ``camera_models``, ``shape_weight``.
     """
 
     enabled: bool | str = "auto"
@@ -84,6 +84,7 @@ class RetrievalEvalConfig:
     fit_translation: bool = ResolutionPolicy.fit_translation
     camera_weight: float = ResolutionPolicy.camera_weight
     camera_models: int = ResolutionPolicy.camera_models
+    shape_weight: float = ResolutionPolicy.shape_weight
 
     def __post_init__(self) -> None:
         if self.enabled not in RETRIEVAL_ENABLED or not isinstance(self.enabled, (bool, str)):
@@ -102,7 +103,8 @@ class RetrievalEvalConfig:
                                 silhouette_candidates=self.silhouette_candidates, azimuth_flips=self.azimuth_flips,
                                 hypothesis_weight=self.hypothesis_weight, final_rotation=self.final_rotation,
                                 fit_translation=self.fit_translation,
-                                camera_weight=self.camera_weight, camera_models=self.camera_models)
+                                camera_weight=self.camera_weight, camera_models=self.camera_models,
+                                shape_weight=self.shape_weight)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ distribution onto one period, so two hypotheses are never the same rotation modu
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -162,7 +163,7 @@ class ViewpointModelConfig:
     """The crop viewpoint network: input crop size (pixels), crop margin (share of the box's
     longer side added around it), bins, hidden width of the trunk, dropout, and ``shapes``: the
     shape classes of the optional shape head, ``"<category>/<subtype>"`` keys of the CAD library's
-    sub-types (:func:`shape_key`; empty: no shape head). ``train_viewpoint`` fills ``shapes``
+    sub-types (``CadModel.shape_class``; empty: no shape head). ``train_viewpoint`` fills ``shapes``
     from the library when its ``optim.shape_weight`` is above 0."""
 
     crop_size: int = 128
@@ -187,23 +188,18 @@ class ViewpointModelConfig:
             raise ValueError(f"shapes must be distinct '<category>/<subtype>' keys, got {list(shapes)}")
 
 
-def shape_key(category: str, subtype: str) -> str:
-    """The shape class of a CAD model: ``"<category>/<subtype>"`` (the library's two instances of a
-    sub-type differ only in drawn size, so a sub-type is one distinct shape)."""
-    return f"{category}/{subtype}"
-
-
 def library_shapes(library) -> tuple[str, ...]:
-    """Every shape class of a CAD library, sorted: the shape head's classes."""
-    return tuple(sorted({shape_key(m.category, m.subtype) for m in library.models}))
+    """Every shape class (``CadModel.shape_class``) of a CAD library, sorted: the shape head's classes."""
+    return tuple(sorted({m.shape_class for m in library.models}))
 
 
 class ViewpointNet(nn.Module):
     """MobileNetV2 features -> global average pool, concatenated with the crop's viewing ray ->
     one hidden layer -> per-category bin logits and offsets (``num_classes`` rows of
     ``bins.total`` each; category ``c`` uses row ``c - 1``: labels are 1-based as network 1's),
-    and, with ``config.shapes``, the shape head: logits over the shape classes, those of other
-    categories than the crop's masked out (the category comes from network 1, ``classes``)."""
+    and, with ``config.shapes``, the shape head: a linear layer on the pooled features (a shape does
+    not depend on the viewing ray) giving logits over the shape classes, those of other categories
+    than the crop's masked out (the category comes from network 1, ``classes``)."""
 
     def __init__(self, config: ViewpointModelConfig, num_classes: int,
                  classes: Sequence[str] | None = None) -> None:
@@ -228,7 +224,7 @@ class ViewpointNet(nn.Module):
             unknown = sorted(set(categories) - set(classes))
             if unknown:
                 raise ValueError(f"shape classes of unknown categories {unknown}")
-            self.shape_logits = nn.Linear(config.hidden, len(config.shapes))
+            self.shape_logits = nn.Linear(MOBILENET_V2_CHANNELS, len(config.shapes))
             nn.init.normal_(self.shape_logits.weight, std=0.01)
             nn.init.zeros_(self.shape_logits.bias)
             allowed = torch.tensor([[c == name for c in categories] for name in classes], dtype=torch.bool)
@@ -252,9 +248,9 @@ class ViewpointNet(nn.Module):
         -> logits and offsets ``(N, bins.total)`` of each crop's own category; ``with_shapes``:
         also the shape logits ``(N, len(config.shapes))`` (-inf for other categories' shapes;
         None without a shape head)."""
-        x = self.features(((crops - self.mean) / self.std).contiguous(memory_format=torch.channels_last))
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        x = self.trunk(torch.cat([x, rays.to(x.dtype)], dim=1))
+        pooled = self.features(((crops - self.mean) / self.std).contiguous(memory_format=torch.channels_last))
+        pooled = F.adaptive_avg_pool2d(pooled, 1).flatten(1)
+        x = self.trunk(torch.cat([pooled, rays.to(pooled.dtype)], dim=1))
         total = self.config.bins.total
         rows = (labels.long() - 1).clamp(0, self.num_classes - 1)
         logits = self.logits(x).view(-1, self.num_classes, total)
@@ -265,7 +261,7 @@ class ViewpointNet(nn.Module):
             return out
         shapes = None
         if self.shape_logits is not None:
-            shapes = self.shape_logits(x).masked_fill(~self.shape_allowed[rows], float("-inf"))
+            shapes = self.shape_logits(pooled).masked_fill(~self.shape_allowed[rows], float("-inf"))
         return (*out, shapes)
 
 
@@ -347,11 +343,14 @@ def orbit_masks(azimuth_bins: Tensor | np.ndarray, symmetries: list[str], bins: 
 class Hypotheses:
     """``k`` rotation hypotheses of one object, most probable first: ``rotations`` ``(k, 3, 3)``
     (allocentric or, after :func:`to_egocentric`, egocentric), ``scores`` ``(k,)`` joint
-    probabilities (each in (0, 1], decreasing), ``bins`` ``(k, 3)``."""
+    probabilities (each in (0, 1], decreasing), ``bins`` ``(k, 3)``; ``shapes``: with a shape
+    head, the probability of each shape class of the object's category (``"<category>/<subtype>"``
+    -> probability, summing to 1), else None."""
 
     rotations: np.ndarray
     scores: np.ndarray
     bins: np.ndarray
+    shapes: dict[str, float] | None = None
 
 
 def top_k_hypotheses(logits: Tensor, offsets: Tensor, symmetry: str, bins: ViewpointBins, k: int) -> Hypotheses:
@@ -405,25 +404,38 @@ def mirror_outputs(logits: Tensor, offsets: Tensor, bins: ViewpointBins) -> tupl
             torch.cat([-az_off.flip(-1), el_off, -ip_off.flip(-1)], dim=-1))
 
 
-def mirror_averaged_outputs(model: ViewpointNet, crops: Tensor, labels: Tensor, rays: Tensor) -> tuple[Tensor, Tensor]:
+def mirror_averaged_outputs(model: ViewpointNet, crops: Tensor, labels: Tensor, rays: Tensor
+                            ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Test-time mirror averaging: ``model`` on the crops and on their left-right mirror images
     (rays mirrored, x -> -x) in one batch; per angle, the mean of the two log-probabilities
-    (returned as logits: their softmax is the normalised geometric mean) and the mean offsets."""
+    (returned as logits: their softmax is the normalised geometric mean) and the mean offsets;
+    with a shape head, the mean of the two shape log-probabilities (a mirror image shows the same
+    shape), else None."""
     mirrored_rays = rays * rays.new_tensor([-1.0, 1.0, 1.0])
-    logits, offsets = model(torch.cat([crops, crops.flip(-1)]), torch.cat([labels, labels]),
-                            torch.cat([rays, mirrored_rays]))
+    logits, offsets, shapes = model(torch.cat([crops, crops.flip(-1)]), torch.cat([labels, labels]),
+                                    torch.cat([rays, mirrored_rays]), with_shapes=True)
     n, bins = len(crops), model.config.bins
     mirror_logits, mirror_offsets = mirror_outputs(logits[n:], offsets[n:], bins)
     log_probs = [(a.log_softmax(-1) + b.log_softmax(-1)) / 2
                  for a, b in zip(bins.split(logits[:n]), bins.split(mirror_logits), strict=True)]
-    return torch.cat(log_probs, dim=-1), (offsets[:n] + mirror_offsets) / 2
+    if shapes is not None:
+        shapes = (shapes[:n].log_softmax(-1) + shapes[n:].log_softmax(-1)) / 2
+    return torch.cat(log_probs, dim=-1), (offsets[:n] + mirror_offsets) / 2, shapes
+
+
+def shape_probabilities(shape_logits: Tensor, shapes: Sequence[str]) -> dict[str, float]:
+    """``{shape class: probability}`` of one crop's shape logits ``(S,)`` over the classes its
+    category allows (the others are -inf and left out)."""
+    probabilities = shape_logits.detach().double().cpu().softmax(0)
+    allowed = torch.isfinite(shape_logits.detach().cpu())
+    return {name: float(p) for name, p, ok in zip(shapes, probabilities.tolist(), allowed.tolist(), strict=True) if ok}
 
 
 def to_egocentric(hypotheses: Hypotheses, ray: Tensor | np.ndarray) -> Hypotheses:
     """The hypotheses turned from allocentric (relative to ``ray`` ``(3,)``, optical frame) to
     egocentric object -> camera rotations: ``R_ego = R_ray @ R_allo``."""
     r_ray = ray_rotation(torch.as_tensor(np.asarray(ray), dtype=torch.float64).view(1, 3))[0].numpy()
-    return Hypotheses(r_ray @ hypotheses.rotations, hypotheses.scores, hypotheses.bins)
+    return dataclasses.replace(hypotheses, rotations=r_ray @ hypotheses.rotations)
 
 
 # =========================================================================== inference
@@ -465,13 +477,17 @@ class ViewpointStage:
         crops = crop_boxes(image.to(device), boxes, self.model.config.crop_size, self.model.config.crop_margin)
         rays = crop_rays(boxes.double(), intrinsics.to(device=device, dtype=torch.float64))
         if self.mirror_average:
-            logits, offsets = mirror_averaged_outputs(self.model, crops, labels.to(device), rays.float())
+            logits, offsets, shapes = mirror_averaged_outputs(self.model, crops, labels.to(device), rays.float())
         else:
-            logits, offsets = self.model(crops, labels.to(device), rays.float())
+            logits, offsets, shapes = self.model(crops, labels.to(device), rays.float(), with_shapes=True)
         out = []
         for i in range(len(boxes)):
             category = self.classes[int(labels[i]) - 1]
             hypotheses = top_k_hypotheses(logits[i], offsets[i], self.symmetries.get(category, "none"),
                                           self.model.config.bins, self.k)
-            out.append(to_egocentric(hypotheses, rays[i].cpu()))
+            hypotheses = to_egocentric(hypotheses, rays[i].cpu())
+            if shapes is not None:
+                hypotheses = dataclasses.replace(hypotheses, shapes=shape_probabilities(shapes[i],
+                                                                                        self.model.config.shapes))
+            out.append(hypotheses)
         return out

@@ -322,7 +322,8 @@ class RetrievalEvaluator:
     def _queries(self, prediction: Mapping[str, Any], labels: list[int]) -> list[ObjectQuery]:
         """One :class:`ObjectQuery` per prediction: its category, descriptor, allocentric rotation
         hypotheses (network 1's one, or the crop viewpoint stage's k with their probabilities when
-        the prediction carries ``viewpoint_hypotheses`` / ``viewpoint_scores``), translation and,
+        the prediction carries ``viewpoint_hypotheses`` / ``viewpoint_scores``, and its shape
+        probabilities with ``viewpoint_shapes``), translation and,
         for the silhouette check, box mask."""
         n = len(labels)
         if not n:
@@ -345,7 +346,8 @@ class RetrievalEvaluator:
             return [ObjectQuery.from_egocentric(self.categories[label - 1], descriptors[i],
                                                 np.asarray(prediction["viewpoint_hypotheses"][i]), translations[i],
                                                 mask=masks[i], probabilities=np.asarray(prediction["viewpoint_scores"][i]),
-                                                intrinsics=camera, box=boxes[i])
+                                                intrinsics=camera, box=boxes[i],
+                                                shape_probabilities=(prediction.get("viewpoint_shapes") or [None] * n)[i])
                     for i, label in enumerate(labels)]
         return [ObjectQuery(self.categories[label - 1], descriptors[i], rotations[i][None], translation=translations[i],
                             mask=masks[i], intrinsics=camera, box=boxes[i]) for i, label in enumerate(labels)]

@@ -23,7 +23,11 @@ Each candidate (model, view) of each hypothesis is scored, in squared-descriptor
             - hypothesis_weight * ln(p_h)
 
 (``d`` squared L2 descriptor distance, ``IoU`` the soft IoU ``sum(min) / sum(max)`` of the mask
-and the view's silhouette, ``angle`` the view's geodesic angle in degrees from ``h``) and the
+and the view's silhouette, ``angle`` the view's geodesic angle in degrees from ``h``), plus
+``- shape_weight * ln p(shape of the view's model)`` for an object whose query carries shape
+probabilities (the crop viewpoint stage's shape head: one probability per shape class
+``"<category>/<subtype>"``; a model of a class the query does not list counts as the uniform share
+``1 / number listed``; the model's class comes from ``shapes.shape_key``, :class:`ModelPoints`), and the
 lowest score over all hypotheses and candidates wins: the object's outline chooses among views
 and models that the descriptor finds about equally close. **Without the silhouette check**
 (``silhouette_check`` off, an object without a mask, a database without silhouettes) each
@@ -69,7 +73,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -103,6 +107,9 @@ the stand-in for an object whose translation is not known."""
 
 FINAL_ROTATIONS = ("auto", "view", "hypothesis")
 """What the silhouette check publishes as the final rotation (:class:`ResolutionPolicy`)."""
+SHAPE_PROBABILITY_FLOOR = 1e-6
+"""The least shape-class probability the shape term uses (ln 1e-6 = -13.8 nats): a class the head
+rules out is unlikely, not impossible."""
 RENDER_SUPERSAMPLE = 2
 """The camera term: sample rays per silhouette cell along each side (2: 2 x 2 rays per cell, as
 ``roi_align(sampling_ratio=2)`` samples Mask R-CNN's box masks and the database's silhouettes)."""
@@ -135,7 +142,9 @@ class ResolutionPolicy:
     ``camera_weight``: per unit of IoU between the mask and a candidate model's silhouette rendered
     in the hypothesis's rotation in the real camera, for objects with several rotations (squared
     descriptor distance units, >= 0; 0 = no rendering; module doc), ``camera_models``: the models
-    rendered per hypothesis (those with the best candidate views).
+    rendered per hypothesis (those with the best candidate views); ``shape_weight``: per nat of
+    the log-probability of a candidate model's shape class, for queries with shape probabilities
+    (squared descriptor distance units, >= 0; 0 = the descriptor alone chooses the model).
     """
 
     max_angle_deg: float = 30.0
@@ -151,13 +160,15 @@ class ResolutionPolicy:
     fit_translation: bool = True
     camera_weight: float = 20.0
     camera_models: int = 4
+    shape_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("max_angle_deg", "silhouette_max_angle_deg"):
             value = float(getattr(self, name))
             if not 0.0 < value <= 180.0:
                 raise ValueError(f"{name} must be in (0, 180] degrees, got {getattr(self, name)}")
-        for name in ("silhouette_weight", "silhouette_angle_weight", "hypothesis_weight", "camera_weight"):
+        for name in ("silhouette_weight", "silhouette_angle_weight", "hypothesis_weight", "camera_weight",
+                     "shape_weight"):
             value = float(getattr(self, name))
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
@@ -218,6 +229,9 @@ class ResolutionPolicy:
                      + float(self.silhouette_angle_weight) * candidates.angle_deg / 180.0)
         log_p = torch.tensor([r.log_probability for r in rows], dtype=score.dtype)
         score = score - float(self.hypothesis_weight) * log_p[:, None]
+        if self.shape_weight > 0.0:
+            score = score - float(self.shape_weight) * _shape_log_probabilities(database, queries, rows,
+                                                                                candidates.index, shapes)
         score = torch.where(torch.isfinite(distance), score, torch.tensor(float("inf")))
 
         # per object: the best (row, column) over its hypothesis rows, first minimum in row order
@@ -341,7 +355,8 @@ class ObjectQuery:
     """One object to resolve (module doc).
 
     ``category``: the detected category (only its models are searched); ``descriptor`` (D,)
-    network 1's descriptor; ``hypotheses`` (k, 4) allocentric (w, x, y, z) rotations;
+    network 1's descriptor; ``shape_probabilities``: ``{"<category>/<subtype>": p}`` from the crop
+    viewpoint stage's shape head, or None; ``hypotheses`` (k, 4) allocentric (w, x, y, z) rotations;
     ``probabilities`` (k,) in [0, 1] (one hypothesis: 1; a hypothesis of probability 0, e.g. a
     softmax underflow, is not considered); ``translation`` (3,) metres in the
     optical frame (``OPTICAL_AXIS`` when unknown); ``mask`` (G, G) mask probabilities over the
@@ -358,12 +373,14 @@ class ObjectQuery:
     mask: np.ndarray | None = None
     intrinsics: CameraIntrinsics | None = None
     box: np.ndarray | None = None
+    shape_probabilities: Mapping[str, float] | None = None
 
     @classmethod
     def from_egocentric(cls, category: str | None, descriptor: np.ndarray, quaternion: np.ndarray,
                         translation: np.ndarray, mask: np.ndarray | None = None,
                         intrinsics: CameraIntrinsics | None = None,
-                        probabilities: np.ndarray | None = None, box: np.ndarray | None = None) -> ObjectQuery:
+                        probabilities: np.ndarray | None = None, box: np.ndarray | None = None,
+                        shape_probabilities: Mapping[str, float] | None = None) -> ObjectQuery:
         """The query of an object at ``translation`` (3,) metres in the optical frame with egocentric
         rotation hypotheses ``quaternion``: (4,) or (k, 4) (w, x, y, z), object -> optical frame
         (a ``detections_3d`` pose, or the crop viewpoint stage's hypotheses, most probable first),
@@ -375,7 +392,8 @@ class ObjectQuery:
             raise ValueError(f"translation must be 3 metres (x, y, z), got shape {translation.shape}")
         t = torch.as_tensor(translation).expand(len(q), 3)
         return cls(category, descriptor, egocentric_to_allocentric(q, t).numpy(), probabilities,
-                   translation=translation, mask=mask, intrinsics=intrinsics, box=box)
+                   translation=translation, mask=mask, intrinsics=intrinsics, box=box,
+                   shape_probabilities=shape_probabilities)
 
     def __post_init__(self) -> None:
         hypotheses = np.asarray(self.hypotheses, dtype=np.float64).reshape(-1, 4)
@@ -394,6 +412,11 @@ class ObjectQuery:
         object.__setattr__(self, "probabilities", p)
         object.__setattr__(self, "translation", translation)
         object.__setattr__(self, "descriptor", np.asarray(self.descriptor, dtype=np.float32).reshape(-1))
+        if self.shape_probabilities is not None:
+            shapes = {str(k): float(v) for k, v in dict(self.shape_probabilities).items()}
+            if not all(math.isfinite(v) and 0.0 <= v <= 1.0 + 1e-6 for v in shapes.values()):
+                raise ValueError(f"shape probabilities must be in [0, 1], got {shapes}")
+            object.__setattr__(self, "shape_probabilities", shapes)
 
 
 @dataclass(frozen=True)
@@ -463,6 +486,32 @@ def _hypothesis_rows(queries: Sequence[ObjectQuery], flips: bool) -> list[_Hypot
                 flipped = canonicalize_quaternion(quaternion_multiply(torch.from_numpy(rotation), flip)).numpy()
                 rows.append(_HypothesisRow(i, h, True, flipped, log_p))
     return rows
+
+
+def _shape_log_probabilities(database: ShapeDatabase, queries: Sequence[ObjectQuery], rows: Sequence[_HypothesisRow],
+                             views: Tensor, shapes: ModelPoints | Callable[[str], np.ndarray] | None) -> Tensor:
+    """``(rows, candidates)``: ln p of each candidate view's model's shape class under its query's
+    shape probabilities (0 for a query without them, a missing view, or ``shapes`` that cannot name
+    a model's class; a class the query does not list: the uniform share of those it lists)."""
+    out = torch.zeros(views.shape, dtype=torch.float32)
+    shape_key = getattr(shapes, "shape_key", None)
+    if shape_key is None:
+        return out
+    models = database.model_index[views.clamp_min(0).numpy()]
+    for r, row in enumerate(rows):
+        probabilities = queries[row.query].shape_probabilities
+        if not probabilities:
+            continue
+        uniform = 1.0 / len(probabilities)
+        per_model: dict[int, float] = {}
+        for c, model in enumerate(models[r].tolist()):
+            if int(views[r, c]) < 0:
+                continue
+            if model not in per_model:
+                p = probabilities.get(shape_key(database.model_ids[model]), uniform)
+                per_model[model] = math.log(max(float(p), SHAPE_PROBABILITY_FLOOR))
+            out[r, c] = per_model[model]
+    return out
 
 
 def _mask(mask: np.ndarray, grid: int | None) -> np.ndarray:

@@ -91,6 +91,10 @@ class ModelPoints:
             points = self._points[model_id] = np.asarray(self.mesh(model_id).convex_hull.vertices, dtype=np.float64)
         return points
 
+    def shape_key(self, model_id: str) -> str:
+        """The model's shape class, ``"<category>/<subtype>"`` (the crop viewpoint stage's shape head's classes)."""
+        return self.library.get(model_id).shape_class
+
     def mesh(self, model_id: str) -> trimesh.Trimesh:
         """The model's mesh (do not modify it: it is shared)."""
         mesh = self._meshes.get(model_id)

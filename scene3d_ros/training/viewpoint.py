@@ -49,7 +49,6 @@ from scene3d_ros.model.viewpoint import (
     ViewpointNet,
     library_shapes,
     orbit_masks,
-    shape_key,
     shape_loss,
     top_k_hypotheses,
     viewpoint_loss,
@@ -301,8 +300,7 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
     shape_targets = None
     if config.model.shapes:
         index = {name: i for i, name in enumerate(config.model.shapes)}
-        shape_targets = {m.model_id: index[shape_key(m.category, m.subtype)] for m in library.models
-                         if shape_key(m.category, m.subtype) in index}
+        shape_targets = {m.model_id: index[m.shape_class] for m in library.models if m.shape_class in index}
     seed_everything(run.seed)
     model = ViewpointNet(config.model, len(CATEGORIES), CATEGORIES)
     if resume_path is None:

@@ -146,6 +146,12 @@ class CadModel:
     mesh_file: str       # relative to the library root, e.g. "meshes/chair/chair_swivel_01.obj"
     extents: tuple[float, float, float]  # axis-aligned size in the canonical frame, metres (x, y, z)
 
+    @property
+    def shape_class(self) -> str:
+        """``"<category>/<subtype>"``: the model's distinct shape (a sub-type's instances differ only
+        in drawn size), the class of the crop viewpoint stage's shape head and of shape-level Top-1."""
+        return f"{self.category}/{self.subtype}"
+
 
 class CadLibrary:
     """A loaded, validated CAD library folder; meshes are read lazily and cached.
