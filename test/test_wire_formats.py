@@ -16,6 +16,8 @@ from scene3d_ros.ros.wire_formats import (
     descriptors_msg,
     hypotheses_from_msg,
     hypotheses_msg,
+    shape_classes_from_msg,
+    shape_classes_msg,
 )
 
 HEADER = header(1_500_000_000, "cam_optical")
@@ -143,3 +145,24 @@ def test_detection2d_boxes_round_trip_and_mismatches_are_named():
     msg.detections[1].bbox.size_y = float("nan")
     with pytest.raises(ValueError, match="detection 1 has a bad box"):
         boxes_from_detection2d_msg(msg, ["car", "boat"])
+
+
+def test_shape_classes_round_trip_and_mismatches_are_named():
+    boxes = np.array([[10.0, 20.0, 60.0, 90.0], [0.0, 0.0, 40.0, 30.0]])
+    shapes = [{"car/sedan": 0.2, "car/pickup": 0.7, "car/hatchback": 0.1}, {"boat/canoe": 1.0}]
+    msg = shape_classes_msg(HEADER, boxes, shapes, ["car_0", "boat_1"])
+    assert msg.header == HEADER and [d.id for d in msg.detections] == ["car_0", "boat_1"]
+    assert [r.hypothesis.class_id for r in msg.detections[0].results] == ["car/pickup", "car/sedan", "car/hatchback"]
+    assert boxes_from_detection2d_msg(msg, ["car/pickup", "boat/canoe"]).tolist() == boxes.tolist()
+    back = shape_classes_from_msg(msg, ["car", "boat"])
+    assert back == [pytest.approx(s) for s in shapes]
+    assert shape_classes_from_msg(shape_classes_msg(HEADER, np.zeros((0, 4)), [], []), []) == []
+    with pytest.raises(ValueError, match="hold 2 detections for 1"):
+        shape_classes_from_msg(msg, ["car"])
+    with pytest.raises(ValueError, match="'boat/canoe', not a class of its category 'bus'"):
+        shape_classes_from_msg(msg, ["car", "bus"])
+    msg.detections[0].results[1].hypothesis.score = 1.5
+    with pytest.raises(ValueError, match="'car/sedan' of detection 0 has probability 1.5"):
+        shape_classes_from_msg(msg, ["car", "boat"])
+    with pytest.raises(ValueError, match="one of each per detection"):
+        shape_classes_msg(HEADER, boxes, shapes[:1], ["car_0"])

@@ -13,6 +13,9 @@ image's header (stamp and frame_id):
                   in the same order, its k rotation hypotheses (w, x, y, z, probability) x k,
                   egocentric (object -> optical frame), most probable first, for the retrieval
                   node's resolution policy
+  shape_classes   vision_msgs/Detection2DArray, only with a crop viewpoint stage that has a shape head:
+                  per detection in the same order, its box and the probability of each shape class
+                  (class_id "<category>/<subtype>", score) of its category, most probable first
   debug_image     sensor_msgs/Image rgb8 (masks, boxes, pose axes), rendered only while subscribed
   /tf             one frame ``<tf_prefix><category>_<k>`` per object under the image's frame_id
                   (none for an image without frame_id), with the network's pose: for running this
@@ -79,7 +82,7 @@ from scene3d_ros.ros.conversions import (
     transform_stamped_msg,
 )
 from scene3d_ros.ros.node_main import TF_QOS, declare_described, run_node
-from scene3d_ros.ros.wire_formats import box_masks_msg, descriptors_msg, hypotheses_msg
+from scene3d_ros.ros.wire_formats import box_masks_msg, descriptors_msg, hypotheses_msg, shape_classes_msg
 from scene3d_ros.visualization import draw_objects
 from scene3d_ros.world.cad_library import CadLibraryError
 
@@ -171,6 +174,9 @@ class PerceptionNode(Node):
         self._hypotheses_k = stage.k if stage is not None else 0  # hypotheses per object
         self._pub_hypotheses = (self.create_publisher(Image, "hypotheses", output_qos)
                                 if p["publish_hypotheses"] and stage is not None else None)
+        self._pub_shape_classes = (self.create_publisher(Detection2DArray, "shape_classes", output_qos)
+                                   if p["publish_hypotheses"] and stage is not None
+                                   and stage.model.shape_logits is not None else None)
         self._pub_debug = self.create_publisher(Image, "debug_image", output_qos)
         self._pub_tf = self.create_publisher(TFMessage, "/tf", TF_QOS)
         self._camera_info: CameraInfo | None = None
@@ -249,8 +255,10 @@ class PerceptionNode(Node):
             "publish_masks": declare("publish_masks", True, "Publish masks, each object's mask over its box (the "
                                      "retrieval node's silhouette check needs them).", read_only=True),
             "publish_hypotheses": declare("publish_hypotheses", True, "Publish hypotheses, each object's rotation "
-                                          "hypotheses with their probabilities (only with the crop viewpoint stage; "
-                                          "the retrieval node's resolution policy scores them all).", read_only=True),
+                                          "hypotheses with their probabilities, and shape_classes, its shape class "
+                                          "probabilities (only with the crop viewpoint stage, shape_classes only "
+                                          "when it has a shape head; the retrieval node's resolution policy scores "
+                                          "them).", read_only=True),
             "tf_prefix": declare("tf_prefix", "", "Prefix of the object TF frame names."),
         }
 
@@ -454,6 +462,10 @@ class PerceptionNode(Node):
             out.append((self._pub_hypotheses, hypotheses_msg(
                 msg_header, np.array([o.hypotheses for o in objects], np.float64).reshape(len(objects), k, 4),
                 np.array([o.hypothesis_scores for o in objects], np.float64).reshape(len(objects), k))))
+        if self._pub_shape_classes is not None:
+            out.append((self._pub_shape_classes, shape_classes_msg(
+                msg_header, np.array([o.box for o in objects], np.float64).reshape(len(objects), 4),
+                [o.shape_probabilities or {} for o in objects], names)))
         if self._publish_tf and objects and msg_header.frame_id:
             out.append((self._pub_tf, TFMessage(transforms=[
                 transform_stamped_msg(msg_header, self._tf_prefix + name, o.quaternion, o.translation)

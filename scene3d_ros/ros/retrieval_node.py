@@ -31,6 +31,11 @@ resolved without them within :data:`PUBLISHER_RECHECK_S`. Hypotheses that arrive
 of their frame are kept with it; a frame whose hypotheses never come is forgotten with the oldest
 (bounded cache, ``cache_size``), with a warning.
 
+Shape classes: with ``use_hypotheses`` the ``shape_classes`` topic (vision_msgs/Detection2DArray,
+:func:`~scene3d_ros.ros.wire_formats.shape_classes_msg`: per detection the stage's shape head's
+probability of each shape class of its category) is joined the same way, while it has a publisher
+(a stage with a shape head); the policy's ``shape_weight`` then weighs each candidate model's class.
+
 Publishes with the input header:
 
   objects   vision_msgs/Detection3DArray: the input detections, bbox.size = the retrieved model's
@@ -90,7 +95,12 @@ from scene3d_ros.ros.conversions import (
     stamp_to_ns,
 )
 from scene3d_ros.ros.node_main import TF_QOS, declare_described, run_node
-from scene3d_ros.ros.wire_formats import box_masks_from_msg, descriptors_from_msg, hypotheses_from_msg
+from scene3d_ros.ros.wire_formats import (
+    box_masks_from_msg,
+    descriptors_from_msg,
+    hypotheses_from_msg,
+    shape_classes_from_msg,
+)
 from scene3d_ros.visualization import instance_colour
 from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 
@@ -101,7 +111,8 @@ POLICY_PARAMETERS = ("max_angle_deg", "silhouette_max_angle_deg", "silhouette_we
 PUBLISHER_RECHECK_S = 0.5
 """How often frames held for an optional topic (hypotheses, detections_2d) are re-checked for a publisher
 that has gone (seconds)."""
-OPTIONAL_KIND_SWITCH = {"hypotheses": "use_hypotheses:=false", "detections_2d": "fit_translation:=false"}
+OPTIONAL_KIND_SWITCH = {"hypotheses": "use_hypotheses:=false", "shape_classes": "use_hypotheses:=false",
+                        "detections_2d": "fit_translation:=false"}
 """The joined-while-published kinds and the parameter setting that resolves without them."""
 THROTTLE_S = 10.0
 
@@ -174,8 +185,10 @@ class RetrievalNode(Node):
         self._publish_tf = declare("publish_tf", True, "Publish one TF frame per object (the final pose) on /tf.")
         self._tf_prefix = declare("tf_prefix", "", "Prefix of the object TF frame names.")
         use_hypotheses = declare("use_hypotheses", True, "Join the hypotheses topic (the crop viewpoint stage's k "
-                                 "rotation hypotheses per object) while it has a publisher; without one, each object's "
-                                 "detections_3d rotation is its only hypothesis.", read_only=True)
+                                 "rotation hypotheses per object) and the shape_classes topic (its shape head's "
+                                 "class probabilities) while each has a publisher; without hypotheses, each object's "
+                                 "detections_3d rotation is its only hypothesis; without shape classes, the "
+                                 "descriptor alone chooses the model.", read_only=True)
         self._cache_size = declare("cache_size", 30, "Frames kept while waiting for the other topic.",
                                    integer_range=[IntegerRange(from_value=1, to_value=1000)])
         qos_depth = declare("qos_depth", 10, "QoS history depth.", integer_range=[IntegerRange(from_value=1,
@@ -196,11 +209,12 @@ class RetrievalNode(Node):
         self.create_subscription(Image, "descriptors", lambda m: self._on_message("descriptors", m), qos)
         if self._use_masks:
             self.create_subscription(Image, "masks", lambda m: self._on_message("masks", m), qos)
-        self._hypotheses_topic = None  # resolved name of the hypotheses topic when joined
+        self._stage_topics: dict[str, str] = {}  # the crop viewpoint stage's topics when joined: kind -> name
         if use_hypotheses:
-            subscription = self.create_subscription(Image, "hypotheses", lambda m: self._on_message("hypotheses", m),
-                                                    qos)
-            self._hypotheses_topic = subscription.topic_name
+            for kind, msg_type in (("hypotheses", Image), ("shape_classes", Detection2DArray)):
+                subscription = self.create_subscription(msg_type, kind,
+                                                        lambda m, kind=kind: self._on_message(kind, m), qos)
+                self._stage_topics[kind] = subscription.topic_name
         # the boxes and the camera of the translation fit (subscribed always: fit_translation changes at run time)
         self._boxes_topic = self.create_subscription(
             Detection2DArray, "detections_2d", lambda m: self._on_message("detections_2d", m), qos).topic_name
@@ -240,9 +254,9 @@ class RetrievalNode(Node):
         return SetParametersResult(successful=True)
 
     def _optional_topics(self) -> dict[str, str]:
-        """The kinds joined now while their topic has a publisher (kind -> topic name): hypotheses
-        (``use_hypotheses``) and detections_2d (``fit_translation``)."""
-        topics = {"hypotheses": self._hypotheses_topic} if self._hypotheses_topic is not None else {}
+        """The kinds joined now while their topic has a publisher (kind -> topic name): hypotheses and
+        shape_classes (``use_hypotheses``) and detections_2d (``fit_translation``)."""
+        topics = dict(self._stage_topics)
         if self._policy.fit_translation:
             topics["detections_2d"] = self._boxes_topic
         return topics
@@ -324,12 +338,13 @@ class RetrievalNode(Node):
         entry = self._pending.pop(key)
         try:
             self._retrieve(entry["detections"], entry["descriptors"], entry.get("masks"), entry.get("hypotheses"),
-                           entry.get("detections_2d"))
+                           entry.get("detections_2d"), entry.get("shape_classes"))
         except ValueError as exc:
             self.get_logger().error(f"skipping frame {key[0]}: {exc}", throttle_duration_sec=5.0)
 
     def _retrieve(self, detections: Detection3DArray, descriptors: Image, masks: Image | None = None,
-                  hypotheses: Image | None = None, boxes: Detection2DArray | None = None) -> None:
+                  hypotheses: Image | None = None, boxes: Detection2DArray | None = None,
+                  shape_classes: Detection2DArray | None = None) -> None:
         dets = detections.detections
         results = []
         if dets:
@@ -342,11 +357,14 @@ class RetrievalNode(Node):
             else:  # the crop viewpoint stage's k egocentric hypotheses (k, 4) and probabilities (k,)
                 rotations, probabilities = hypotheses_from_msg(hypotheses, len(dets))
             box_rows, camera = self._fit_inputs(detections, boxes)
-            queries = [ObjectQuery.from_egocentric(d.results[0].hypothesis.class_id, row, rotation,
+            categories = [d.results[0].hypothesis.class_id for d in dets]
+            shapes = [None] * len(dets) if shape_classes is None else shape_classes_from_msg(shape_classes, categories)
+            queries = [ObjectQuery.from_egocentric(category, row, rotation,
                                                    point_xyz(d.results[0].pose.pose.position), mask,
-                                                   intrinsics=camera, probabilities=p, box=box)
-                       for d, row, mask, rotation, p, box in zip(dets, rows, box_masks, rotations, probabilities,
-                                                                 box_rows, strict=True)]
+                                                   intrinsics=camera, probabilities=p, box=box,
+                                                   shape_probabilities=shape)
+                       for d, category, row, mask, rotation, p, box, shape in zip(
+                           dets, categories, rows, box_masks, rotations, probabilities, box_rows, shapes, strict=True)]
             results = self._policy.resolve(self._db, queries, shapes=self._shapes)
             for det, result in zip(dets, results, strict=True):  # the final pose: the policy's rotation and position
                 for pose in (det.results[0].pose.pose, det.bbox.center):

@@ -1,5 +1,6 @@
 """The wire formats between perception_node and retrieval_node: how a matrix rides in a
-sensor_msgs/Image, each with its encoder and its decoder (no rclpy import: messages only).
+sensor_msgs/Image (and the shape classes in a vision_msgs/Detection2DArray), each with its
+encoder and its decoder (no rclpy import: messages only).
 
 * **Descriptors** (``descriptors`` topic): one object descriptor per row, in detection order, as
   a ``32FC1`` image of height N (detections) and width D (descriptor dimension), little-endian
@@ -15,6 +16,11 @@ sensor_msgs/Image, each with its encoder and its decoder (no rclpy import: messa
   every row (an image without detections: height 0, width 5 k or 0). Little-endian float32 without
   row padding (the decoder also reads big-endian data).
 
+* **Shape classes** (``shape_classes`` topic, with a crop viewpoint stage that has a shape head):
+  a vision_msgs/Detection2DArray with one Detection2D per detection, in detection order: its box
+  (as in ``detections_2d``), its id, and one result per shape class of the detection's category,
+  ``class_id`` ``"<category>/<subtype>"`` and ``score`` its probability, most probable first.
+
 All carry the header of the image they were computed from, which is how the retrieval node joins
 them with ``detections_3d``. Decoders raise ValueError naming the mismatch.
 """
@@ -24,7 +30,9 @@ from __future__ import annotations
 import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray, ObjectHypothesisWithPose
 
+from scene3d_ros.ros.conversions import detection2d_msg
 from scene3d_ros.world.depth_views import SILHOUETTE_GRID
 
 DESCRIPTOR_ENCODING = "32FC1"
@@ -139,3 +147,46 @@ def hypotheses_from_msg(msg: Image, rows: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"hypothesis {h} of detection {i} has probability {probabilities[i, h]:.6g}, "
                          "expected one in [0, 1]")
     return quaternions, probabilities
+
+
+def shape_classes_msg(msg_header: Header, boxes: np.ndarray, shapes: list[dict[str, float]],
+                      object_ids: list[str]) -> Detection2DArray:
+    """Detection2DArray of each detection's shape class probabilities (``shapes``: one
+    ``{"<category>/<subtype>": p}`` per detection), with its box ``(N, 4)`` (x0 y0 x1 y1, pixel
+    edges) and id, in detection order; results most probable first."""
+    if len(boxes) != len(shapes) or len(shapes) != len(object_ids):
+        raise ValueError(f"{len(boxes)} boxes, {len(shapes)} shape distributions and {len(object_ids)} ids: "
+                         "expected one of each per detection")
+    detections = []
+    for box, probabilities, object_id in zip(boxes, shapes, object_ids, strict=True):
+        det = detection2d_msg(msg_header, box, "", 0.0, object_id)  # the box as detections_2d carries it
+        det.results.clear()
+        for name, p in sorted(probabilities.items(), key=lambda item: -item[1]):
+            result = ObjectHypothesisWithPose()
+            result.hypothesis.class_id, result.hypothesis.score = str(name), float(p)
+            det.results.append(result)
+        detections.append(det)
+    return Detection2DArray(header=msg_header, detections=detections)
+
+
+def shape_classes_from_msg(msg: Detection2DArray, categories: list[str]) -> list[dict[str, float]]:
+    """The shape class probabilities of a :func:`shape_classes_msg` message, checked against the
+    ``categories`` of the frame's detections in the same order (e.g. its detections_3d): one
+    ``{"<category>/<subtype>": p}`` per detection. Raises ValueError naming the first mismatch: a
+    different number of detections, a class of another category, a probability outside [0, 1]."""
+    dets = msg.detections
+    if len(dets) != len(categories):
+        raise ValueError(f"shape classes hold {len(dets)} detections for {len(categories)} 3D detections")
+    out = []
+    for k, (det, category) in enumerate(zip(dets, categories, strict=True)):
+        probabilities = {}
+        for result in det.results:
+            name, p = result.hypothesis.class_id, float(result.hypothesis.score)
+            if not name.startswith(f"{category}/"):
+                raise ValueError(f"shape classes of detection {k} include {name!r}, not a class of its category "
+                                 f"{category!r}: not the same detections in the same order")
+            if not 0.0 <= p <= 1.0 + UNIT_TOLERANCE:
+                raise ValueError(f"shape class {name!r} of detection {k} has probability {p}, expected one in [0, 1]")
+            probabilities[name] = min(p, 1.0)
+        out.append(probabilities)
+    return out
