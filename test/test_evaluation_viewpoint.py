@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from tiny_model import save_tiny_checkpoint
 
@@ -10,7 +11,13 @@ from scene3d_ros import CATEGORIES
 from scene3d_ros.evaluation import Evaluator
 from scene3d_ros.evaluation.viewpoint import ViewpointComparison, comparison_markdown
 from scene3d_ros.model import build_model_from_checkpoint
-from scene3d_ros.model.viewpoint import ViewpointModelConfig, ViewpointNet, ViewpointStage, category_symmetries
+from scene3d_ros.model.viewpoint import (
+    ViewpointModelConfig,
+    ViewpointNet,
+    ViewpointStage,
+    category_symmetries,
+    library_shapes,
+)
 from scene3d_ros.world.annotations import generate_annotated_scene
 from scene3d_ros.world.cad_library import ensure_cad_library
 from scene3d_ros.world.renderer import Renderer
@@ -52,3 +59,48 @@ def test_comparison_scores_the_same_boxes_three_ways(tmp_path) -> None:
                                                                                  strict=True))
     markdown = comparison_markdown(comparison.summary(), "title")
     assert "crop viewpoint stage (top-1)" in markdown and "Flips > 150 deg" in markdown
+
+
+def test_shape_head_top1_counts_the_matched_objects_whose_favoured_class_is_theirs(tmp_path) -> None:
+    torch.manual_seed(0)
+    library = ensure_cad_library(progress=False)
+    classes = library_shapes(library)
+    net = ViewpointNet(ViewpointModelConfig(crop_size=64, hidden=32, shapes=classes), len(CATEGORIES), CATEGORIES)
+    favoured = {}  # per category, the class the head says (an untrained MobileNetV2 pools to ~0: the bias decides)
+    with torch.no_grad():
+        for i, name in enumerate(classes):
+            category = name.split("/")[0]
+            if category not in favoured:
+                favoured[category] = name
+                net.shape_logits.bias[i] = 5.0
+    model = build_model_from_checkpoint(save_tiny_checkpoint(tmp_path / "tiny.pt"))
+    stage = ViewpointStage(net, CATEGORIES, 2, category_symmetries(library, CATEGORIES))
+    comparison = ViewpointComparison(stage, ("gt_boxes",), shape_classes={m.model_id: m.shape_class
+                                                                           for m in library.models})
+    expected = {c: [] for c in CATEGORIES}
+    renderer = Renderer()
+    for seed in range(4):
+        frame = generate_annotated_scene(np.random.default_rng(seed), library, SceneConfig(image_sizes=((160, 120),)),
+                                         renderer)
+        objects = frame.annotations
+        image = torch.from_numpy(frame.rendered.rgb.copy()).permute(2, 0, 1).float().div(255.0)
+        k = torch.as_tensor(frame.scene.intrinsics.matrix, dtype=torch.float32)
+        gt = {"boxes": torch.tensor([o.box for o in objects], dtype=torch.float32),
+              "labels": torch.tensor([o.label for o in objects]),
+              "quaternions": torch.tensor([o.quaternion for o in objects], dtype=torch.float32),
+              "translations": torch.tensor([o.translation for o in objects], dtype=torch.float32),
+              "symmetries": [o.symmetry for o in objects], "model_ids": [o.model_id for o in objects],
+              "occluded": torch.tensor([o.occluded for o in objects]), "truncated": torch.tensor([o.truncated for o in objects])}
+        with torch.inference_mode():
+            prediction = model.predict_with_boxes([image], [gt["boxes"]], [gt["labels"]], [k])[0]
+        comparison.add("gt_boxes", prediction, gt, image, k)
+        for o in objects:
+            category = CATEGORIES[o.label - 1]
+            expected[category].append(library.get(o.model_id).shape_class == favoured[category])
+    head = comparison.summary()["shape_head"]["gt_boxes"]
+    assert head["objects"] == sum(len(v) for v in expected.values()) >= 4
+    for category, hits in expected.items():
+        assert head["per_category"][category] == (pytest.approx(np.mean(hits)) if hits else None), category
+    hits = [x for v in expected.values() for x in v]
+    assert any(hits) and not all(hits), hits  # these scenes hold objects of favoured classes and of others
+    assert "shape head top-1" in comparison_markdown(comparison.summary(), "title")

@@ -210,13 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     viewpoint_path = default_viewpoint_model_path() if args.viewpoint is None else args.viewpoint
     if viewpoint_path and (args.viewpoint or Path(viewpoint_path).is_file()):
         try:
+            library = CadLibrary.load()
             stage = ViewpointStage(build_viewpoint_model(viewpoint_path, device, expected_classes=CATEGORIES), CATEGORIES,
-                                   args.viewpoint_k, category_symmetries(CadLibrary.load(), CATEGORIES),
+                                   args.viewpoint_k, category_symmetries(library, CATEGORIES),
                                    mirror_average=args.viewpoint_mirror_average)
         except (CheckpointError, ValueError) as exc:
             print(f"evaluate: --viewpoint: {exc}", file=sys.stderr)
             return 1
-        viewpoint = ViewpointComparison(stage, settings, config.iou_threshold, config.mask_threshold)
+        viewpoint = ViewpointComparison(stage, settings, config.iou_threshold, config.mask_threshold,
+                                        {m.model_id: m.shape_class for m in library.models})
 
     evaluators, symmetry_aware = evaluate(model, dataset, settings, device, config, retrieval, viewpoint)
     summaries = {setting: evaluator.summary() for setting, evaluator in evaluators.items()}

@@ -11,6 +11,10 @@ three :class:`~scene3d_ros.evaluation.metrics.Evaluator` s score:
   oracle: how often the truth is among the k hypotheses, what a resolution step could reach.
 
 Translations, boxes and scores are network 1's in all three, so only the rotation rows differ.
+
+With a stage that has a shape head and ``shape_classes`` (model id -> ``"<category>/<subtype>"``),
+the share of matched objects whose most probable shape class is their model's is reported too
+(``shape_head``: per setting and category), the head's own accuracy before the resolution policy.
 """
 
 from __future__ import annotations
@@ -41,9 +45,11 @@ class ViewpointComparison:
     """Accumulates the three rotations per setting; :meth:`summary` / :meth:`to_markdown` report them."""
 
     def __init__(self, stage: ViewpointStage, settings: Sequence[str], iou_threshold: float = 0.5,
-                 mask_threshold: float = MASK_THRESHOLD) -> None:
+                 mask_threshold: float = MASK_THRESHOLD, shape_classes: Mapping[str, str] | None = None) -> None:
         self.stage = stage
         self.settings = tuple(settings)
+        self.shape_classes = dict(shape_classes or {})
+        self.shape_hits: dict[str, dict[str, list[bool]]] = {s: {c: [] for c in CATEGORIES} for s in self.settings}
         self.evaluators = {(s, m): Evaluator(CATEGORIES, setting=s, iou_threshold=iou_threshold,
                                              mask_threshold=mask_threshold) for s in self.settings for m in METHODS}
 
@@ -62,9 +68,15 @@ class ViewpointComparison:
         best = top1.copy()
         gt_rotations = quaternion_to_matrix(_numpy(gt["quaternions"]).astype(np.float64).reshape(-1, 4))
         symmetries = list(gt.get("symmetries") or ["none"] * len(gt_rotations))
+        gt_models = list(gt.get("model_ids") or [])
+        gt_labels = _numpy(gt["labels"]).reshape(-1)
         for i, j in pair_predictions(prediction, gt, setting, self.evaluators[(setting, "network")].iou_threshold):
             errors = symmetric_rotation_error_deg(hypotheses[i].rotations, gt_rotations[j][None], symmetries[j])
             best[i] = matrix_to_quaternion(hypotheses[i].rotations[int(np.argmin(errors))])
+            truth = self.shape_classes.get(gt_models[j]) if j < len(gt_models) else None
+            if hypotheses[i].shapes and truth is not None:
+                guess = max(hypotheses[i].shapes, key=hypotheses[i].shapes.get)
+                self.shape_hits[setting][CATEGORIES[int(gt_labels[j]) - 1]].append(guess == truth)
         self.evaluators[(setting, "network")].add(prediction, gt)
         self.evaluators[(setting, "stage2")].add({**prediction, "quaternions": top1}, gt)
         self.evaluators[(setting, "best_of_k")].add({**prediction, "quaternions": best}, gt)
@@ -73,9 +85,19 @@ class ViewpointComparison:
                 "viewpoint_shapes": [h.shapes for h in hypotheses]}
 
     def summary(self) -> dict[str, Any]:
-        """``{setting: {method: Evaluator.summary()}}`` plus the stage's k."""
-        return {"k": self.stage.k, "settings": {s: {m: self.evaluators[(s, m)].summary() for m in METHODS}
-                                                  for s in self.settings}}
+        """``{setting: {method: Evaluator.summary()}}`` plus the stage's k and, when measured, the
+        shape head's top-1 per setting (``shape_head``: per category, mean over categories, objects)."""
+        out: dict[str, Any] = {"k": self.stage.k, "settings": {
+            s: {m: self.evaluators[(s, m)].summary() for m in METHODS} for s in self.settings}}
+        if any(hits for per in self.shape_hits.values() for hits in per.values()):
+            out["shape_head"] = {}
+            for setting, per in self.shape_hits.items():
+                rates = {c: (float(np.mean(h)) if h else None) for c, h in per.items()}
+                defined = [r for r in rates.values() if r is not None]
+                out["shape_head"][setting] = {"per_category": rates,
+                                              "mean": float(np.mean(defined)) if defined else None,
+                                              "objects": sum(len(h) for h in per.values())}
+        return out
 
 
 def comparison_markdown(summary: Mapping[str, Any], title: str) -> str:
@@ -102,4 +124,13 @@ def comparison_markdown(summary: Mapping[str, Any], title: str) -> str:
                     cells.append("n/a" if mean is None else fmt.format(mean))
                     lines.append(f"| {METHOD_TITLES[method]} | {label} | " + " | ".join(cells) + " |")
             lines.append("")
+    for setting, head in summary.get("shape_head", {}).items():
+        categories = list(head["per_category"])
+        lines += [f"## Shape head, {setting_titles.get(setting, setting)} ({head['objects']} matched objects)", "",
+                  "Share of objects whose most probable shape class (`<category>/<subtype>`) is their model's "
+                  "(the head alone, before the resolution policy).", "",
+                  "| | " + " | ".join(categories) + " | mean |", "|---|" + "---:|" * (len(categories) + 1),
+                  "| shape head top-1 | " + " | ".join("n/a" if head["per_category"][c] is None
+                                                      else f"{head['per_category'][c]:.3f}" for c in categories)
+                  + f" | {'n/a' if head['mean'] is None else format(head['mean'], '.3f')} |", ""]
     return "\n".join(lines) + "\n"
