@@ -1,6 +1,6 @@
 """Training curves of a crop viewpoint stage run against the crops seen: the losses, and the
-validation MedErr / Acc_pi/6 / flip share / best-of-k Acc_pi/6 (``train_viewpoint``'s
-``metrics.csv`` and ``val_metrics.csv``).
+validation MedErr / Acc_pi/6 / flip share / best-of-k Acc_pi/6 and, for a stage with a shape
+head, its shape top-1 (``train_viewpoint``'s ``metrics.csv`` and ``val_metrics.csv``).
 
     .venv/bin/python scripts/viewpoint_curves.py RUN_DIR OUT.png [--title TEXT]
 """
@@ -32,8 +32,8 @@ def plot(run: Path, out: Path, title: str) -> None:
     figure = Figure(figsize=(14, 4.2), dpi=100)
     ax_loss, ax_err, ax_acc = figure.subplots(1, 3)
     crops = [r["crops_seen"] / 1e3 for r in train]
-    for key in ("loss_azimuth", "loss_elevation", "loss_inplane", "loss_offset", "loss_direction"):
-        if train and key in train[0]:  # loss_direction only with optim.direction_weight > 0
+    for key in ("loss_azimuth", "loss_elevation", "loss_inplane", "loss_offset", "loss_direction", "loss_shape"):
+        if train and key in train[0]:  # loss_direction / loss_shape only with their optim weight > 0
             ax_loss.plot(crops, [r[key] for r in train], label=key.removeprefix("loss_"), linewidth=1)
     ax_loss.set(title="training losses", xlabel="crops seen (thousands)")
     ax_loss.legend(fontsize=8)
@@ -45,6 +45,8 @@ def plot(run: Path, out: Path, title: str) -> None:
     ax_acc.plot(seen, [r["acc_pi6"] for r in val], "o-", label="Acc_pi/6, top-1")
     ax_acc.plot(seen, [r["best_of_k_acc_pi6"] for r in val], "s--", label="Acc_pi/6, best of k")
     ax_acc.plot(seen, [r["flips"] for r in val], "^:", label="flips > 150 deg")
+    if val and "shape_top1" in val[0]:
+        ax_acc.plot(seen, [r["shape_top1"] for r in val], "d-.", label="shape head top-1")
     ax_acc.set(title="validation shares", xlabel="crops seen (thousands)", ylim=(0, 1))
     ax_acc.legend(fontsize=8)
     for ax in (ax_loss, ax_err, ax_acc):
