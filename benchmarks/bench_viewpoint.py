@@ -66,7 +66,7 @@ def bench_training(config, steps: int, workers: int, scenes: int = 60) -> dict[s
     offsets = torch.as_tensor(np.stack([t.offsets for t in targets]))
 
     def step(batch_crops, batch_labels, batch_rays, batch_bins, batch_offsets, symmetries) -> None:
-        logits, off = model(batch_crops, batch_labels, batch_rays)
+        logits, off = model(batch_crops, batch_labels, batch_rays)[:2]
         orbits = orbit_masks(batch_bins[:, 0], symmetries, bins)
         loss = sum(viewpoint_loss(logits, off, batch_bins, batch_offsets, orbits, bins).values())
         optimizer.zero_grad(set_to_none=True)

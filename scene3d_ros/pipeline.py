@@ -20,7 +20,7 @@ from scene3d_ros.geometry import CameraIntrinsics, canonical_quaternion, matrix_
 from scene3d_ros.model import build_model_from_checkpoint
 from scene3d_ros.model.device import resolve_device
 from scene3d_ros.model.fast_path import apply_fast_path
-from scene3d_ros.model.viewpoint import ViewpointStage, category_symmetries
+from scene3d_ros.model.viewpoint import HYPOTHESIS_SEPARATION_DEG, ViewpointStage, category_symmetries
 from scene3d_ros.model.viewpoint_checkpoint import build_viewpoint_model
 from scene3d_ros.paths import default_model_path, default_viewpoint_model_path
 from scene3d_ros.retrieval import ObjectQuery, ResolutionPolicy, ShapeDatabase
@@ -44,8 +44,10 @@ class DetectedObject:
     pose in which the model fits the image (often closer to the truth than ``quaternion``), else
     the network's; ``model_translation`` the policy's final position (metres, optical frame; fitted
     to the retrieved model's projection onto ``box``, else ``translation``); ``confidence`` the
-    policy's (None without the silhouette check). ``box_mask`` (28, 28): the mask head's
-    probabilities over ``box`` (what the silhouette check compares). With the crop viewpoint
+    policy's (None without the silhouette check). ``box_mask`` (28, 28): mask probabilities over
+    ``box``, what the resolution policy compares with silhouettes: the crop viewpoint stage's when it
+    has a mask head (from the crop at full resolution), else network 1's mask head's (which also
+    gives ``mask``). With the crop viewpoint
     stage: ``quaternion`` is its best hypothesis, ``network_quaternion`` network 1's own rotation
     (the paper's method), ``hypotheses`` (k, 4) the stage's egocentric rotation hypotheses, most
     probable first, with their ``hypothesis_scores`` (k,) probabilities, and, when the stage has
@@ -92,7 +94,8 @@ class Pipeline:
     ``viewpoint_checkpoint``: the crop viewpoint stage (:mod:`scene3d_ros.model.viewpoint`) run
     after network 1 on every kept detection (default: the shipped one, when there is one; ``""``:
     none), giving ``viewpoint_k`` rotation hypotheses per object for the resolution policy;
-    ``viewpoint_mirror_average``: the stage also runs each crop's mirror image and averages the two.
+    ``viewpoint_mirror_average``: the stage also runs each crop's mirror image and averages the two;
+    ``viewpoint_separation_deg``: the least angle between two of its hypotheses (degrees).
     ``fast_path``: on CPU, fold the networks' batch norms into their convolutions and run network
     1's convolutions channels-last (:mod:`scene3d_ros.model.fast_path`; the same outputs within
     float rounding; the speed-up is in benchmarks/results/cpu_path.md); ``False`` runs the networks as loaded.
@@ -104,7 +107,8 @@ class Pipeline:
                  shape_db: ShapeDatabase | None = None, policy: ResolutionPolicy | None = None,
                  mask_threshold: float = MASK_THRESHOLD,
                  num_threads: int = 0, viewpoint_checkpoint: str | Path | None = None,
-                 viewpoint_k: int = 5, fast_path: bool = True, viewpoint_mirror_average: bool = True) -> None:
+                 viewpoint_k: int = 5, fast_path: bool = True, viewpoint_mirror_average: bool = True,
+                 viewpoint_separation_deg: float = HYPOTHESIS_SEPARATION_DEG) -> None:
         if int(num_threads) < 0:
             raise ValueError(f"num_threads must be >= 0 (0: torch's default), got {num_threads}")
         self.num_threads = int(num_threads)
@@ -131,7 +135,8 @@ class Pipeline:
             network = build_viewpoint_model(viewpoint_checkpoint, self.device, expected_classes=self.classes)
             self.viewpoint_stage = ViewpointStage(network, self.classes, viewpoint_k,
                                                   category_symmetries(self.library, self.classes),
-                                                  mirror_average=viewpoint_mirror_average)
+                                                  mirror_average=viewpoint_mirror_average,
+                                                  separation_deg=viewpoint_separation_deg)
         self.fast_path_applied = bool(fast_path) and self.device.type == "cpu"
         if self.fast_path_applied:
             apply_fast_path(self.model, self.viewpoint_stage.model if self.viewpoint_stage is not None else None)
@@ -220,6 +225,8 @@ class Pipeline:
                 objects[-1].hypothesis_scores = h.scores
                 objects[-1].shape_probabilities = h.shapes
                 objects[-1].quaternion = objects[-1].hypotheses[0]
+                if h.box_mask is not None:
+                    objects[-1].box_mask = h.box_mask
         if self.shape_db is not None:
             self._retrieve(objects, intrinsics)
         return objects

@@ -51,7 +51,7 @@ def crop_errors(model, split: Path, max_crops: int, k: int) -> list[dict]:
     loader = DataLoader(subset, batch_size=64, collate_fn=collate_crops, num_workers=1)
     with torch.inference_mode():
         for batch in tqdm(loader, desc=split.name, unit="batch"):
-            outputs = {"plain": model(batch["crop"], batch["label"], batch["ray"]),
+            outputs = {"plain": model(batch["crop"], batch["label"], batch["ray"])[:2],
                        "mirror_average": mirror_averaged_outputs(model, batch["crop"], batch["label"], batch["ray"])[:2]}
             for i in range(len(batch["crop"])):
                 scene = int(batch["scene"][i])

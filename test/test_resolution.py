@@ -131,7 +131,7 @@ def test_shape_probabilities_choose_among_models_the_descriptor_finds_about_equa
     db = _db([np.full(4, 0.5), np.full(4, 0.6), np.full(4, 0.55)], [_quat(0), _quat(0), _quat(0)],
              ["car_sedan_01", "car_pickup_01", "car_van_01"], [WIDE, WIDE, WIDE])
     says_pickup = _query(0.0, shape_probabilities={"car/sedan": 0.1, "car/pickup": 0.9})
-    policy = ResolutionPolicy(silhouette_max_angle_deg=30.0)
+    policy = ResolutionPolicy(silhouette_max_angle_deg=30.0, shape_weight=0.0)
     assert policy.resolve(db, [says_pickup], shapes=_ShapeClasses())[0].model_id == "car_sedan_01"  # weight 0
     shaped = policy.replace(shape_weight=1.0)
     assert shaped.resolve(db, [says_pickup], shapes=_ShapeClasses())[0].model_id == "car_pickup_01"

@@ -11,13 +11,17 @@ from __future__ import annotations
 import csv
 import hashlib
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.cli.train_viewpoint import main
+from scene3d_ros.data.crops import CropAugmentation, ObjectCropDataset
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
-from scene3d_ros.model.viewpoint import library_shapes
+from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
+from scene3d_ros.model.viewpoint import ViewpointModelConfig, library_shapes, square_boxes
 from scene3d_ros.model.viewpoint_checkpoint import build_viewpoint_model, load_viewpoint_checkpoint
 from scene3d_ros.world.cad_library import CadLibrary, ensure_cad_library
 from scene3d_ros.world.scene_sampler import SceneConfig
@@ -116,3 +120,51 @@ def test_shape_head_added_to_a_trained_stage(config, tmp_path):
     assert all(0.0 <= float(r["shape_top1"]) <= 1.0 for r in val)
     model = build_viewpoint_model(shaped / "last.pt", expected_classes=CATEGORIES)
     assert model.shape_logits is not None and model.config.shapes == tuple(shapes)
+
+
+def test_mask_head_added_to_a_trained_stage(config, tmp_path, capsys):
+    """``model.mask_size`` with ``optim.mask_weight`` > 0 from a stage trained without a mask head:
+    the run keeps that stage's weights, adds a fresh mask head, trains it (loss_mask), validates it
+    (mask_iou) and builds with it; ``mask_weight`` without ``mask_size`` is refused."""
+    plain = tmp_path / "plain"
+    assert main(["--config", str(config), "--output", str(plain), "--set", "run.stop_at_step=1"]) == 0
+    masked = tmp_path / "masked"
+    assert main(["--config", str(config), "--output", str(masked), "--set", "optim.mask_weight=1.0",
+                 "model.mask_size=16", f"run.init_weights={plain / 'last.pt'}", f"run.stop_at_step={RESUME_AT}"]) == 0
+    checkpoint = load_viewpoint_checkpoint(masked / "last.pt")
+    assert checkpoint["model_config"]["mask_size"] == 16
+    initial = load_viewpoint_checkpoint(plain / "last.pt")["model"]
+    assert not any(name.startswith("mask_head.") for name in initial)
+    rows = read_csv(masked / "metrics.csv")
+    assert len(rows) == RESUME_AT and all(float(r["loss_mask"]) > 0.0 for r in rows)
+    val = read_csv(masked / "val_metrics.csv")
+    assert all(0.0 <= float(r["mask_iou"]) <= 1.0 for r in val)
+    assert build_viewpoint_model(masked / "last.pt", expected_classes=CATEGORIES).mask_head is not None
+    assert main(["--config", str(config), "--output", str(tmp_path / "refused"), "--set", "optim.mask_weight=1.0"]) == 2
+    assert "set model.mask_size" in capsys.readouterr().err
+
+
+def test_crop_masks_cover_the_objects_visible_pixels_and_mirror_with_the_crop(dataset):
+    """Each crop's mask target holds the object's visible pixels: its mass (cells x cell area) is the
+    count of the object's instance pixels inside the crop square, and a mirrored crop's mask is the
+    mirror image of the plain crop's."""
+    scenes = SyntheticSceneDataset(dataset)
+    model = ViewpointModelConfig(crop_size=64, hidden=32, mask_size=32)
+    plain = ObjectCropDataset([scenes], model, include_difficult=True)
+    ids = {m.model_id for m in CadLibrary.load().models}
+    mirrored = ObjectCropDataset([scenes], model, CropAugmentation(shift=0.0, scale=0.0, mirror_probability=1.0),
+                                 include_difficult=True, mirror_symmetric_models=ids)
+    checked = 0
+    for index in range(min(len(plain), 8)):
+        item, flipped = plain[index], mirrored[index]
+        record = scenes.load_scene(item["scene"], parts=("instance", "meta"))
+        obj = record["meta"]["objects"][item["object"]]
+        square = square_boxes(torch.tensor([obj["box"]], dtype=torch.float64), model.crop_margin)[0].tolist()
+        ys, xs = np.nonzero(record["instance"] == obj["instance_id"])
+        inside = ((xs + 0.5 >= square[0]) & (xs + 0.5 < square[2]) & (ys + 0.5 >= square[1]) & (ys + 0.5 < square[3]))
+        cell_area = ((square[2] - square[0]) / 32) ** 2
+        assert float(item["mask"].sum()) * cell_area == pytest.approx(float(inside.sum()), rel=0.15)
+        if flipped["mirrored"]:
+            torch.testing.assert_close(flipped["mask"], item["mask"].flip(-1), atol=1e-5, rtol=0)
+            checked += 1
+    assert checked > 0

@@ -17,15 +17,18 @@ from scene3d_ros.model.viewpoint import (
     ViewpointStage,
     azimuth_orbit,
     crop_boxes,
+    crop_masks_to_boxes,
     crop_rays,
     decode_viewpoint,
     direction_loss,
     encode_viewpoint,
+    mask_loss,
     mirror_averaged_outputs,
     mirror_outputs,
     orbit_masks,
     ray_rotation,
     shape_loss,
+    square_boxes,
     to_egocentric,
     top_k_hypotheses,
     viewpoint_loss,
@@ -105,6 +108,33 @@ def test_top_k_hypotheses_are_sorted_distinct_and_start_at_the_mode() -> None:
     assert np.all(np.diff(hyp.scores) <= 0) and np.all(hyp.scores > 0) and hyp.scores.sum() <= 1.0 + 1e-9
     assert len({tuple(b) for b in hyp.bins.tolist()}) == 8
     assert symmetric_rotation_error_deg(hyp.rotations[0], rotation) < 1e-3
+
+
+def _min_gap_deg(hypotheses, symmetry: str) -> float:
+    rotations = hypotheses.rotations
+    return min(float(symmetric_rotation_error_deg(rotations[i], rotations[j], symmetry))
+               for i in range(len(rotations)) for j in range(i))
+
+
+def test_separated_hypotheses_are_far_apart_and_keep_the_mode() -> None:
+    """With non-maximum suppression, no two hypotheses lie within the separation (modulo the
+    symmetry), the first is still the mode and the list is still k long and sorted; without it,
+    the neighbouring bins of a peaked distribution crowd the list."""
+    rotation = _random_viewpoints(1, seed=6)[0]
+    logits, offsets = _outputs_for(rotation)
+    logits += torch.randn(BINS.total, generator=torch.Generator().manual_seed(1))
+    for symmetry in ("none", "c2"):
+        plain = top_k_hypotheses(logits, offsets, symmetry, BINS, k=5)
+        separated = top_k_hypotheses(logits, offsets, symmetry, BINS, k=5, separation_deg=30.0)
+        assert separated.rotations.shape == (5, 3, 3) and np.all(np.diff(separated.scores) <= 0)
+        assert symmetric_rotation_error_deg(separated.rotations[0], plain.rotations[0], symmetry) < 1e-9
+        assert _min_gap_deg(separated, symmetry) >= 30.0
+        assert _min_gap_deg(plain, symmetry) < 30.0
+    # a continuous symmetry leaves too few far-apart triples among the pool: the list is still filled
+    filled = top_k_hypotheses(logits, offsets, "continuous", BINS, k=5, separation_deg=90.0)
+    assert len(filled.scores) == 5 and np.all(np.diff(filled.scores) <= 0)
+    with pytest.raises(ValueError, match="separation_deg"):
+        top_k_hypotheses(logits, offsets, "none", BINS, k=5, separation_deg=-1.0)
 
 
 def test_top_k_hypotheses_fold_the_symmetry() -> None:
@@ -204,7 +234,7 @@ def test_mirror_averaging_is_exactly_mirror_equivariant() -> None:
     expected = mirror_outputs(*averaged[:2], BINS)
     torch.testing.assert_close(of_mirror[0], expected[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(of_mirror[1], expected[1], atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(plain_mirror[0], mirror_outputs(*plain, BINS)[0], atol=1e-3)
+    assert not torch.allclose(plain_mirror[0], mirror_outputs(*plain[:2], BINS)[0], atol=1e-3)
     probabilities = [part.exp().sum(-1) for part in BINS.split(averaged[0])]
     assert all(float(p.max()) <= 1.0 + 1e-5 for p in probabilities)  # geometric means: at most 1 before softmax
 
@@ -238,7 +268,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch() -> None:
     losses = []
     for _ in range(15):
         out = model(crops, labels, rays)
-        loss = sum(viewpoint_loss(*out, bins, offsets, orbits, config.bins).values())
+        loss = sum(viewpoint_loss(*out[:2], bins, offsets, orbits, config.bins).values())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -256,14 +286,14 @@ def test_shape_head_only_scores_the_crops_category_and_learns_a_fixed_batch() ->
     labels = torch.tensor([CATEGORIES.index("bus") + 1, CATEGORIES.index("car") + 1] * 3)
     targets = torch.tensor([0, 2, 1, 4, 0, -1])  # -1: no known shape class, ignored
     crops, rays = torch.rand(6, 3, 64, 64), torch.nn.functional.normalize(torch.randn(6, 3), dim=1)
-    _, _, shapes = model(crops, labels, rays, with_shapes=True)
+    shapes = model(crops, labels, rays).shapes
     assert torch.isinf(shapes[0, 2:]).all() and torch.isfinite(shapes[0, :2]).all()  # a bus: bus shapes only
     assert torch.isinf(shapes[1, :2]).all() and torch.isfinite(shapes[1, 2:]).all()
-    assert len(model(crops, labels, rays)) == 2  # without with_shapes: logits and offsets, as before
+    assert model(crops, labels, rays).masks is None  # no mask head asked for
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
     for _ in range(15):
-        loss = shape_loss(model(crops, labels, rays, with_shapes=True)[2], targets)
+        loss = shape_loss(model(crops, labels, rays).shapes, targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -346,3 +376,67 @@ def test_stage_gives_each_object_its_categorys_shape_probabilities_mirror_invari
         assert all(abs(a.shapes[name] - b.shapes[name]) < 1e-4 for name in a.shapes)
     plain = ViewpointNet(ViewpointModelConfig(crop_size=64, hidden=32), len(CATEGORIES)).eval()
     assert ViewpointStage(plain, CATEGORIES, k=3, symmetries={}).predict(image, boxes, labels, k)[0].shapes is None
+
+
+def test_crop_masks_resample_onto_their_boxes() -> None:
+    """A crop-square mask that is 1 exactly over the box's left half becomes a box mask whose left
+    half is 1 and right half 0 (margins and off-centre squares included)."""
+    boxes = torch.tensor([[10.0, 20.0, 70.0, 50.0], [5.0, 5.0, 25.0, 45.0]])  # wide and tall boxes
+    margin, size = 0.25, 40
+    squares = square_boxes(boxes, margin)
+    masks = torch.zeros(2, size, size)
+    for i in range(2):
+        scale = size / float(squares[i, 2] - squares[i, 0])
+        x0, y0, x1, y1 = ((boxes[i] - squares[i, [0, 1, 0, 1]]) * scale).tolist()
+        xs = (torch.arange(size) + 0.5)[None, :]
+        ys = (torch.arange(size) + 0.5)[:, None]
+        masks[i] = ((xs >= x0) & (xs < (x0 + x1) / 2) & (ys >= y0) & (ys < y1)).float()
+    box_masks = crop_masks_to_boxes(masks, boxes, margin, grid=28)
+    assert box_masks.shape == (2, 28, 28)
+    assert float(box_masks[:, 2:-2, 2:12].min()) > 0.95 and float(box_masks[:, 2:-2, 16:].max()) < 0.05
+    assert crop_masks_to_boxes(torch.zeros(0, 8, 8), torch.zeros(0, 4), margin, 28).shape == (0, 28, 28)
+
+
+def test_mask_head_learns_a_fixed_batch_and_mirror_averages_exactly() -> None:
+    torch.manual_seed(3)
+    config = ViewpointModelConfig(crop_size=64, hidden=32, dropout=0.0, mask_size=16)
+    model = ViewpointNet(config, len(CATEGORIES)).train()
+    crops = torch.rand(4, 3, 64, 64)
+    labels, rays = torch.tensor([1, 2, 3, 4]), torch.nn.functional.normalize(torch.randn(4, 3), dim=1)
+    targets = torch.zeros(4, 16, 16)
+    targets[:, 4:12, 2:9] = 1.0
+    assert model(crops, labels, rays).masks.shape == (4, 16, 16)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(15):
+        loss = mask_loss(model(crops, labels, rays).masks, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0]
+    model.eval()
+    mirrored_rays = rays * torch.tensor([-1.0, 1.0, 1.0])
+    with torch.no_grad():
+        averaged = mirror_averaged_outputs(model, crops, labels, rays).masks
+        of_mirror = mirror_averaged_outputs(model, crops.flip(-1), labels, mirrored_rays).masks
+    torch.testing.assert_close(of_mirror, averaged.flip(-1), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="mask_size"):
+        ViewpointModelConfig(crop_size=64, mask_size=4)
+
+
+def test_stage_with_a_mask_head_gives_box_masks() -> None:
+    torch.manual_seed(4)
+    model = ViewpointNet(ViewpointModelConfig(crop_size=64, hidden=32, mask_size=16), len(CATEGORIES)).eval()
+    stage = ViewpointStage(model, CATEGORIES, k=2, symmetries={}, mask_grid=28)
+    image = torch.rand(3, 120, 160)
+    boxes = torch.tensor([[10.0, 20.0, 60.0, 90.0], [90.0, 30.0, 150.0, 70.0]])
+    k = torch.tensor([[150.0, 0.0, 80.0], [0.0, 150.0, 60.0], [0.0, 0.0, 1.0]])
+    out = stage.predict(image, boxes, torch.tensor([1, 2]), k)
+    assert all(h.box_mask.shape == (28, 28) and 0.0 <= h.box_mask.min() <= h.box_mask.max() <= 1.0 for h in out)
+    with torch.no_grad():
+        crops = crop_boxes(image, boxes, 64, model.config.crop_margin)
+        rays = crop_rays(boxes.double(), k.double()).float()
+        expected = crop_masks_to_boxes(mirror_averaged_outputs(model, crops, torch.tensor([1, 2]), rays).masks.sigmoid(),
+                                       boxes, model.config.crop_margin, 28)
+    np.testing.assert_allclose(out[1].box_mask, expected[1].numpy(), atol=1e-6)

@@ -65,7 +65,7 @@ from scene3d_ros.evaluation.runner import (
 from scene3d_ros.evaluation.viewpoint import ViewpointComparison, comparison_markdown
 from scene3d_ros.model import CheckpointError, build_model_from_checkpoint
 from scene3d_ros.model.device import device_description, resolve_device
-from scene3d_ros.model.viewpoint import ViewpointStage, category_symmetries
+from scene3d_ros.model.viewpoint import HYPOTHESIS_SEPARATION_DEG, ViewpointStage, category_symmetries
 from scene3d_ros.model.viewpoint_checkpoint import build_viewpoint_model
 from scene3d_ros.paths import (
     atomic_write_text,
@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="crop viewpoint stage checkpoint to compare with network 1's rotation (default: the "
                              "shipped one when there is one; '' = none): writes evaluation_viewpoint.md/.json")
     parser.add_argument("--viewpoint-k", type=int, default=5, help="hypotheses per object of the stage (default 5)")
+    parser.add_argument("--viewpoint-separation", type=float, default=HYPOTHESIS_SEPARATION_DEG,
+                        help="least angle between two of the stage's hypotheses, degrees, as the nodes "
+                             f"(default {HYPOTHESIS_SEPARATION_DEG:g}; 0: the k most probable bin triples)")
     parser.add_argument("--viewpoint-mirror-average", action=argparse.BooleanOptionalAction, default=True,
                         help="average the stage's outputs over each crop and its mirror image, as the nodes do "
                              "(default on)")
@@ -213,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             library = CadLibrary.load()
             stage = ViewpointStage(build_viewpoint_model(viewpoint_path, device, expected_classes=CATEGORIES), CATEGORIES,
                                    args.viewpoint_k, category_symmetries(library, CATEGORIES),
-                                   mirror_average=args.viewpoint_mirror_average)
+                                   mirror_average=args.viewpoint_mirror_average,
+                                   separation_deg=args.viewpoint_separation)
         except (CheckpointError, ValueError) as exc:
             print(f"evaluate: --viewpoint: {exc}", file=sys.stderr)
             return 1

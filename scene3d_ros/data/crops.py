@@ -75,7 +75,9 @@ class ObjectCropDataset(Dataset):
     ``ray`` (3,) float32 unit viewing ray (optical frame); ``bins`` (3,) int64 and ``offsets`` (3,)
     float32 (:func:`~scene3d_ros.model.viewpoint.encode_viewpoint` of the allocentric rotation);
     ``rotation`` (3, 3) float32 allocentric rotation; ``symmetry``, ``model_id``, ``category`` str;
-    ``occluded``, ``truncated``, ``mirrored`` bool; ``scene`` and ``object`` int (indices).
+    ``occluded``, ``truncated``, ``mirrored`` bool; ``scene`` and ``object`` int (indices); with a
+    mask head (``model.mask_size`` > 0), ``mask`` (M, M) float32: the share of each cell of the
+    crop square covered by the object's visible pixels (the instance image, cropped as the RGB).
     """
 
     def __init__(self, scenes: Sequence[SyntheticSceneDataset], model: ViewpointModelConfig,
@@ -103,7 +105,8 @@ class ObjectCropDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         epoch, index = (0, key) if isinstance(key, int) else (int(key[0]), int(key[1]))
         s, j, o = self.index[index]
-        record = self.scenes[s].load_scene(j, parts=("rgb", "meta"))
+        with_mask = self.model.mask_size > 0
+        record = self.scenes[s].load_scene(j, parts=("rgb", "instance", "meta") if with_mask else ("rgb", "meta"))
         meta = record["meta"]
         obj = meta["objects"][o]
         rgb = record["rgb"]
@@ -118,6 +121,8 @@ class ObjectCropDataset(Dataset):
             if rng.random() < self.augmentation.mirror_probability and obj["model_id"] in self.mirror_symmetric_models:
                 mirrored = True
                 rgb = rgb[:, ::-1]
+                if with_mask:
+                    record["instance"] = record["instance"][:, ::-1]
                 box = mirror_boxes(box, width)[0]
                 k = mirror_intrinsics(k, width)
                 rotation = mirror_rotations(rotation)[0]
@@ -127,12 +132,16 @@ class ObjectCropDataset(Dataset):
         ray = crop_rays(boxes.double(), torch.as_tensor(k))[0]
         allocentric = ray_rotation(ray.view(1, 3))[0].numpy().T @ rotation
         target = encode_viewpoint(allocentric, self.model.bins)
+        extra = {}
+        if with_mask:
+            visible = torch.from_numpy(np.ascontiguousarray(record["instance"] == obj["instance_id"])).float()[None]
+            extra["mask"] = crop_boxes(visible, boxes, self.model.mask_size, self.model.crop_margin)[0, 0]
         return {
             "crop": crop, "label": int(obj["label"]), "ray": ray.float(),
             "bins": torch.from_numpy(target.bins), "offsets": torch.from_numpy(target.offsets),
             "rotation": torch.from_numpy(allocentric).float(), "symmetry": obj["symmetry"],
             "model_id": obj["model_id"], "category": obj["category"], "occluded": bool(obj["occluded"]),
-            "truncated": bool(obj["truncated"]), "mirrored": mirrored, "scene": j, "object": o,
+            "truncated": bool(obj["truncated"]), "mirrored": mirrored, "scene": j, "object": o, **extra,
         }
 
 

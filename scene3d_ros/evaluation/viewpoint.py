@@ -59,7 +59,9 @@ class ViewpointComparison:
         ``image`` (3, H, W) RGB in [0, 1] and ``intrinsics`` (3, 3) pixels, as the model saw them.
         Returns the stage's output per prediction as prediction entries: ``viewpoint_hypotheses``
         ((k, 4) egocentric quaternions, most probable first), ``viewpoint_scores`` ((k,)) and
-        ``viewpoint_shapes`` (shape class -> probability, or None without a shape head)."""
+        ``viewpoint_shapes`` (shape class -> probability, or None without a shape head) and, when the
+        stage has a mask head, ``box_masks`` ((N, G, G): its masks replace network 1's for the
+        resolution policy, as in the Pipeline)."""
         boxes = torch.as_tensor(_numpy(prediction["boxes"]), dtype=torch.float32).reshape(-1, 4)
         labels = torch.as_tensor(_numpy(prediction["labels"]), dtype=torch.int64).reshape(-1)
         hypotheses = self.stage.predict(image, boxes, labels, torch.as_tensor(_numpy(intrinsics)))
@@ -80,9 +82,12 @@ class ViewpointComparison:
         self.evaluators[(setting, "network")].add(prediction, gt)
         self.evaluators[(setting, "stage2")].add({**prediction, "quaternions": top1}, gt)
         self.evaluators[(setting, "best_of_k")].add({**prediction, "quaternions": best}, gt)
-        return {"viewpoint_hypotheses": [matrix_to_quaternion(h.rotations) for h in hypotheses],
-                "viewpoint_scores": [h.scores for h in hypotheses],
-                "viewpoint_shapes": [h.shapes for h in hypotheses]}
+        out = {"viewpoint_hypotheses": [matrix_to_quaternion(h.rotations) for h in hypotheses],
+               "viewpoint_scores": [h.scores for h in hypotheses],
+               "viewpoint_shapes": [h.shapes for h in hypotheses]}
+        if hypotheses and hypotheses[0].box_mask is not None:
+            out["box_masks"] = np.stack([h.box_mask for h in hypotheses])
+        return out
 
     def summary(self) -> dict[str, Any]:
         """``{setting: {method: Evaluator.summary()}}`` plus the stage's k and, when measured, the

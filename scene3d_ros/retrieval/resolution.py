@@ -66,7 +66,8 @@ with the crop viewpoint stage's hypotheses on that split (``models/MODEL_CARD.md
 ``camera_weight`` 20 and ``camera_models`` 4 were chosen there too
 (``models/evaluation/camera_silhouettes.md``); ``hypothesis_weight`` 3 (was 1) once the stage's
 probabilities got sharper with mirror averaging and the front/back loss
-(``models/evaluation/policy_hypothesis_weight.md``).
+(``models/evaluation/policy_hypothesis_weight.md``); ``hypothesis_weight`` 12 and ``shape_weight``
+5 with stage version 4 and its shape head (``models/evaluation/policy_shape_weight.md``).
 """
 
 from __future__ import annotations
@@ -153,14 +154,14 @@ class ResolutionPolicy:
     silhouette_weight: float = 20.0
     silhouette_angle_weight: float = 5.0
     silhouette_candidates: int = 64
-    hypothesis_weight: float = 3.0
+    hypothesis_weight: float = 12.0
     azimuth_flips: bool = False
     max_distance: float | None = None
     final_rotation: str = "auto"
     fit_translation: bool = True
     camera_weight: float = 20.0
     camera_models: int = 4
-    shape_weight: float = 0.0
+    shape_weight: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("max_angle_deg", "silhouette_max_angle_deg"):

@@ -69,6 +69,7 @@ from scene3d_ros import MASK_THRESHOLD
 from scene3d_ros.frame_queue import LatestFrameQueue, PublishOrder
 from scene3d_ros.geometry import CameraIntrinsics
 from scene3d_ros.model import CheckpointError
+from scene3d_ros.model.viewpoint import HYPOTHESIS_SEPARATION_DEG
 from scene3d_ros.pipeline import DetectedObject, Pipeline
 from scene3d_ros.ros.conversions import (
     ImageConversionError,
@@ -219,6 +220,11 @@ class PerceptionNode(Node):
             "viewpoint_mirror_average": declare("viewpoint_mirror_average", True, "Also run the crop viewpoint "
                                                 "stage on each crop's mirror image and average the two (twice "
                                                 "the stage's compute, fewer front/back flips).", read_only=True),
+            "viewpoint_hypothesis_separation_deg": declare(
+                "viewpoint_hypothesis_separation_deg", HYPOTHESIS_SEPARATION_DEG, "Least angle between two "
+                "rotation hypotheses of the crop viewpoint stage, degrees (0: the k most probable bins, however "
+                "close).", floating_point_range=[FloatingPointRange(from_value=0.0, to_value=180.0)],
+                read_only=True),
             "device": declare("device", "auto", "auto (CUDA when available) | cpu | cuda.", read_only=True),
             "score_threshold": declare("score_threshold", 0.5, "Minimum detection score (changeable at run time).",
                                        floating_point_range=unit),
@@ -356,7 +362,8 @@ class PerceptionNode(Node):
                                     mask_threshold=p["mask_threshold"], num_threads=threads,
                                     viewpoint_checkpoint=_viewpoint_checkpoint(p["viewpoint_model_path"]),
                                     viewpoint_k=p["viewpoint_hypotheses"],
-                                    viewpoint_mirror_average=p["viewpoint_mirror_average"])
+                                    viewpoint_mirror_average=p["viewpoint_mirror_average"],
+                                    viewpoint_separation_deg=p["viewpoint_hypothesis_separation_deg"])
                 pipeline.warm_up()
                 outcome["pipeline"] = pipeline
             except Exception as exc:  # re-raised by the constructor (bad or missing checkpoint, device)

@@ -48,6 +48,7 @@ from scene3d_ros.model.viewpoint import (
     ViewpointModelConfig,
     ViewpointNet,
     library_shapes,
+    mask_loss,
     orbit_masks,
     shape_loss,
     top_k_hypotheses,
@@ -132,12 +133,15 @@ class ViewpointOptimConfig(OptimConfig):
     front/back loss, :func:`~scene3d_ros.model.viewpoint.direction_loss`; 0: off) and
     ``shape_weight`` (weight of the shape head's cross-entropy over the category's shape classes,
     :func:`~scene3d_ros.model.viewpoint.shape_loss`; above 0 the network gets a shape head with the
-    CAD library's shape classes; 0: no shape head)."""
+    CAD library's shape classes; 0: no shape head) and ``mask_weight`` (weight of the mask head's
+    binary cross-entropy, :func:`~scene3d_ros.model.viewpoint.mask_loss`; needs ``model.mask_size``
+    > 0; 0: the mask head, if any, is not trained)."""
 
     backbone_lr_factor: float = 0.2
     offset_weight: float = 1.0
     direction_weight: float = 0.0
     shape_weight: float = 0.0
+    mask_weight: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -149,6 +153,8 @@ class ViewpointOptimConfig(OptimConfig):
             raise ValueError(f"optim.direction_weight must be >= 0, got {self.direction_weight}")
         if self.shape_weight < 0.0:
             raise ValueError(f"optim.shape_weight must be >= 0, got {self.shape_weight}")
+        if self.mask_weight < 0.0:
+            raise ValueError(f"optim.mask_weight must be >= 0, got {self.mask_weight}")
 
 
 @dataclass(frozen=True)
@@ -176,8 +182,10 @@ def load_viewpoint_train_config(path: str | Path | None = None, overrides: list[
 @dataclass
 class ViewpointRecord:
     """One validation object: category, error of the top-1 hypothesis and best error of the top k
-    (degrees, modulo the symmetry), whether it is occluded/truncated, and whether the shape head's
-    most probable shape class is the object's (None without a shape head or a known shape class)."""
+    (degrees, modulo the symmetry), whether it is occluded/truncated, whether the shape head's
+    most probable shape class is the object's (None without a shape head or a known shape class),
+    and the IoU of the mask head's mask (probability >= 0.5) with the visible mask over the crop
+    square (None without a mask head)."""
 
     category: str
     error_deg: float
@@ -185,6 +193,7 @@ class ViewpointRecord:
     occluded: bool
     truncated: bool
     shape_correct: bool | None = None
+    mask_iou: float | None = None
 
 
 def predict_records(model: ViewpointNet, loader: DataLoader, device: torch.device, k: int,
@@ -197,8 +206,9 @@ def predict_records(model: ViewpointNet, loader: DataLoader, device: torch.devic
     model.eval()
     with torch.no_grad():
         for batch in loader:
-            logits, offsets, shapes = model(batch["crop"].to(device), batch["label"].to(device),
-                                            batch["ray"].to(device), with_shapes=True)
+            logits, offsets, shapes, masks = model(batch["crop"].to(device), batch["label"].to(device),
+                                                   batch["ray"].to(device))
+            ious = None if masks is None else mask_ious(masks.float().sigmoid().cpu() >= 0.5, batch["mask"] >= 0.5)
             for i in range(len(logits)):
                 symmetry = batch["symmetry"][i]
                 hypotheses = top_k_hypotheses(logits[i], offsets[i], symmetry, bins, k)
@@ -208,22 +218,30 @@ def predict_records(model: ViewpointNet, loader: DataLoader, device: torch.devic
                 shape_correct = None if shapes is None or target is None else int(shapes[i].argmax()) == target
                 records.append(ViewpointRecord(batch["category"][i], float(errors[0]), float(errors.min()),
                                                bool(batch["occluded"][i]), bool(batch["truncated"][i]),
-                                               shape_correct))
+                                               shape_correct, None if ious is None else float(ious[i])))
     model.train(was_training)
     return records
+
+
+def mask_ious(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """IoU ``(N,)`` of boolean masks ``(N, M, M)`` (1 where both are empty)."""
+    inter = (predicted & truth).flatten(1).sum(1).float()
+    union = (predicted | truth).flatten(1).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
 
 def viewpoint_report(records: Sequence[ViewpointRecord]) -> dict[str, Any]:
     """Per category and mean over categories (the Pascal3D+ habit): ``med_err_deg``, ``acc_pi6``,
     ``flips`` (share above :data:`FLIP_THRESHOLD_DEG`), ``best_of_k_acc_pi6``, ``best_of_k_med_deg``,
     ``shape_top1`` (share of objects whose most probable shape class is theirs; None without a
-    shape head), ``objects``; for all objects and the ``clean`` subset (neither occluded nor truncated)."""
+    shape head), ``mask_iou`` (median IoU of the mask head's masks; None without one), ``objects``; for all objects and the ``clean`` subset (neither occluded nor truncated)."""
     def summary(rows: Sequence[ViewpointRecord]) -> dict[str, Any]:
         per_category = {}
         for category in CATEGORIES:
             errors = [r.error_deg for r in rows if r.category == category]
             best = [r.best_of_k_deg for r in rows if r.category == category]
             shapes = [r.shape_correct for r in rows if r.category == category and r.shape_correct is not None]
+            ious = [r.mask_iou for r in rows if r.category == category and r.mask_iou is not None]
             per_category[category] = {
                 "objects": len(errors), "med_err_deg": median_or_none(errors),
                 "acc_pi6": share_below(errors, ACC_ROTATION_THRESHOLD_DEG),
@@ -231,8 +249,9 @@ def viewpoint_report(records: Sequence[ViewpointRecord]) -> dict[str, Any]:
                 "best_of_k_med_deg": median_or_none(best),
                 "best_of_k_acc_pi6": share_below(best, ACC_ROTATION_THRESHOLD_DEG),
                 "shape_top1": float(np.mean(shapes)) if shapes else None,
+                "mask_iou": median_or_none(ious),
             }
-        keys = ("med_err_deg", "acc_pi6", "flips", "best_of_k_med_deg", "best_of_k_acc_pi6", "shape_top1")
+        keys = ("med_err_deg", "acc_pi6", "flips", "best_of_k_med_deg", "best_of_k_acc_pi6", "shape_top1", "mask_iou")
         mean = {key: mean_defined([c[key] for c in per_category.values()]) for key in keys}
         mean["objects"] = len(rows)
         mean["flips_pooled"] = None if not rows else float(np.mean([r.error_deg > FLIP_THRESHOLD_DEG for r in rows]))
@@ -295,6 +314,8 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
     if info.is_main:
         root.mkdir(parents=True, exist_ok=True)
 
+    if optim.mask_weight > 0.0 and not config.model.mask_size:
+        raise ConfigError("optim.mask_weight > 0 trains a mask head: set model.mask_size (e.g. 32)")
     if optim.shape_weight > 0.0 and not config.model.shapes:
         config = dataclasses.replace(config, model=dataclasses.replace(config.model, shapes=library_shapes(library)))
     shape_targets = None
@@ -399,6 +420,7 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
                         **{k: v for k, v in mean.items() if v is not None}})
         out.write_log(val_log)
         shape = "" if mean["shape_top1"] is None else f", shape top-1 {mean['shape_top1']:.3f}"
+        shape += "" if mean["mask_iou"] is None else f", mask IoU {mean['mask_iou']:.3f}"
         LOGGER.info("step %d validation: MedErr %.1f deg, Acc_pi/6 %.3f, flips %.3f, best-of-%d Acc_pi/6 %.3f%s",
                     step, mean["med_err_deg"], mean["acc_pi6"], mean["flips"], data.top_k, mean["best_of_k_acc_pi6"],
                     shape)
@@ -411,14 +433,16 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
             sampler.set_position(epoch, batch_in_epoch * data.batch_size)
             tick = time.perf_counter()
             for batch in train_loader:
-                logits, offsets, shapes = train_model(batch["crop"].to(device), batch["label"].to(device),
-                                                      batch["ray"].to(device), with_shapes=True)
+                logits, offsets, shapes, masks = train_model(batch["crop"].to(device), batch["label"].to(device),
+                                                             batch["ray"].to(device))
                 orbits = orbit_masks(batch["bins"][:, 0], batch["symmetry"], config.model.bins).to(device)
                 losses = viewpoint_loss(logits, offsets, batch["bins"].to(device), batch["offsets"].to(device),
                                         orbits, config.model.bins, optim.offset_weight, optim.direction_weight)
                 if shapes is not None and optim.shape_weight > 0.0:
                     targets = torch.tensor([shape_targets.get(m, -1) for m in batch["model_id"]], device=device)
                     losses["loss_shape"] = optim.shape_weight * shape_loss(shapes, targets)
+                if masks is not None and optim.mask_weight > 0.0:
+                    losses["loss_mask"] = optim.mask_weight * mask_loss(masks, batch["mask"].to(device))
                 total = sum(losses.values())
                 values = {k: float(v.detach()) for k, v in losses.items()}
                 total_value = float(total.detach())
@@ -462,15 +486,20 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
 
 def _load_init_weights(model: ViewpointNet, path: str | Path, config: ViewpointModelConfig) -> None:
     """Start a fresh run from the weights of ``path``: a checkpoint of the same network, or of the
-    same network without the shape head that ``config`` adds (the head then starts fresh)."""
+    same network without the shape head and/or the mask head that ``config`` adds (a new head starts
+    fresh)."""
     checkpoint = load_viewpoint_checkpoint(path, CATEGORIES)
     stored = viewpoint_config_from_dict(checkpoint["model_config"])
     adds_shapes = not stored.shapes and bool(config.shapes)
-    if stored != (dataclasses.replace(config, shapes=()) if adds_shapes else config):
+    adds_mask = not stored.mask_size and bool(config.mask_size)
+    expected = dataclasses.replace(config, shapes=() if adds_shapes else config.shapes,
+                                   mask_size=0 if adds_mask else config.mask_size)
+    if stored != expected:
         raise CheckpointError(f"{path} was trained with model config {dataclass_to_dict(stored)}, expected "
-                              f"{dataclass_to_dict(config)} (or the same without shapes)")
+                              f"{dataclass_to_dict(config)} (or the same without the shape or mask head)")
+    new_prefixes = ("shape_logits.",) * adds_shapes + ("mask_head.",) * adds_mask
     try:
-        load_weights(model, checkpoint["model"], new_prefixes=("shape_logits.",) if adds_shapes else ())
+        load_weights(model, checkpoint["model"], new_prefixes=new_prefixes)
     except RuntimeError as exc:
         raise CheckpointError(f"the weights in {path} do not fit the model: {exc}") from exc
 
