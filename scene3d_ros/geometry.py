@@ -159,21 +159,27 @@ def canonicalize_rotation(rotation: np.ndarray, symmetry: str) -> np.ndarray:
 _FRONTAL = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, -1.0], [-1.0, 0.0, 0.0]])
 
 
-def viewpoint_rotation(azimuth_deg: float, elevation_deg: float, inplane_deg: float = 0.0) -> np.ndarray:
-    """Object -> camera rotation for a camera at the given viewpoint (degrees; see module doc).
+def viewpoint_rotation(azimuth_deg: float | np.ndarray, elevation_deg: float | np.ndarray,
+                       inplane_deg: float | np.ndarray = 0.0) -> np.ndarray:
+    """Object -> camera rotation for a camera at the given viewpoint (degrees; see module doc):
+    ``(3, 3)``, or ``(..., 3, 3)`` for arrays of angles (broadcast together).
 
     The camera sits on a sphere around the object and looks at its origin; ``inplane_deg``
     rotates the image clockwise about the optical axis (+z_cam).
     """
     # Spin the object by -azimuth about its up axis, look at its front, then raise the camera
     # by `elevation` (a rotation of the scene about x_cam) and roll it by `inplane`.
-    r_az = rotation_about_up(np.radians(-azimuth_deg))
-    el = np.radians(elevation_deg)
-    c, s = np.cos(el), np.sin(el)
-    r_el = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-    ip = np.radians(inplane_deg)
-    c, s = np.cos(ip), np.sin(ip)
-    r_ip = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    azimuth, elevation, inplane = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64)
+                                                        for a in (azimuth_deg, elevation_deg, inplane_deg)))
+    r_az = rotation_about_up(np.radians(-azimuth))
+    c, s = np.cos(np.radians(elevation)), np.sin(np.radians(elevation))
+    r_el = np.zeros(elevation.shape + (3, 3))
+    r_el[..., 0, 0] = 1.0
+    r_el[..., 1, 1], r_el[..., 1, 2], r_el[..., 2, 1], r_el[..., 2, 2] = c, -s, s, c
+    c, s = np.cos(np.radians(inplane)), np.sin(np.radians(inplane))
+    r_ip = np.zeros(inplane.shape + (3, 3))
+    r_ip[..., 0, 0], r_ip[..., 0, 1], r_ip[..., 1, 0], r_ip[..., 1, 1] = c, -s, s, c
+    r_ip[..., 2, 2] = 1.0
     return r_ip @ r_el @ _FRONTAL @ r_az
 
 

@@ -51,7 +51,9 @@ tuning split (seed 2, ground-truth boxes) best-of-5 Acc_pi/6 0.887 (no suppressi
 (20 deg) -> 0.957 (30) -> 0.950 (45); the top-1 hypothesis is the same."""
 HYPOTHESIS_POOL = 3
 """With non-maximum suppression, the most probable ``HYPOTHESIS_POOL * k`` bins of each angle are
-combined into the triples the ``k`` hypotheses are chosen from."""
+combined into triples, of which the most probable ``HYPOTHESIS_CANDIDATES * k`` are the candidates
+the ``k`` hypotheses are chosen from."""
+HYPOTHESIS_CANDIDATES = 20
 SYMMETRY_PERIOD_DEG = {"none": 360.0, "c2": 180.0, "c4": 90.0, "continuous": 0.0}
 """Azimuth period of each declared symmetry (0: any azimuth shows the same object)."""
 
@@ -112,12 +114,11 @@ def encode_viewpoint(rotation: np.ndarray, bins: ViewpointBins) -> ViewpointTarg
 
 
 def decode_viewpoint(bin_indices: np.ndarray, offsets: np.ndarray, bins: ViewpointBins) -> np.ndarray:
-    """Allocentric rotation ``(3, 3)`` of bins ``(3,)`` and offsets ``(3,)`` (inverse of :func:`encode_viewpoint`)."""
-    w_az, w_el, w_ip = bins.widths_deg
-    azimuth = (float(bin_indices[0]) + 0.5 + float(offsets[0])) * w_az
-    elevation = (float(bin_indices[1]) + 0.5 + float(offsets[1])) * w_el - 90.0
-    inplane = (float(bin_indices[2]) + 0.5 + float(offsets[2])) * w_ip - 180.0
-    return viewpoint_rotation(azimuth, elevation, inplane)
+    """Allocentric rotation ``(3, 3)`` of bins ``(3,)`` and offsets ``(3,)`` (inverse of
+    :func:`encode_viewpoint`), or rotations ``(M, 3, 3)`` of rows ``(M, 3)``."""
+    position = np.asarray(bin_indices, dtype=np.float64) + 0.5 + np.asarray(offsets, dtype=np.float64)
+    angles = position * np.array(bins.widths_deg) - np.array([0.0, 90.0, 180.0])
+    return viewpoint_rotation(angles[..., 0], angles[..., 1], angles[..., 2])
 
 
 def azimuth_orbit(azimuth_bin: int, symmetry: str, bins: ViewpointBins) -> np.ndarray:
@@ -472,26 +473,31 @@ def top_k_hypotheses(logits: Tensor, offsets: Tensor, symmetry: str, bins: Viewp
             best = max(members, key=lambda m: float(az_prob[m]))
             az_candidates.append((b, float(folded[b]), float(az_off[best])))
     el_prob, ip_prob = el_logits.softmax(0), ip_logits.softmax(0)
-    el_top = torch.argsort(el_prob, descending=True)[:pool].tolist()
-    ip_top = torch.argsort(ip_prob, descending=True)[:pool].tolist()
-    triples = [(pa * float(el_prob[e]) * float(ip_prob[i]), a, e, i, oa)
-               for a, pa, oa in az_candidates for e in el_top for i in ip_top]
-    triples.sort(key=lambda t: -t[0])
-    kept: list[tuple[float, np.ndarray, np.ndarray]] = []  # (score, bins, rotation)
-    passed_over: list[tuple[float, np.ndarray, np.ndarray]] = []
-    for score, a, e, i, oa in triples:
-        b = np.array([a, e, i])
-        rotation = decode_viewpoint(b, np.array([oa, float(el_off[e]), float(ip_off[i])]), bins)
-        if separation_deg > 0.0 and kept and float(np.min(symmetric_rotation_error_deg(
-                np.stack([r for _, _, r in kept]), rotation[None], symmetry))) < separation_deg:
-            passed_over.append((score, b, rotation))
-            continue
-        kept.append((score, b, rotation))
-        if len(kept) == k:
-            break
-    kept = sorted(kept + passed_over[:k - len(kept)], key=lambda t: -t[0])
-    return Hypotheses(np.stack([r for _, _, r in kept]), np.array([s for s, _, _ in kept]),
-                      np.stack([b for _, b, _ in kept]))
+    el_top = torch.argsort(el_prob, descending=True)[:pool].numpy()
+    ip_top = torch.argsort(ip_prob, descending=True)[:pool].numpy()
+    az_bins = np.array([a for a, _, _ in az_candidates])
+    az_p = np.array([p for _, p, _ in az_candidates])
+    az_o = np.array([o for _, _, o in az_candidates])
+    joint = (az_p[:, None, None] * el_prob.numpy()[el_top][None, :, None] * ip_prob.numpy()[ip_top][None, None, :])
+    order = np.argsort(-joint.ravel(), kind="stable")[:k if separation_deg == 0.0 else HYPOTHESIS_CANDIDATES * k]
+    a, e, i = np.unravel_index(order, joint.shape)
+    triples = np.stack([az_bins[a], el_top[e], ip_top[i]], axis=1)  # (M, 3) bins, most probable first
+    offsets_m = np.stack([az_o[a], el_off.numpy()[el_top[e]], ip_off.numpy()[ip_top[i]]], axis=1)
+    rotations = decode_viewpoint(triples, offsets_m, bins)
+    chosen = np.arange(min(k, len(order)))
+    if separation_deg > 0.0:  # greedy non-maximum suppression over the candidates in order
+        open_ = np.ones(len(order), dtype=bool)
+        kept: list[int] = []
+        for m in range(len(order)):
+            if not open_[m]:
+                continue
+            kept.append(m)
+            if len(kept) == k:
+                break
+            open_ &= symmetric_rotation_error_deg(rotations, rotations[m][None], symmetry) >= separation_deg
+        passed_over = [m for m in range(len(order)) if m not in kept][:k - len(kept)]
+        chosen = np.array(sorted(kept + passed_over))  # candidate order = descending probability
+    return Hypotheses(rotations[chosen], joint.ravel()[order[chosen]], triples[chosen])
 
 
 def mirror_outputs(logits: Tensor, offsets: Tensor, bins: ViewpointBins) -> tuple[Tensor, Tensor]:
