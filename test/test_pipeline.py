@@ -197,3 +197,30 @@ def test_viewpoint_stage_gives_each_object_sorted_hypotheses(checkpoint, frame, 
         np.testing.assert_allclose(b.quaternion, b.hypotheses[0])
         rotations = quaternion_to_matrix(b.hypotheses)
         assert symmetric_rotation_error_deg(rotations[0], rotations[1]) > 1.0  # distinct hypotheses
+
+
+def test_a_stage_with_a_mask_head_gives_the_policy_its_masks(checkpoint, frame, tmp_path):
+    """With a mask head, each object's ``box_mask`` (what the policy and the box_masks topic get)
+    is the stage's mask over the box, not network 1's; ``mask`` (full image) stays network 1's."""
+    from scene3d_ros.model.viewpoint import ViewpointModelConfig, ViewpointNet, ViewpointStage
+    from scene3d_ros.model.viewpoint_checkpoint import save_viewpoint_checkpoint
+
+    torch.manual_seed(1)
+    path = tmp_path / "viewpoint_mask.pt"
+    save_viewpoint_checkpoint(path, ViewpointNet(ViewpointModelConfig(crop_size=64, hidden=32, mask_size=16),
+                                                 len(CATEGORIES)), CATEGORIES)
+    without = Pipeline(checkpoint, "cpu", score_threshold=0.0, viewpoint_checkpoint="")
+    masked = Pipeline(checkpoint, "cpu", score_threshold=0.0, viewpoint_checkpoint=path, viewpoint_k=2)
+    plain = without(frame.rendered.rgb, frame.scene.intrinsics)
+    objects = masked(frame.rendered.rgb, frame.scene.intrinsics)
+    assert len(objects) == len(plain) >= 1
+    image = torch.from_numpy(frame.rendered.rgb).permute(2, 0, 1).float().div(255.0)
+    boxes = torch.as_tensor(np.stack([o.box for o in objects]), dtype=torch.float32)
+    stage = ViewpointStage(masked.viewpoint_stage.model, CATEGORIES, 2, {})
+    expected = stage.predict(image, boxes, torch.tensor([o.label for o in objects]),
+                             torch.as_tensor(frame.scene.intrinsics.matrix, dtype=torch.float32))
+    for a, b, e in zip(plain, objects, expected, strict=True):
+        assert b.box_mask.shape == a.box_mask.shape == (28, 28)
+        np.testing.assert_allclose(b.box_mask, e.box_mask, atol=1e-5)
+        assert not np.allclose(b.box_mask, a.box_mask, atol=1e-3)
+        np.testing.assert_array_equal(b.mask, a.mask)
