@@ -15,6 +15,7 @@ from scene3d_ros.model.viewpoint import (
     ViewpointModelConfig,
     ViewpointNet,
     ViewpointStage,
+    box_mask_grid_of,
     category_symmetries,
     library_shapes,
 )
@@ -104,3 +105,43 @@ def test_shape_head_top1_counts_the_matched_objects_whose_favoured_class_is_thei
     hits = [x for v in expected.values() for x in v]
     assert any(hits) and not all(hits), hits  # these scenes hold objects of favoured classes and of others
     assert "shape head top-1" in comparison_markdown(comparison.summary(), "title")
+
+
+def test_box_masks_compare_both_mask_heads_with_the_truth_over_the_box(tmp_path) -> None:
+    """With a stage that has a mask head and ground-truth masks, each matched object's box-mask IoU
+    is recorded for network 1 and the stage; a mask equal to the truth on the grid scores 1, an
+    empty one 0."""
+    torch.manual_seed(0)
+    library = ensure_cad_library(progress=False)
+    model = build_model_from_checkpoint(save_tiny_checkpoint(tmp_path / "tiny.pt"))
+    net = ViewpointNet(ViewpointModelConfig(crop_size=64, hidden=32, mask_size=16), len(CATEGORIES))
+    stage = ViewpointStage(net, CATEGORIES, 2, category_symmetries(library, CATEGORIES))
+    comparison = ViewpointComparison(stage, ("gt_boxes",))
+    frame = generate_annotated_scene(np.random.default_rng(1), library, SceneConfig(image_sizes=((160, 120),)),
+                                     Renderer())
+    objects = frame.annotations
+    image = torch.from_numpy(frame.rendered.rgb.copy()).permute(2, 0, 1).float().div(255.0)
+    k = torch.as_tensor(frame.scene.intrinsics.matrix, dtype=torch.float32)
+    masks = np.stack([frame.rendered.instance == o.instance_id for o in objects]).astype(np.uint8)
+    gt = {"boxes": torch.tensor([o.box for o in objects], dtype=torch.float32),
+          "labels": torch.tensor([o.label for o in objects]), "masks": torch.from_numpy(masks),
+          "quaternions": torch.tensor([o.quaternion for o in objects], dtype=torch.float32),
+          "translations": torch.tensor([o.translation for o in objects], dtype=torch.float32),
+          "symmetries": [o.symmetry for o in objects],
+          "occluded": torch.tensor([o.occluded for o in objects]), "truncated": torch.tensor([o.truncated for o in objects])}
+    with torch.inference_mode():
+        prediction = model.predict_with_boxes([image], [gt["boxes"]], [gt["labels"]], [k])[0]
+    added = comparison.add("gt_boxes", prediction, gt, image, k)
+    assert added["box_masks"].shape == (len(objects), 28, 28)  # the stage's masks go on to the policy
+    summary = comparison.summary()["box_masks"]["gt_boxes"]
+    assert summary["network"]["objects"] == summary["stage"]["objects"] == len(objects) >= 1
+    assert all(0.0 <= v <= 1.0 for m in ("network", "stage") for v in summary[m]["per_category"].values()
+               if v is not None)
+    assert "Box masks" in comparison_markdown(comparison.summary(), "title")
+    # the IoU itself: the truth on the grid scores 1, an empty mask 0
+    check = ViewpointComparison(stage, ("gt_boxes",))
+    box = gt["boxes"][0]
+    truth = box_mask_grid_of(torch.from_numpy(masks[0]), box, 28).numpy()
+    check._add_mask_ious("gt_boxes", "car", box, masks[0], np.zeros((28, 28)), (truth >= 0.5).astype(np.float32))
+    assert check.mask_ious[("gt_boxes", "stage")]["car"] == [1.0]
+    assert check.mask_ious[("gt_boxes", "network")]["car"] == [0.0]

@@ -15,6 +15,11 @@ Translations, boxes and scores are network 1's in all three, so only the rotatio
 With a stage that has a shape head and ``shape_classes`` (model id -> ``"<category>/<subtype>"``),
 the share of matched objects whose most probable shape class is their model's is reported too
 (``shape_head``: per setting and category), the head's own accuracy before the resolution policy.
+
+With a stage that has a mask head and ground-truth ``masks``, the masks the resolution policy gets
+are compared with the truth over each matched object's box (``box_masks``: median IoU per setting
+and category of network 1's box mask, probability >= the mask threshold, and of the stage's,
+probability >= 0.5, against the ground-truth mask resampled onto the same box grid).
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ import torch
 from scene3d_ros import CATEGORIES, MASK_THRESHOLD
 from scene3d_ros.evaluation.metrics import SUBSETS, Evaluator, pair_predictions
 from scene3d_ros.geometry import matrix_to_quaternion, quaternion_to_matrix, symmetric_rotation_error_deg
-from scene3d_ros.model.viewpoint import ViewpointStage
+from scene3d_ros.model.viewpoint import ViewpointStage, box_mask_grid_of
+
+STAGE_MASK_THRESHOLD = 0.5
+"""Probability at which a cell of the stage's mask counts as the object's (box-mask IoU report)."""
 
 METHODS = ("network", "stage2", "best_of_k")
 METHOD_TITLES = {"network": "network 1 (rotation head)", "stage2": "crop viewpoint stage (top-1)",
@@ -50,6 +58,9 @@ class ViewpointComparison:
         self.settings = tuple(settings)
         self.shape_classes = dict(shape_classes or {})
         self.shape_hits: dict[str, dict[str, list[bool]]] = {s: {c: [] for c in CATEGORIES} for s in self.settings}
+        self.mask_threshold = float(mask_threshold)
+        self.mask_ious: dict[tuple[str, str], dict[str, list[float]]] = {
+            (s, m): {c: [] for c in CATEGORIES} for s in self.settings for m in ("network", "stage")}
         self.evaluators = {(s, m): Evaluator(CATEGORIES, setting=s, iou_threshold=iou_threshold,
                                              mask_threshold=mask_threshold) for s in self.settings for m in METHODS}
 
@@ -79,6 +90,9 @@ class ViewpointComparison:
             if hypotheses[i].shapes and truth is not None:
                 guess = max(hypotheses[i].shapes, key=hypotheses[i].shapes.get)
                 self.shape_hits[setting][CATEGORIES[int(gt_labels[j]) - 1]].append(guess == truth)
+            if hypotheses[i].box_mask is not None and "masks" in gt and "box_masks" in prediction:
+                self._add_mask_ious(setting, CATEGORIES[int(gt_labels[j]) - 1], boxes[i], _numpy(gt["masks"])[j],
+                                    _numpy(prediction["box_masks"])[i], hypotheses[i].box_mask)
         self.evaluators[(setting, "network")].add(prediction, gt)
         self.evaluators[(setting, "stage2")].add({**prediction, "quaternions": top1}, gt)
         self.evaluators[(setting, "best_of_k")].add({**prediction, "quaternions": best}, gt)
@@ -88,6 +102,21 @@ class ViewpointComparison:
         if hypotheses and hypotheses[0].box_mask is not None:
             out["box_masks"] = np.stack([h.box_mask for h in hypotheses])
         return out
+
+    def _add_mask_ious(self, setting: str, category: str, box: torch.Tensor, truth: np.ndarray,
+                       network_mask: np.ndarray, stage_mask: np.ndarray) -> None:
+        """IoU of network 1's and the stage's box masks with the ground-truth mask ``(H, W)``
+        resampled onto the same ``(G, G)`` grid over ``box`` (cells >= 0.5 of the truth)."""
+        grid = stage_mask.shape[-1]
+        truth_grid = box_mask_grid_of(torch.as_tensor(np.asarray(truth), dtype=torch.float32), box, grid) >= 0.5
+        for method, mask, threshold in (("network", network_mask, self.mask_threshold),
+                                        ("stage", stage_mask, STAGE_MASK_THRESHOLD)):
+            predicted = torch.as_tensor(np.asarray(mask)) >= threshold
+            if predicted.shape != truth_grid.shape:
+                continue
+            union = int((predicted | truth_grid).sum())
+            self.mask_ious[(setting, method)][category].append(
+                1.0 if union == 0 else int((predicted & truth_grid).sum()) / union)
 
     def summary(self) -> dict[str, Any]:
         """``{setting: {method: Evaluator.summary()}}`` plus the stage's k and, when measured, the
@@ -102,6 +131,18 @@ class ViewpointComparison:
                 out["shape_head"][setting] = {"per_category": rates,
                                               "mean": float(np.mean(defined)) if defined else None,
                                               "objects": sum(len(h) for h in per.values())}
+        if any(v for per in self.mask_ious.values() for v in per.values()):
+            out["box_masks"] = {}
+            for setting in self.settings:
+                out["box_masks"][setting] = {}
+                for method in ("network", "stage"):
+                    per = self.mask_ious[(setting, method)]
+                    medians = {c: (float(np.median(v)) if v else None) for c, v in per.items()}
+                    defined = [m for m in medians.values() if m is not None]
+                    out["box_masks"][setting][method] = {
+                        "per_category": medians, "mean": float(np.mean(defined)) if defined else None,
+                        "objects": sum(len(v) for v in per.values()),
+                        "median_all": float(np.median([x for v in per.values() for x in v])) if defined else None}
         return out
 
 
@@ -138,4 +179,20 @@ def comparison_markdown(summary: Mapping[str, Any], title: str) -> str:
                   "| shape head top-1 | " + " | ".join("n/a" if head["per_category"][c] is None
                                                       else f"{head['per_category'][c]:.3f}" for c in categories)
                   + f" | {'n/a' if head['mean'] is None else format(head['mean'], '.3f')} |", ""]
+    for setting, methods in summary.get("box_masks", {}).items():
+        categories = list(methods["network"]["per_category"])
+        lines += [f"## Box masks, {setting_titles.get(setting, setting)} ({methods['network']['objects']} matched "
+                  "objects)", "", "Median IoU with the ground-truth mask over each object's box (the grid the "
+                  "resolution policy compares with silhouettes): network 1's mask head (probability >= the mask "
+                  f"threshold) and the stage's mask head (>= {STAGE_MASK_THRESHOLD}); mean over categories and "
+                  "median over objects.", "",
+                  "| mask | " + " | ".join(categories) + " | mean | all objects |",
+                  "|---|" + "---:|" * (len(categories) + 2)]
+        for method, title in (("network", "network 1"), ("stage", "crop stage")):
+            data = methods[method]
+            lines.append(f"| {title} | " + " | ".join("n/a" if data["per_category"][c] is None
+                                                      else f"{data['per_category'][c]:.3f}" for c in categories)
+                         + " | " + " | ".join("n/a" if data[k] is None else f"{data[k]:.3f}"
+                                              for k in ("mean", "median_all")) + " |")
+        lines.append("")
     return "\n".join(lines) + "\n"

@@ -414,6 +414,14 @@ def crop_masks_to_boxes(masks: Tensor, boxes: Tensor, margin: float, grid: int) 
                      aligned=True)[:, 0]
 
 
+def box_mask_grid_of(mask: Tensor, box: Tensor, grid: int) -> Tensor:
+    """An image-sized mask ``(H, W)`` (0..1) resampled onto a ``(grid, grid)`` grid over ``box``
+    ``(4,)`` (pixel edges; bilinear, RoIAlign with 2x2 samples per cell): the layout of network
+    1's ``box_masks`` and of :func:`crop_masks_to_boxes`."""
+    return roi_align(mask.float()[None, None], [box.float().view(1, 4)], output_size=(grid, grid), spatial_scale=1.0,
+                     sampling_ratio=2, aligned=True)[0, 0]
+
+
 def orbit_masks(azimuth_bins: Tensor | np.ndarray, symmetries: list[str], bins: ViewpointBins) -> Tensor:
     """``(N, A)`` bool: the azimuth bins of each target's symmetry orbit (:func:`azimuth_orbit`)."""
     masks = torch.zeros(len(symmetries), bins.azimuth, dtype=torch.bool)
