@@ -220,11 +220,12 @@ class PerceptionNode(Node):
             "viewpoint_mirror_average": declare("viewpoint_mirror_average", True, "Also run the crop viewpoint "
                                                 "stage on each crop's mirror image and average the two (twice "
                                                 "the stage's compute, fewer front/back flips).", read_only=True),
-            "viewpoint_hypothesis_separation_deg": declare(
-                "viewpoint_hypothesis_separation_deg", HYPOTHESIS_SEPARATION_DEG, "Least angle between two "
-                "rotation hypotheses of the crop viewpoint stage, degrees (0: the k most probable bins, however "
-                "close).", floating_point_range=[FloatingPointRange(from_value=0.0, to_value=180.0)],
-                read_only=True),
+            "viewpoint_hypothesis_separation_deg": declare("viewpoint_hypothesis_separation_deg",
+                                                           HYPOTHESIS_SEPARATION_DEG, "Least angle between two "
+                                                           "rotation hypotheses of the crop viewpoint stage, "
+                                                           "degrees (0: the k most probable bins, however close).",
+                                                           floating_point_range=[FloatingPointRange(
+                                                               from_value=0.0, to_value=180.0)], read_only=True),
             "device": declare("device", "auto", "auto (CUDA when available) | cpu | cuda.", read_only=True),
             "score_threshold": declare("score_threshold", 0.5, "Minimum detection score (changeable at run time).",
                                        floating_point_range=unit),
