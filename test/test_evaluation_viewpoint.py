@@ -25,6 +25,25 @@ from scene3d_ros.world.renderer import Renderer
 from scene3d_ros.world.scene_sampler import SceneConfig
 
 
+def _scene_inputs(seed: int, library, renderer: Renderer, with_masks: bool = False):
+    """A rendered 160x120 scene as evaluate feeds it: annotations, image (3, H, W), K and the
+    ground truth (with ``model_ids``, and the visible ``masks`` when asked)."""
+    frame = generate_annotated_scene(np.random.default_rng(seed), library, SceneConfig(image_sizes=((160, 120),)),
+                                     renderer)
+    objects = frame.annotations
+    image = torch.from_numpy(frame.rendered.rgb.copy()).permute(2, 0, 1).float().div(255.0)
+    k = torch.as_tensor(frame.scene.intrinsics.matrix, dtype=torch.float32)
+    gt = {"boxes": torch.tensor([o.box for o in objects], dtype=torch.float32),
+          "labels": torch.tensor([o.label for o in objects]),
+          "quaternions": torch.tensor([o.quaternion for o in objects], dtype=torch.float32),
+          "translations": torch.tensor([o.translation for o in objects], dtype=torch.float32),
+          "symmetries": [o.symmetry for o in objects], "model_ids": [o.model_id for o in objects],
+          "occluded": torch.tensor([o.occluded for o in objects]), "truncated": torch.tensor([o.truncated for o in objects])}
+    if with_masks:
+        gt["masks"] = torch.from_numpy(np.stack([frame.rendered.instance == o.instance_id for o in objects]).astype(np.uint8))
+    return objects, image, k, gt
+
+
 def test_comparison_scores_the_same_boxes_three_ways(tmp_path) -> None:
     torch.manual_seed(0)
     library = ensure_cad_library(progress=False)
@@ -35,17 +54,7 @@ def test_comparison_scores_the_same_boxes_three_ways(tmp_path) -> None:
     reference = Evaluator(CATEGORIES, setting="gt_boxes")
     renderer = Renderer()
     for seed in range(3):
-        frame = generate_annotated_scene(np.random.default_rng(seed), library, SceneConfig(image_sizes=((160, 120),)),
-                                         renderer)
-        objects = frame.annotations
-        image = torch.from_numpy(frame.rendered.rgb.copy()).permute(2, 0, 1).float().div(255.0)
-        k = torch.as_tensor(frame.scene.intrinsics.matrix, dtype=torch.float32)
-        gt = {"boxes": torch.tensor([o.box for o in objects], dtype=torch.float32),
-              "labels": torch.tensor([o.label for o in objects]),
-              "quaternions": torch.tensor([o.quaternion for o in objects], dtype=torch.float32),
-              "translations": torch.tensor([o.translation for o in objects], dtype=torch.float32),
-              "symmetries": [o.symmetry for o in objects],
-              "occluded": torch.tensor([o.occluded for o in objects]), "truncated": torch.tensor([o.truncated for o in objects])}
+        _, image, k, gt = _scene_inputs(seed, library, renderer)
         with torch.inference_mode():
             prediction = model.predict_with_boxes([image], [gt["boxes"]], [gt["labels"]], [k])[0]
         comparison.add("gt_boxes", prediction, gt, image, k)
@@ -81,17 +90,7 @@ def test_shape_head_top1_counts_the_matched_objects_whose_favoured_class_is_thei
     expected = {c: [] for c in CATEGORIES}
     renderer = Renderer()
     for seed in range(4):
-        frame = generate_annotated_scene(np.random.default_rng(seed), library, SceneConfig(image_sizes=((160, 120),)),
-                                         renderer)
-        objects = frame.annotations
-        image = torch.from_numpy(frame.rendered.rgb.copy()).permute(2, 0, 1).float().div(255.0)
-        k = torch.as_tensor(frame.scene.intrinsics.matrix, dtype=torch.float32)
-        gt = {"boxes": torch.tensor([o.box for o in objects], dtype=torch.float32),
-              "labels": torch.tensor([o.label for o in objects]),
-              "quaternions": torch.tensor([o.quaternion for o in objects], dtype=torch.float32),
-              "translations": torch.tensor([o.translation for o in objects], dtype=torch.float32),
-              "symmetries": [o.symmetry for o in objects], "model_ids": [o.model_id for o in objects],
-              "occluded": torch.tensor([o.occluded for o in objects]), "truncated": torch.tensor([o.truncated for o in objects])}
+        objects, image, k, gt = _scene_inputs(seed, library, renderer)
         with torch.inference_mode():
             prediction = model.predict_with_boxes([image], [gt["boxes"]], [gt["labels"]], [k])[0]
         comparison.add("gt_boxes", prediction, gt, image, k)
@@ -117,18 +116,8 @@ def test_box_masks_compare_both_mask_heads_with_the_truth_over_the_box(tmp_path)
     net = ViewpointNet(ViewpointModelConfig(crop_size=64, hidden=32, mask_size=16), len(CATEGORIES))
     stage = ViewpointStage(net, CATEGORIES, 2, category_symmetries(library, CATEGORIES))
     comparison = ViewpointComparison(stage, ("gt_boxes",))
-    frame = generate_annotated_scene(np.random.default_rng(1), library, SceneConfig(image_sizes=((160, 120),)),
-                                     Renderer())
-    objects = frame.annotations
-    image = torch.from_numpy(frame.rendered.rgb.copy()).permute(2, 0, 1).float().div(255.0)
-    k = torch.as_tensor(frame.scene.intrinsics.matrix, dtype=torch.float32)
-    masks = np.stack([frame.rendered.instance == o.instance_id for o in objects]).astype(np.uint8)
-    gt = {"boxes": torch.tensor([o.box for o in objects], dtype=torch.float32),
-          "labels": torch.tensor([o.label for o in objects]), "masks": torch.from_numpy(masks),
-          "quaternions": torch.tensor([o.quaternion for o in objects], dtype=torch.float32),
-          "translations": torch.tensor([o.translation for o in objects], dtype=torch.float32),
-          "symmetries": [o.symmetry for o in objects],
-          "occluded": torch.tensor([o.occluded for o in objects]), "truncated": torch.tensor([o.truncated for o in objects])}
+    objects, image, k, gt = _scene_inputs(1, library, Renderer(), with_masks=True)
+    masks = gt["masks"].numpy()
     with torch.inference_mode():
         prediction = model.predict_with_boxes([image], [gt["boxes"]], [gt["labels"]], [k])[0]
     added = comparison.add("gt_boxes", prediction, gt, image, k)

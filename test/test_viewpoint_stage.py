@@ -253,6 +253,19 @@ def test_crop_rays_and_egocentric_hypotheses() -> None:
     assert symmetric_rotation_error_deg(hyp.rotations[0], r_ray @ rotation) < 1e-3
 
 
+def _fit_fixed_batch(model: torch.nn.Module, loss_of_batch, steps: int = 15) -> list[float]:
+    """``steps`` Adam steps (lr 1e-3) on ``loss_of_batch()``; the loss before each step."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(steps):
+        loss = loss_of_batch()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch() -> None:
     torch.manual_seed(0)
     config = ViewpointModelConfig(crop_size=64, hidden=64, dropout=0.0)
@@ -264,15 +277,8 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch() -> None:
     bins = torch.from_numpy(np.stack([t.bins for t in targets]))
     offsets = torch.from_numpy(np.stack([t.offsets for t in targets]))
     orbits = orbit_masks(bins[:, 0], ["none"] * 8, config.bins)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(15):
-        out = model(crops, labels, rays)
-        loss = sum(viewpoint_loss(*out[:2], bins, offsets, orbits, config.bins).values())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+    losses = _fit_fixed_batch(model, lambda: sum(viewpoint_loss(*model(crops, labels, rays)[:2], bins, offsets,
+                                                                 orbits, config.bins).values()))
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -290,14 +296,7 @@ def test_shape_head_only_scores_the_crops_category_and_learns_a_fixed_batch() ->
     assert torch.isinf(shapes[0, 2:]).all() and torch.isfinite(shapes[0, :2]).all()  # a bus: bus shapes only
     assert torch.isinf(shapes[1, :2]).all() and torch.isfinite(shapes[1, 2:]).all()
     assert model(crops, labels, rays).masks is None  # no mask head asked for
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(15):
-        loss = shape_loss(model(crops, labels, rays).shapes, targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+    losses = _fit_fixed_batch(model, lambda: shape_loss(model(crops, labels, rays).shapes, targets))
     assert losses[-1] < 0.5 * losses[0]
     assert float(shape_loss(shapes, torch.full((6,), -1)).detach()) == 0.0
     with pytest.raises(ValueError, match="category names"):
@@ -406,14 +405,7 @@ def test_mask_head_learns_a_fixed_batch_and_mirror_averages_exactly() -> None:
     targets = torch.zeros(4, 16, 16)
     targets[:, 4:12, 2:9] = 1.0
     assert model(crops, labels, rays).masks.shape == (4, 16, 16)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(15):
-        loss = mask_loss(model(crops, labels, rays).masks, targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+    losses = _fit_fixed_batch(model, lambda: mask_loss(model(crops, labels, rays).masks, targets))
     assert losses[-1] < 0.5 * losses[0]
     model.eval()
     mirrored_rays = rays * torch.tensor([-1.0, 1.0, 1.0])
