@@ -121,7 +121,7 @@ def test_a_burst_is_answered_newest_last_and_no_frame_twice(checkpoint, tmp_path
     middle ones, never processes one twice, answers in stamp order and ends on the newest. The
     subscription's history (qos_depth) holds the whole burst, so the node's queue, not DDS, drops.
     A frame sent after the burst's answer closes it: a duplicate of a burst frame would be
-    answered before it (one inference thread, one publisher)."""
+    answered before it (results go out in stamp order, one publisher)."""
     burst = [5_000_000_000 + 1_000_000 * k for k in range(10)]
     closing = burst[-1] + 1_000_000
     with ros_test_node("burst_publisher") as node:
@@ -147,7 +147,10 @@ def test_a_burst_is_answered_newest_last_and_no_frame_twice(checkpoint, tmp_path
     assert stamps[-1] == burst[-1], "the newest frame of the burst was not processed"
     assert len(stamps) < len(burst), "no frame was dropped: the burst did not outrun inference"
     assert stats["processed"] == len(stamps) + 1
-    assert stats["received"] == len(burst) + 1 and stats["processed"] + stats["dropped"] == len(burst) + 1
+    # every frame is processed, replaced in the queue (dropped) or, with two inference workers (the
+    # CPU default), overtaken by a newer frame's result (late): none is missing from the counts
+    late = stats.get("late") or 0.0
+    assert stats["received"] == len(burst) + 1 and stats["processed"] + stats["dropped"] + late == len(burst) + 1
 
 
 def test_debug_image_is_rendered_only_while_subscribed(checkpoint, tmp_path):
