@@ -11,7 +11,8 @@ Data: crops of generated scenes (:class:`~scene3d_ros.data.crops.ObjectCropDatas
 jittered and mirrored from a seed. Validation: every object of the first ``data.val_scenes``
 scenes of ``data.val``, ground-truth boxes, no augmentation; the rotation of the top-1
 hypothesis and the best of ``data.top_k`` against the ground truth, modulo each model's
-symmetry (:func:`viewpoint_report`).
+symmetry (:func:`viewpoint_report`). By default the hypotheses are made as at inference (mirror
+averaging, hypotheses ``data.val_separation_deg`` apart), so ``best.pt`` is chosen on what ships.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ from scene3d_ros.evaluation import (
 from scene3d_ros.geometry import symmetric_rotation_error_deg
 from scene3d_ros.model.checkpoint import CheckpointError
 from scene3d_ros.model.viewpoint import (
+    HYPOTHESIS_SEPARATION_DEG,
     ViewpointModelConfig,
     ViewpointNet,
     library_shapes,
     mask_loss,
+    mirror_averaged_outputs,
     orbit_masks,
     shape_loss,
     top_k_hypotheses,
@@ -102,7 +105,10 @@ class ViewpointDataConfig:
     the first ``val_scenes`` scenes give the validation objects; ``batch_size`` crops per step and
     process; ``num_workers`` DataLoader workers; ``include_difficult`` also trains on objects
     flagged difficult; ``augmentation``: box jitter and mirror (:class:`CropAugmentation`);
-    ``top_k`` hypotheses scored in validation (best-of-k); ``cad_library`` as in ``train``."""
+    ``top_k`` hypotheses scored in validation (best-of-k), ``val_mirror_average`` and
+    ``val_separation_deg`` how they are made (as ``ViewpointStage`` makes them at inference; false
+    / 0 for the one-pass, unseparated numbers of runs before 2026-12-07 14:00); ``cad_library`` as
+    in ``train``."""
 
     train: tuple[str, ...] | None = None
     val: str | None = None
@@ -112,6 +118,8 @@ class ViewpointDataConfig:
     include_difficult: bool = False
     augmentation: CropAugmentation = field(default_factory=CropAugmentation)
     top_k: int = 5
+    val_mirror_average: bool = True
+    val_separation_deg: float = HYPOTHESIS_SEPARATION_DEG
     cad_library: str | None = None
 
     def __post_init__(self) -> None:
@@ -123,6 +131,8 @@ class ViewpointDataConfig:
             raise ValueError(f"data.batch_size must be >= 2 (batch norm), got {self.batch_size}")
         if self.num_workers < 0 or self.val_scenes < 1 or self.top_k < 1:
             raise ValueError("data.num_workers must be >= 0, data.val_scenes and data.top_k >= 1")
+        if not 0.0 <= self.val_separation_deg <= 180.0:
+            raise ValueError(f"data.val_separation_deg must be in [0, 180], got {self.val_separation_deg}")
 
 
 @dataclass(frozen=True)
@@ -197,21 +207,23 @@ class ViewpointRecord:
 
 
 def predict_records(model: ViewpointNet, loader: DataLoader, device: torch.device, k: int,
-                    shape_targets: dict[str, int] | None = None) -> list[ViewpointRecord]:
+                    shape_targets: dict[str, int] | None = None, mirror_average: bool = False,
+                    separation_deg: float = 0.0) -> list[ViewpointRecord]:
     """Run the model over ``loader``'s crops and score the hypotheses against the ground truth;
-    with a shape head and ``shape_targets`` (model id -> shape class index), its top-1 too."""
+    with a shape head and ``shape_targets`` (model id -> shape class index), its top-1 too.
+    ``mirror_average`` and ``separation_deg`` as in :class:`~scene3d_ros.model.viewpoint.ViewpointStage`."""
     bins = model.config.bins
     records = []
     was_training = model.training
     model.eval()
     with torch.no_grad():
         for batch in loader:
-            logits, offsets, shapes, masks = model(batch["crop"].to(device), batch["label"].to(device),
-                                                   batch["ray"].to(device))
+            inputs = (batch["crop"].to(device), batch["label"].to(device), batch["ray"].to(device))
+            logits, offsets, shapes, masks = mirror_averaged_outputs(model, *inputs) if mirror_average else model(*inputs)
             ious = None if masks is None else mask_ious(masks.float().sigmoid().cpu() >= 0.5, batch["mask"] >= 0.5)
             for i in range(len(logits)):
                 symmetry = batch["symmetry"][i]
-                hypotheses = top_k_hypotheses(logits[i], offsets[i], symmetry, bins, k)
+                hypotheses = top_k_hypotheses(logits[i], offsets[i], symmetry, bins, k, separation_deg)
                 truth = batch["rotation"][i].double().numpy()
                 errors = symmetric_rotation_error_deg(hypotheses.rotations, truth[None], symmetry)
                 target = None if shape_targets is None else shape_targets.get(batch["model_id"][i])
@@ -413,7 +425,8 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
         """Validation metrics into val_metrics.csv; ``best.pt`` when the MedErr is the lowest so far
         (main rank only: its RNG entry is the main rank's ``rng``, no other rank's states)."""
         nonlocal best_med, last_val
-        report = viewpoint_report(predict_records(model, val_loader, device, data.top_k, shape_targets))
+        report = viewpoint_report(predict_records(model, val_loader, device, data.top_k, shape_targets,
+                                                  data.val_mirror_average, data.val_separation_deg))
         mean = report["all"]["mean"]
         last_val = mean
         val_log.append({"step": step, "crops_seen": step * per_step, "total": mean["med_err_deg"],
