@@ -168,3 +168,22 @@ def test_crop_masks_cover_the_objects_visible_pixels_and_mirror_with_the_crop(da
             torch.testing.assert_close(flipped["mask"], item["mask"].flip(-1), atol=1e-5, rtol=0)
             checked += 1
     assert checked > 0
+
+
+def test_category_weights_are_checked_and_name_each_crops_category(config, dataset, tmp_path, capsys):
+    """``data.category_weights``: each crop's category (what the weights apply to) is its item's; an
+    unknown category, a negative weight, or weights that leave nothing to train on are refused
+    with the key named; a run with weights trains."""
+    crops = ObjectCropDataset([SyntheticSceneDataset(dataset)], ViewpointModelConfig(crop_size=64, hidden=32),
+                              include_difficult=True)
+    assert crops.categories == [crops[i]["category"] for i in range(len(crops))]
+    present = sorted(set(crops.categories))
+    for value, message in (("{busses: 2.0}", "unknown categories"), ("{bus: -1.0}", "bus must be a finite"),
+                           ("{" + ", ".join(f"{c}: 0.0" for c in present) + "}", "every training crop has weight 0")):
+        assert main(["--config", str(config), "--output", str(tmp_path / "refused"),
+                     "--set", f"data.category_weights={value}"]) == 2
+        assert message in capsys.readouterr().err
+    out = tmp_path / "weighted"
+    assert main(["--config", str(config), "--output", str(out), "--set", "optim.max_steps=2", "run.eval_every=0",
+                 f"data.category_weights={{{present[0]}: 3.0}}"]) == 0
+    assert (out / "last.pt").is_file()

@@ -92,11 +92,13 @@ class ObjectCropDataset(Dataset):
                              "(see mirror_symmetric_model_ids)")
         self.mirror_symmetric_models = set(mirror_symmetric_models or ())
         self.index: list[tuple[int, int, int]] = []  # (scene set, scene, object index in meta)
+        self.categories: list[str] = []  # category of each item (e.g. for weighted sampling)
         for s, dataset in enumerate(self.scenes):
             for j in range(len(dataset)):
                 objects = dataset.load_scene(j, parts=("meta",))["meta"]["objects"]
-                self.index += [(s, j, o) for o, obj in enumerate(objects)
-                               if include_difficult or not obj["difficult"]]
+                kept = [o for o, obj in enumerate(objects) if include_difficult or not obj["difficult"]]
+                self.index += [(s, j, o) for o in kept]
+                self.categories += [objects[o]["category"] for o in kept]
         self._pid = os.getpid()
 
     def __len__(self) -> int:

@@ -108,7 +108,9 @@ class ViewpointDataConfig:
     ``top_k`` hypotheses scored in validation (best-of-k), ``val_mirror_average`` and
     ``val_separation_deg`` how they are made (as ``ViewpointStage`` makes them at inference; false
     / 0 for the one-pass, unseparated numbers of runs before 2026-12-07 14:00); ``cad_library`` as
-    in ``train``."""
+    in ``train``; ``category_weights``: category -> relative sampling weight of its crops (those not
+    named: 1; empty: every crop once per epoch, otherwise drawn with replacement, see
+    :class:`~scene3d_ros.training.sampler.ResumableSampler`), to train more on the hard ones."""
 
     train: tuple[str, ...] | None = None
     val: str | None = None
@@ -121,8 +123,15 @@ class ViewpointDataConfig:
     val_mirror_average: bool = True
     val_separation_deg: float = HYPOTHESIS_SEPARATION_DEG
     cad_library: str | None = None
+    category_weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.category_weights or {}) - set(CATEGORIES))
+        if unknown:
+            raise ValueError(f"data.category_weights: unknown categories {unknown}; known: {list(CATEGORIES)}")
+        for name, weight in (self.category_weights or {}).items():
+            if not (isinstance(weight, (int, float)) and 0.0 <= float(weight) < float("inf")):
+                raise ValueError(f"data.category_weights.{name} must be a finite number >= 0, got {weight!r}")
         if isinstance(self.train, str):
             object.__setattr__(self, "train", (self.train,))
         elif self.train is not None:
@@ -351,7 +360,12 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
     per_step = data.batch_size * info.world_size
     if len(train_set) < per_step:
         raise DataError(f"the training data has {len(train_set)} objects, fewer than one step's {per_step}")
-    sampler = ResumableSampler(train_set, info.world_size, info.rank, shuffle=True, seed=run.seed)
+    weights = None
+    if data.category_weights:
+        weights = [float(data.category_weights.get(c, 1.0)) for c in train_set.categories]
+        if not any(weights):
+            raise ConfigError("data.category_weights: every training crop has weight 0")
+    sampler = ResumableSampler(train_set, info.world_size, info.rank, shuffle=True, seed=run.seed, weights=weights)
     train_loader = _loader(train_set, data.batch_size, data.num_workers, sampler, True, run.seed)
     batches_per_epoch = sampler.num_samples // data.batch_size
     val_loader = None
