@@ -1,6 +1,6 @@
 """Training curves of a crop viewpoint stage run against the crops seen: the losses, and the
 validation MedErr / Acc_pi/6 / flip share / best-of-k Acc_pi/6 and, for a stage with a shape
-head, its shape top-1 (``train_viewpoint``'s ``metrics.csv`` and ``val_metrics.csv``).
+head, its shape top-1, with a mask head, its mask IoU (``train_viewpoint``'s ``metrics.csv`` and ``val_metrics.csv``).
 
     .venv/bin/python scripts/viewpoint_curves.py RUN_DIR OUT.png [--title TEXT]
 """
@@ -32,8 +32,9 @@ def plot(run: Path, out: Path, title: str) -> None:
     figure = Figure(figsize=(14, 4.2), dpi=100)
     ax_loss, ax_err, ax_acc = figure.subplots(1, 3)
     crops = [r["crops_seen"] / 1e3 for r in train]
-    for key in ("loss_azimuth", "loss_elevation", "loss_inplane", "loss_offset", "loss_direction", "loss_shape"):
-        if train and key in train[0]:  # loss_direction / loss_shape only with their optim weight > 0
+    for key in ("loss_azimuth", "loss_elevation", "loss_inplane", "loss_offset", "loss_direction", "loss_shape",
+                "loss_mask"):
+        if train and key in train[0]:  # direction / shape / mask only with their optim weight > 0
             ax_loss.plot(crops, [r[key] for r in train], label=key.removeprefix("loss_"), linewidth=1)
     ax_loss.set(title="training losses", xlabel="crops seen (thousands)")
     ax_loss.legend(fontsize=8)
@@ -47,6 +48,8 @@ def plot(run: Path, out: Path, title: str) -> None:
     ax_acc.plot(seen, [r["flips"] for r in val], "^:", label="flips > 150 deg")
     if val and "shape_top1" in val[0]:
         ax_acc.plot(seen, [r["shape_top1"] for r in val], "d-.", label="shape head top-1")
+    if val and val[0].get("mask_iou") not in (None, ""):
+        ax_acc.plot(seen, [r["mask_iou"] for r in val], "x-", label="mask head IoU (crop square)")
     ax_acc.set(title="validation shares", xlabel="crops seen (thousands)", ylim=(0, 1))
     ax_acc.legend(fontsize=8)
     for ax in (ax_loss, ax_err, ax_acc):
