@@ -67,8 +67,17 @@ def test_comparison_scores_the_same_boxes_three_ways(tmp_path) -> None:
         assert best.rotation_error_deg <= top1.rotation_error_deg + 1e-6  # the oracle never does worse
     assert any(b.rotation_error_deg < t.rotation_error_deg - 1e-3 for t, b in zip(objects["stage2"], objects["best_of_k"],
                                                                                  strict=True))
+    for method, objs in objects.items():  # pooled: over the objects, not the mean of the categories
+        errors = np.array([o.rotation_error_deg for o in objs])
+        pooled = summary[method]["subsets"]["all"]["pooled"]
+        assert pooled["flip_share"] == pytest.approx(float(np.mean(errors > 150.0)))
+        assert pooled["med_rot_err_deg"] == pytest.approx(float(np.median(errors)))
     markdown = comparison_markdown(comparison.summary(), "title")
     assert "crop viewpoint stage (top-1)" in markdown and "Flips > 150 deg" in markdown
+    assert "| mean | objects |" in markdown
+    flips = summary["stage2"]["subsets"]["all"]["pooled"]["flip_share"]
+    assert any(line.startswith("| crop viewpoint stage (top-1) | Flips > 150 deg |") and line.endswith(f" {flips:.3f} |")
+               for line in markdown.splitlines())
 
 
 def test_shape_head_top1_counts_the_matched_objects_whose_favoured_class_is_theirs(tmp_path) -> None:

@@ -578,6 +578,8 @@ class Evaluator:
             subsets[subset] = {
                 "per_category": per_category,
                 "mean": {m: mean_defined([per_category[c][m] for c in self.categories]) for m in POSE_METRICS},
+                "pooled": (pose_metrics(chosen, self.setting, self._with_retrieval) if chosen
+                           else dict.fromkeys(POSE_METRICS)),
                 "gt_objects": len(chosen),
                 "matched": sum(o.matched for o in chosen),
             }

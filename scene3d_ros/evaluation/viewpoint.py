@@ -149,7 +149,8 @@ class ViewpointComparison:
 def comparison_markdown(summary: Mapping[str, Any], title: str) -> str:
     """Tables (rows = method x metric, columns = categories + mean) of :meth:`ViewpointComparison.summary`."""
     lines = [f"# {title}", "", f"k = {summary['k']} hypotheses per object. Rotation errors modulo each "
-             "model's symmetry; means over categories. Best-of-k is an oracle (it looks at the truth).", ""]
+             "model's symmetry; `mean`: over categories, `objects`: over all objects pooled (e.g. the "
+             "share of objects that flip). Best-of-k is an oracle (it looks at the truth).", ""]
     setting_titles = {"gt_boxes": "ground-truth boxes", "detected": "detected boxes (matched objects; missed "
                       "objects count 180 deg in MedErr and Acc_pi/6)"}
     subset_titles = {"all": "all objects", "clean": "non-occluded, non-truncated objects"}
@@ -159,15 +160,15 @@ def comparison_markdown(summary: Mapping[str, Any], title: str) -> str:
             counts = methods["network"]["subsets"][subset]
             lines += [f"## {setting_titles.get(setting, setting)}, {subset_titles[subset]} "
                       f"({counts['gt_objects']} objects, {methods['network']['num_images']} images)", "",
-                      "| method | metric | " + " | ".join(categories) + " | mean |",
-                      "|---|---|" + "---:|" * (len(categories) + 1)]
+                      "| method | metric | " + " | ".join(categories) + " | mean | objects |",
+                      "|---|---|" + "---:|" * (len(categories) + 2)]
             for method in METHODS:
                 data = methods[method]["subsets"][subset]
                 for key, label, fmt in _ROWS:
                     cells = [("n/a" if data["per_category"][c][key] is None else fmt.format(data["per_category"][c][key]))
                              for c in categories]
-                    mean = data["mean"][key]
-                    cells.append("n/a" if mean is None else fmt.format(mean))
+                    for total in (data["mean"][key], data.get("pooled", {}).get(key)):
+                        cells.append("n/a" if total is None else fmt.format(total))
                     lines.append(f"| {METHOD_TITLES[method]} | {label} | " + " | ".join(cells) + " |")
             lines.append("")
     for setting, head in summary.get("shape_head", {}).items():
