@@ -18,7 +18,7 @@ import yaml
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.cli.train_viewpoint import main
-from scene3d_ros.data.crops import CropAugmentation, ObjectCropDataset
+from scene3d_ros.data.crops import CropAugmentation, ObjectCropDataset, jitter_colour
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.model.viewpoint import ViewpointModelConfig, library_shapes, square_boxes
@@ -173,7 +173,7 @@ def test_crop_masks_cover_the_objects_visible_pixels_and_mirror_with_the_crop(da
 def test_category_weights_are_checked_and_name_each_crops_category(config, dataset, tmp_path, capsys):
     """``data.category_weights``: each crop's category (what the weights apply to) is its item's; an
     unknown category, a negative weight, or weights that leave nothing to train on are refused
-    with the key named; a run with weights trains."""
+    with the key named; a run with weights (and colour jitter) trains."""
     crops = ObjectCropDataset([SyntheticSceneDataset(dataset)], ViewpointModelConfig(crop_size=64, hidden=32),
                               include_difficult=True)
     assert crops.categories == [crops[i]["category"] for i in range(len(crops))]
@@ -185,5 +185,35 @@ def test_category_weights_are_checked_and_name_each_crops_category(config, datas
         assert message in capsys.readouterr().err
     out = tmp_path / "weighted"
     assert main(["--config", str(config), "--output", str(out), "--set", "optim.max_steps=2", "run.eval_every=0",
-                 f"data.category_weights={{{present[0]}: 3.0}}"]) == 0
+                 f"data.category_weights={{{present[0]}: 3.0}}", "data.augmentation.brightness=0.2",
+                 "data.augmentation.hue=0.05"]) == 0
     assert (out / "last.pt").is_file()
+
+
+def test_colour_jitter_changes_only_the_crops_colours_reproducibly(dataset):
+    """Colour jitter: the same geometry and labels as without it (the box and mirror draws come
+    first), crops in [0, 1] that differ from the plain ones, the same crop for the same (epoch,
+    index), another for another epoch; a grey crop stays grey under brightness alone; bad ranges
+    are refused."""
+    scenes = SyntheticSceneDataset(dataset)
+    model = ViewpointModelConfig(crop_size=64, hidden=32)
+    ids = {m.model_id for m in CadLibrary.load().models}
+    plain = ObjectCropDataset([scenes], model, CropAugmentation(), seed=3, include_difficult=True,
+                              mirror_symmetric_models=ids)
+    colour = CropAugmentation(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05)
+    jittered = ObjectCropDataset([scenes], model, colour, seed=3, include_difficult=True, mirror_symmetric_models=ids)
+    for key in [(0, 0), (0, 1), (2, 3)]:
+        a, b = plain[key], jittered[key]
+        for name in ("bins", "offsets", "ray", "rotation"):
+            torch.testing.assert_close(a[name], b[name])
+        assert a["mirrored"] == b["mirrored"]
+        assert 0.0 <= float(b["crop"].min()) and float(b["crop"].max()) <= 1.0
+        assert float((a["crop"] - b["crop"]).abs().mean()) > 1e-3
+        torch.testing.assert_close(jittered[key]["crop"], b["crop"], atol=0, rtol=0)
+    assert not torch.equal(jittered[(0, 0)]["crop"], jittered[(1, 0)]["crop"])
+    grey = torch.full((3, 8, 8), 0.5)
+    out = jitter_colour(grey, np.random.default_rng(0), CropAugmentation(brightness=0.5))
+    assert torch.allclose(out[0], out[1]) and torch.allclose(out[1], out[2]) and not torch.allclose(out, grey)
+    for bad in ({"brightness": 1.0}, {"contrast": -0.1}, {"hue": 0.6}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            CropAugmentation(**bad)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as TF
 
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.mirror import (
@@ -45,11 +46,18 @@ from scene3d_ros.model.viewpoint import (
 @dataclass(frozen=True)
 class CropAugmentation:
     """Box jitter (``shift``: centre moved by U(-shift, shift) x the box's width/height;
-    ``scale``: each side scaled by U(1 - scale, 1 + scale)) and the mirror probability."""
+    ``scale``: each side scaled by U(1 - scale, 1 + scale)), the mirror probability, and colour
+    jitter of the crop (``brightness``, ``contrast``, ``saturation``: factor U(1 - x, 1 + x);
+    ``hue``: shift U(-x, x) of a turn; applied in that order with torchvision's functional
+    adjustments; 0 = off, the default, which leaves the items exactly as without the fields)."""
 
     shift: float = 0.10
     scale: float = 0.10
     mirror_probability: float = 0.5
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("shift", "scale"):
@@ -57,6 +65,27 @@ class CropAugmentation:
                 raise ValueError(f"crop augmentation: {name} must be in [0, 0.5), got {getattr(self, name)}")
         if not 0.0 <= float(self.mirror_probability) <= 1.0:
             raise ValueError(f"crop augmentation: mirror_probability must be in [0, 1], got {self.mirror_probability}")
+        for name in ("brightness", "contrast", "saturation"):
+            if not 0.0 <= float(getattr(self, name)) < 1.0:
+                raise ValueError(f"crop augmentation: {name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= float(self.hue) <= 0.5:
+            raise ValueError(f"crop augmentation: hue must be in [0, 0.5], got {self.hue}")
+
+    @property
+    def jitters_colour(self) -> bool:
+        return any(float(v) > 0.0 for v in (self.brightness, self.contrast, self.saturation, self.hue))
+
+
+def jitter_colour(crop: Tensor, rng: np.random.Generator, augmentation: CropAugmentation) -> Tensor:
+    """``crop`` (3, S, S) RGB in [0, 1] with brightness, contrast, saturation and hue jittered by
+    factors drawn from ``rng`` (four draws, always, so the stream does not depend on which are on)."""
+    b, c, s = (rng.uniform(1.0 - x, 1.0 + x) for x in (augmentation.brightness, augmentation.contrast,
+                                                        augmentation.saturation))
+    h = rng.uniform(-augmentation.hue, augmentation.hue)
+    crop = TF.adjust_brightness(crop, float(b))
+    crop = TF.adjust_contrast(crop, float(c))
+    crop = TF.adjust_saturation(crop, float(s))
+    return TF.adjust_hue(crop, float(h)) if h != 0.0 else crop
 
 
 def jitter_box(box: np.ndarray, rng: np.random.Generator, shift: float, scale: float) -> np.ndarray:
@@ -131,6 +160,8 @@ class ObjectCropDataset(Dataset):
         image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)
         boxes = torch.as_tensor(box, dtype=torch.float32).view(1, 4)
         crop = crop_boxes(image, boxes, self.model.crop_size, self.model.crop_margin)[0]
+        if self.augmentation is not None and self.augmentation.jitters_colour:
+            crop = jitter_colour(crop, rng, self.augmentation)
         ray = crop_rays(boxes.double(), torch.as_tensor(k))[0]
         allocentric = ray_rotation(ray.view(1, 3))[0].numpy().T @ rotation
         target = encode_viewpoint(allocentric, self.model.bins)
