@@ -33,7 +33,7 @@ import torch
 from scene3d_ros import CATEGORIES, MASK_THRESHOLD
 from scene3d_ros.evaluation.metrics import SUBSETS, Evaluator, pair_predictions
 from scene3d_ros.geometry import matrix_to_quaternion, quaternion_to_matrix, symmetric_rotation_error_deg
-from scene3d_ros.model.viewpoint import ViewpointStage, box_mask_grid_of
+from scene3d_ros.model.viewpoint import ViewpointStage, box_mask_grid_of, mask_ious
 
 STAGE_MASK_THRESHOLD = 0.5
 """Probability at which a cell of the stage's mask counts as the object's (box-mask IoU report)."""
@@ -114,9 +114,7 @@ class ViewpointComparison:
             predicted = torch.as_tensor(np.asarray(mask)) >= threshold
             if predicted.shape != truth_grid.shape:
                 continue
-            union = int((predicted | truth_grid).sum())
-            self.mask_ious[(setting, method)][category].append(
-                1.0 if union == 0 else int((predicted & truth_grid).sum()) / union)
+            self.mask_ious[(setting, method)][category].append(float(mask_ious(predicted[None], truth_grid[None])[0]))
 
     def summary(self) -> dict[str, Any]:
         """``{setting: {method: Evaluator.summary()}}`` plus the stage's k and, when measured, the

@@ -177,8 +177,8 @@ class ViewpointModelConfig:
     shape classes of the optional shape head, ``"<category>/<subtype>"`` keys of the CAD library's
     sub-types (``CadModel.shape_class``; empty: no shape head). ``train_viewpoint`` fills ``shapes``
     from the library when its ``optim.shape_weight`` is above 0. ``mask_size``: side (cells) of the
-    optional mask head's output over the crop square (0: no mask head; ``train_viewpoint`` sets
-    it from ``optim.mask_size`` when ``optim.mask_weight`` is above 0)."""
+    optional mask head's output over the crop square (0: no mask head; ``train_viewpoint`` trains
+    it when ``optim.mask_weight`` is above 0 and refuses that weight without a ``mask_size``)."""
 
     crop_size: int = 128
     crop_margin: float = 0.15
@@ -398,6 +398,13 @@ def mask_loss(mask_logits: Tensor, targets: Tensor) -> Tensor:
     """Binary cross-entropy of the mask head's logits ``(N, M, M)`` against each crop's visible-mask
     share per cell ``targets`` ``(N, M, M)`` in [0, 1] (mean over cells and crops)."""
     return F.binary_cross_entropy_with_logits(mask_logits, targets.to(mask_logits.dtype))
+
+
+def mask_ious(predicted: Tensor, truth: Tensor) -> Tensor:
+    """IoU ``(N,)`` of boolean masks ``(N, ...)`` (1 where both are empty)."""
+    inter = (predicted & truth).flatten(1).sum(1).float()
+    union = (predicted | truth).flatten(1).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
 
 def crop_masks_to_boxes(masks: Tensor, boxes: Tensor, margin: float, grid: int) -> Tensor:

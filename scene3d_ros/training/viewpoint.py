@@ -50,6 +50,7 @@ from scene3d_ros.model.viewpoint import (
     ViewpointModelConfig,
     ViewpointNet,
     library_shapes,
+    mask_ious,
     mask_loss,
     mirror_averaged_outputs,
     orbit_masks,
@@ -242,13 +243,6 @@ def predict_records(model: ViewpointNet, loader: DataLoader, device: torch.devic
                                                shape_correct, None if ious is None else float(ious[i])))
     model.train(was_training)
     return records
-
-
-def mask_ious(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """IoU ``(N,)`` of boolean masks ``(N, M, M)`` (1 where both are empty)."""
-    inter = (predicted & truth).flatten(1).sum(1).float()
-    union = (predicted | truth).flatten(1).sum(1).float()
-    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
 
 def viewpoint_report(records: Sequence[ViewpointRecord]) -> dict[str, Any]:
