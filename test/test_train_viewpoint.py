@@ -18,7 +18,7 @@ import yaml
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.cli.train_viewpoint import main
-from scene3d_ros.data.crops import CropAugmentation, ObjectCropDataset, jitter_colour
+from scene3d_ros.data.crops import CropAugmentation, ObjectCropDataset, erase_rectangle, jitter_colour
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.model.viewpoint import ViewpointModelConfig, library_shapes, square_boxes
@@ -173,7 +173,7 @@ def test_crop_masks_cover_the_objects_visible_pixels_and_mirror_with_the_crop(da
 def test_category_weights_are_checked_and_name_each_crops_category(config, dataset, tmp_path, capsys):
     """``data.category_weights``: each crop's category (what the weights apply to) is its item's; an
     unknown category, a negative weight, or weights that leave nothing to train on are refused
-    with the key named; a run with weights (and colour jitter) trains."""
+    with the key named; a run with weights (and colour jitter and random erasing) trains."""
     crops = ObjectCropDataset([SyntheticSceneDataset(dataset)], ViewpointModelConfig(crop_size=64, hidden=32),
                               include_difficult=True)
     assert crops.categories == [crops[i]["category"] for i in range(len(crops))]
@@ -186,7 +186,7 @@ def test_category_weights_are_checked_and_name_each_crops_category(config, datas
     out = tmp_path / "weighted"
     assert main(["--config", str(config), "--output", str(out), "--set", "optim.max_steps=2", "run.eval_every=0",
                  f"data.category_weights={{{present[0]}: 3.0}}", "data.augmentation.brightness=0.2",
-                 "data.augmentation.hue=0.05"]) == 0
+                 "data.augmentation.hue=0.05", "data.augmentation.erase_probability=0.5"]) == 0
     assert (out / "last.pt").is_file()
 
 
@@ -217,3 +217,46 @@ def test_colour_jitter_changes_only_the_crops_colours_reproducibly(dataset):
     for bad in ({"brightness": 1.0}, {"contrast": -0.1}, {"hue": 0.6}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             CropAugmentation(**bad)
+
+
+def test_random_erasing_covers_one_rectangle_of_the_crop_and_of_its_mask(dataset, config, tmp_path, capsys):
+    """Random erasing: the same labels and geometry as without it; the crop differs from the plain
+    one in exactly one cell-aligned rectangle (noise), the mask target is 0 in those cells and
+    unchanged elsewhere; the same item for the same key; rectangles stay inside the crop with
+    about the drawn area; bad settings are refused (also through the config)."""
+    scenes = SyntheticSceneDataset(dataset)
+    model = ViewpointModelConfig(crop_size=64, hidden=32, mask_size=16)
+    ids = {m.model_id for m in CadLibrary.load().models}
+    plain = ObjectCropDataset([scenes], model, CropAugmentation(), seed=3, include_difficult=True,
+                              mirror_symmetric_models=ids)
+    erased = ObjectCropDataset([scenes], model, CropAugmentation(erase_probability=1.0), seed=3,
+                               include_difficult=True, mirror_symmetric_models=ids)
+    cell = model.crop_size // model.mask_size
+    for key in [(0, 0), (0, 1), (2, 3)]:
+        a, b = plain[key], erased[key]
+        for name in ("bins", "offsets", "ray", "rotation"):
+            torch.testing.assert_close(a[name], b[name])
+        changed = (a["crop"] != b["crop"]).any(dim=0)
+        rows, cols = changed.any(dim=1).nonzero()[:, 0], changed.any(dim=0).nonzero()[:, 0]
+        r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        # one rectangle, aligned to the mask cells (noise may equal a pixel by chance: allow a few)
+        assert r0 % cell == 0 and c0 % cell == 0 and r1 % cell == 0 and c1 % cell == 0
+        assert float(changed[r0:r1, c0:c1].float().mean()) > 0.99 and not changed.sum() > (r1 - r0) * (c1 - c0)
+        erased_cells = torch.zeros(model.mask_size, model.mask_size, dtype=torch.bool)
+        erased_cells[r0 // cell:r1 // cell, c0 // cell:c1 // cell] = True
+        assert torch.all(b["mask"][erased_cells] == 0.0)
+        torch.testing.assert_close(b["mask"][~erased_cells], a["mask"][~erased_cells], atol=0, rtol=0)
+        torch.testing.assert_close(erased[key]["crop"], b["crop"], atol=0, rtol=0)
+    rng = np.random.default_rng(0)
+    crop = torch.zeros(3, 64, 64)
+    for _ in range(200):
+        out, none = erase_rectangle(crop, rng, (0.1, 0.2), 64)
+        area = float((out != 0).any(dim=0).float().mean())
+        assert none is None and 0.05 < area < 0.3 and torch.all(crop == 0)
+    for bad in ({"erase_probability": 1.5}, {"erase_area": (0.3, 0.2)}, {"erase_area": (0.0, 0.2)},
+                {"erase_area": (0.1, 0.6)}):
+        with pytest.raises(ValueError, match="erase"):
+            CropAugmentation(**bad)
+    assert main(["--config", str(config), "--output", str(tmp_path / "refused"),
+                 "--set", "data.augmentation.erase_area=[0.3, 0.2]"]) == 2
+    assert "erase_area" in capsys.readouterr().err

@@ -6,6 +6,8 @@ the viewing ray through the crop centre, and the allocentric rotation relative t
 viewpoint bins + offsets. Boxes are jittered the way a detector's boxes deviate from the ground
 truth (centre shift and side scale, uniform), and a crop of a mirror-symmetric model is shown
 as its left-right mirror image with probability ``mirror_probability`` (:mod:`scene3d_ros.mirror`).
+Optionally the crop's colours are jittered and a random rectangle of it is erased (filled with
+noise, as a synthetic occluder; the mask target loses the erased cells).
 
 Items are addressed by ``(epoch, index)`` keys (a plain ``index`` means epoch 0, without
 jitter or mirror when the dataset was built with ``augment=False``); all randomness comes from
@@ -15,6 +17,7 @@ jitter or mirror when the dataset was built with ``augment=False``); all randomn
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,7 +52,10 @@ class CropAugmentation:
     ``scale``: each side scaled by U(1 - scale, 1 + scale)), the mirror probability, and colour
     jitter of the crop (``brightness``, ``contrast``, ``saturation``: factor U(1 - x, 1 + x);
     ``hue``: shift U(-x, x) of a turn; applied in that order with torchvision's functional
-    adjustments; 0 = off, the default, which leaves the items exactly as without the fields)."""
+    adjustments; 0 = off, the default, which leaves the items exactly as without the fields),
+    and random erasing (:func:`erase_rectangle`): with probability ``erase_probability`` a
+    rectangle of area U(``erase_area[0]``, ``erase_area[1]``) x the crop's, aspect ratio
+    log-uniform in [1/3, 3], is filled with uniform noise (0 = off, the default)."""
 
     shift: float = 0.10
     scale: float = 0.10
@@ -58,6 +64,8 @@ class CropAugmentation:
     contrast: float = 0.0
     saturation: float = 0.0
     hue: float = 0.0
+    erase_probability: float = 0.0
+    erase_area: tuple[float, float] = (0.05, 0.25)
 
     def __post_init__(self) -> None:
         for name in ("shift", "scale"):
@@ -70,6 +78,13 @@ class CropAugmentation:
                 raise ValueError(f"crop augmentation: {name} must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 <= float(self.hue) <= 0.5:
             raise ValueError(f"crop augmentation: hue must be in [0, 0.5], got {self.hue}")
+        if not 0.0 <= float(self.erase_probability) <= 1.0:
+            raise ValueError(f"crop augmentation: erase_probability must be in [0, 1], got {self.erase_probability}")
+        area = tuple(float(a) for a in self.erase_area)
+        if len(area) != 2 or not 0.0 < area[0] <= area[1] <= 0.5:
+            raise ValueError(f"crop augmentation: erase_area must be (min, max) with 0 < min <= max <= 0.5, "
+                             f"got {self.erase_area}")
+        object.__setattr__(self, "erase_area", area)
 
     @property
     def jitters_colour(self) -> bool:
@@ -86,6 +101,34 @@ def jitter_colour(crop: Tensor, rng: np.random.Generator, augmentation: CropAugm
     crop = TF.adjust_contrast(crop, float(c))
     crop = TF.adjust_saturation(crop, float(s))
     return TF.adjust_hue(crop, float(h)) if h != 0.0 else crop
+
+
+ERASE_ASPECT = 3.0  # erased rectangles' height/width ratio lies in [1/ERASE_ASPECT, ERASE_ASPECT]
+
+
+def erase_rectangle(crop: Tensor, rng: np.random.Generator, area: tuple[float, float], grid: int,
+                    mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """``crop`` (3, S, S) with a random rectangle filled with uniform noise in [0, 1], a synthetic
+    occluder. The rectangle is drawn in cells of a ``grid`` x ``grid`` partition of the crop (the
+    mask head's ``mask_size``, or S for pixels): area U(area) x the crop's, aspect log-uniform in
+    [1/3, 3], position uniform inside the crop; ``mask`` (grid, grid), the object's visible share of
+    each cell, gets 0 in the erased cells (exact when S is a multiple of ``grid``). Returns new
+    tensors (the inputs are not changed)."""
+    size = crop.shape[-1]
+    fraction = rng.uniform(*area)
+    aspect = math.exp(rng.uniform(-math.log(ERASE_ASPECT), math.log(ERASE_ASPECT)))
+    rows = int(np.clip(round(grid * math.sqrt(fraction * aspect)), 1, grid))
+    cols = int(np.clip(round(grid * math.sqrt(fraction / aspect)), 1, grid))
+    r0, c0 = int(rng.integers(0, grid - rows + 1)), int(rng.integers(0, grid - cols + 1))
+    y0, y1 = round(r0 * size / grid), round((r0 + rows) * size / grid)
+    x0, x1 = round(c0 * size / grid), round((c0 + cols) * size / grid)
+    noise = torch.from_numpy(rng.random((crop.shape[0], y1 - y0, x1 - x0), dtype=np.float32))
+    crop = crop.clone()
+    crop[:, y0:y1, x0:x1] = noise
+    if mask is not None:
+        mask = mask.clone()
+        mask[r0:r0 + rows, c0:c0 + cols] = 0.0
+    return crop, mask
 
 
 def jitter_box(box: np.ndarray, rng: np.random.Generator, shift: float, scale: float) -> np.ndarray:
@@ -169,6 +212,12 @@ class ObjectCropDataset(Dataset):
         if with_mask:
             visible = torch.from_numpy(np.ascontiguousarray(record["instance"] == obj["instance_id"])).float()[None]
             extra["mask"] = crop_boxes(visible, boxes, self.model.mask_size, self.model.crop_margin)[0, 0]
+        if self.augmentation is not None and self.augmentation.erase_probability > 0.0:
+            if rng.random() < self.augmentation.erase_probability:
+                grid = self.model.mask_size if with_mask else self.model.crop_size
+                crop, mask = erase_rectangle(crop, rng, self.augmentation.erase_area, grid, extra.get("mask"))
+                if with_mask:
+                    extra["mask"] = mask
         return {
             "crop": crop, "label": int(obj["label"]), "ray": ray.float(),
             "bins": torch.from_numpy(target.bins), "offsets": torch.from_numpy(target.offsets),
