@@ -123,8 +123,7 @@ def erase_rectangle(crop: Tensor, rng: np.random.Generator, area: tuple[float, f
     y0, y1 = round(r0 * size / grid), round((r0 + rows) * size / grid)
     x0, x1 = round(c0 * size / grid), round((c0 + cols) * size / grid)
     noise = torch.from_numpy(rng.random((crop.shape[0], y1 - y0, x1 - x0), dtype=np.float32))
-    crop = crop.clone()
-    crop[:, y0:y1, x0:x1] = noise
+    crop = TF.erase(crop, y0, x0, y1 - y0, x1 - x0, noise)
     if mask is not None:
         mask = mask.clone()
         mask[r0:r0 + rows, c0:c0 + cols] = 0.0
@@ -216,7 +215,7 @@ class ObjectCropDataset(Dataset):
             if rng.random() < self.augmentation.erase_probability:
                 grid = self.model.mask_size if with_mask else self.model.crop_size
                 crop, mask = erase_rectangle(crop, rng, self.augmentation.erase_area, grid, extra.get("mask"))
-                if with_mask:
+                if mask is not None:
                     extra["mask"] = mask
         return {
             "crop": crop, "label": int(obj["label"]), "ray": ray.float(),
