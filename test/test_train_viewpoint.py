@@ -18,7 +18,7 @@ import yaml
 
 from scene3d_ros import CATEGORIES
 from scene3d_ros.cli.train_viewpoint import main
-from scene3d_ros.data.crops import CropAugmentation, ObjectCropDataset, erase_rectangle, jitter_colour
+from scene3d_ros.data.crops import CropAugmentation, ObjectCropDataset, erase_rectangle, jitter_colour, paste_occluder
 from scene3d_ros.data.shards import GenerateConfig, OutputConfig, generate_dataset
 from scene3d_ros.data.synthetic_dataset import SyntheticSceneDataset
 from scene3d_ros.model.viewpoint import ViewpointModelConfig, library_shapes, square_boxes
@@ -173,7 +173,8 @@ def test_crop_masks_cover_the_objects_visible_pixels_and_mirror_with_the_crop(da
 def test_category_weights_are_checked_and_name_each_crops_category(config, dataset, tmp_path, capsys):
     """``data.category_weights``: each crop's category (what the weights apply to) is its item's; an
     unknown category, a negative weight, or weights that leave nothing to train on are refused
-    with the key named; a run with weights (and colour jitter and random erasing) trains."""
+    with the key named; a run with weights (and colour jitter, random erasing and occluder
+    pasting) trains."""
     crops = ObjectCropDataset([SyntheticSceneDataset(dataset)], ViewpointModelConfig(crop_size=64, hidden=32),
                               include_difficult=True)
     assert crops.categories == [crops[i]["category"] for i in range(len(crops))]
@@ -186,7 +187,8 @@ def test_category_weights_are_checked_and_name_each_crops_category(config, datas
     out = tmp_path / "weighted"
     assert main(["--config", str(config), "--output", str(out), "--set", "optim.max_steps=2", "run.eval_every=0",
                  f"data.category_weights={{{present[0]}: 3.0}}", "data.augmentation.brightness=0.2",
-                 "data.augmentation.hue=0.05", "data.augmentation.erase_probability=0.5"]) == 0
+                 "data.augmentation.hue=0.05", "data.augmentation.erase_probability=0.5",
+                 "data.augmentation.occluder_probability=0.5"]) == 0
     assert (out / "last.pt").is_file()
 
 
@@ -260,3 +262,56 @@ def test_random_erasing_covers_one_rectangle_of_the_crop_and_of_its_mask(dataset
     assert main(["--config", str(config), "--output", str(tmp_path / "refused"),
                  "--set", "data.augmentation.erase_area=[0.3, 0.2]"]) == 2
     assert "erase_area" in capsys.readouterr().err
+
+
+def test_occluder_pasting_covers_the_crop_with_another_objects_silhouette(dataset, config, tmp_path, capsys):
+    """Occluder pasting: the same labels and geometry as without it; where the scene has another
+    visible object the crop changes inside one square no larger than the drawn area allows and the
+    mask target never grows (and shrinks for some objects); an object alone in its scene keeps its
+    crop; the same item for the same key. ``paste_occluder`` blends by the silhouette only and the
+    mask loses exactly the covered share; bad settings are refused (also through the config)."""
+    scenes = SyntheticSceneDataset(dataset)
+    model = ViewpointModelConfig(crop_size=64, hidden=32, mask_size=16)
+    ids = {m.model_id for m in CadLibrary.load().models}
+    plain = ObjectCropDataset([scenes], model, CropAugmentation(), seed=3, include_difficult=True,
+                              mirror_symmetric_models=ids)
+    pasted = ObjectCropDataset([scenes], model, CropAugmentation(occluder_probability=1.0, occluder_area=(0.1, 0.4)),
+                               seed=3, include_difficult=True, mirror_symmetric_models=ids)
+    largest = round(model.crop_size * 0.4 ** 0.5)
+    shrunk, alone = 0, 0
+    for index in range(len(plain)):
+        key = (1, index)
+        a, b = plain[key], pasted[key]
+        for name in ("bins", "offsets", "ray", "rotation", "mirrored"):
+            assert a[name] == b[name] if name == "mirrored" else torch.equal(a[name], b[name])
+        _, j, o = plain.index[index]
+        record = scenes.load_scene(j, parts=("instance", "meta"))
+        others = [obj for p, obj in enumerate(record["meta"]["objects"])
+                  if p != o and np.any(record["instance"] == obj["instance_id"])]
+        changed = (a["crop"] != b["crop"]).any(dim=0)
+        if not others:
+            alone += 1
+            assert torch.equal(a["crop"], b["crop"]) and torch.equal(a["mask"], b["mask"])
+            continue
+        assert changed.any()
+        rows, cols = changed.any(dim=1).nonzero()[:, 0], changed.any(dim=0).nonzero()[:, 0]
+        assert int(rows.max() - rows.min()) < largest and int(cols.max() - cols.min()) < largest
+        assert torch.all(b["mask"] <= a["mask"] + 1e-6)
+        shrunk += bool((b["mask"] < a["mask"] - 1e-3).any())
+        torch.testing.assert_close(pasted[key]["crop"], b["crop"], atol=0, rtol=0)
+    assert shrunk > 0 and alone < len(plain)
+    crop, mask = torch.zeros(3, 8, 8), torch.ones(4, 4)
+    visible = torch.zeros(4, 4)
+    visible[:, :2] = 1.0
+    for seed in range(5):
+        out, left = paste_occluder(crop, torch.ones(3, 4, 4), visible, np.random.default_rng(seed), mask)
+        assert float(out.sum()) == 3 * 8 and set(out.unique().tolist()) == {0.0, 1.0}
+        assert float(((1.0 - left) * 4).sum()) == pytest.approx(8.0) and torch.all(crop == 0) and torch.all(mask == 1)
+    with pytest.raises(ValueError, match="at most the crop"):
+        paste_occluder(crop, torch.ones(3, 9, 9), torch.ones(9, 9), np.random.default_rng(0))
+    for bad in ({"occluder_probability": -0.1}, {"occluder_area": (0.5, 0.2)}, {"occluder_area": (0.1, 1.5)}):
+        with pytest.raises(ValueError, match="occluder"):
+            CropAugmentation(**bad)
+    assert main(["--config", str(config), "--output", str(tmp_path / "refused"),
+                 "--set", "data.augmentation.occluder_probability=2"]) == 2
+    assert "occluder_probability" in capsys.readouterr().err

@@ -6,8 +6,10 @@ the viewing ray through the crop centre, and the allocentric rotation relative t
 viewpoint bins + offsets. Boxes are jittered the way a detector's boxes deviate from the ground
 truth (centre shift and side scale, uniform), and a crop of a mirror-symmetric model is shown
 as its left-right mirror image with probability ``mirror_probability`` (:mod:`scene3d_ros.mirror`).
-Optionally the crop's colours are jittered and a random rectangle of it is erased (filled with
-noise, as a synthetic occluder; the mask target loses the erased cells).
+Optionally the crop's colours are jittered, a random rectangle of it is erased (filled with
+noise, as a synthetic occluder; the mask target loses the erased cells), and another object of
+the same scene is pasted over it (a real occluder's look: its own silhouette and colours; the mask
+target loses what it covers).
 
 Items are addressed by ``(epoch, index)`` keys (a plain ``index`` means epoch 0, without
 jitter or mirror when the dataset was built with ``augment=False``); all randomness comes from
@@ -55,7 +57,10 @@ class CropAugmentation:
     adjustments; 0 = off, the default, which leaves the items exactly as without the fields),
     and random erasing (:func:`erase_rectangle`): with probability ``erase_probability`` a
     rectangle of area U(``erase_area[0]``, ``erase_area[1]``) x the crop's, aspect ratio
-    log-uniform in [1/3, 3], is filled with uniform noise (0 = off, the default)."""
+    log-uniform in [1/3, 3], is filled with uniform noise (0 = off, the default), and occluder
+    pasting (:func:`paste_occluder`): with probability ``occluder_probability`` another object of
+    the scene, cut around its own box into a square of area U(``occluder_area``) x the crop's, is
+    pasted (its visible pixels only) at a uniform position in the crop (0 = off, the default)."""
 
     shift: float = 0.10
     scale: float = 0.10
@@ -66,6 +71,8 @@ class CropAugmentation:
     hue: float = 0.0
     erase_probability: float = 0.0
     erase_area: tuple[float, float] = (0.05, 0.25)
+    occluder_probability: float = 0.0
+    occluder_area: tuple[float, float] = (0.1, 0.4)
 
     def __post_init__(self) -> None:
         for name in ("shift", "scale"):
@@ -85,6 +92,14 @@ class CropAugmentation:
             raise ValueError(f"crop augmentation: erase_area must be (min, max) with 0 < min <= max <= 0.5, "
                              f"got {self.erase_area}")
         object.__setattr__(self, "erase_area", area)
+        if not 0.0 <= float(self.occluder_probability) <= 1.0:
+            raise ValueError(f"crop augmentation: occluder_probability must be in [0, 1], "
+                             f"got {self.occluder_probability}")
+        area = tuple(float(a) for a in self.occluder_area)
+        if len(area) != 2 or not 0.0 < area[0] <= area[1] <= 1.0:
+            raise ValueError(f"crop augmentation: occluder_area must be (min, max) with 0 < min <= max <= 1, "
+                             f"got {self.occluder_area}")
+        object.__setattr__(self, "occluder_area", area)
 
     @property
     def jitters_colour(self) -> bool:
@@ -127,6 +142,29 @@ def erase_rectangle(crop: Tensor, rng: np.random.Generator, area: tuple[float, f
     if mask is not None:
         mask = mask.clone()
         mask[r0:r0 + rows, c0:c0 + cols] = 0.0
+    return crop, mask
+
+
+def paste_occluder(crop: Tensor, occluder: Tensor, visible: Tensor, rng: np.random.Generator,
+                   mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """``crop`` (3, S, S) with ``occluder`` (3, s, s), s <= S, pasted at a uniform position where its
+    ``visible`` (s, s) share in [0, 1] says (alpha blending: its silhouette, not its square).
+    ``mask`` (G, G), the object's visible share of each crop cell, is multiplied by the share of
+    each cell left uncovered (exact where the object and the occluder do not share a cell partly).
+    Returns new tensors (the inputs are not changed)."""
+    size, side = crop.shape[-1], occluder.shape[-1]
+    if side > size or visible.shape[-2:] != occluder.shape[-2:]:
+        raise ValueError(f"paste_occluder: occluder {tuple(occluder.shape)} and visible {tuple(visible.shape)} "
+                         f"must be the same square, at most the crop's side {size}")
+    y0, x0 = int(rng.integers(0, size - side + 1)), int(rng.integers(0, size - side + 1))
+    alpha = torch.zeros((1, size, size), dtype=crop.dtype)
+    alpha[0, y0:y0 + side, x0:x0 + side] = visible.clamp(0.0, 1.0)
+    pasted = torch.zeros_like(crop)
+    pasted[:, y0:y0 + side, x0:x0 + side] = occluder
+    crop = crop * (1.0 - alpha) + pasted * alpha
+    if mask is not None:
+        covered = torch.nn.functional.interpolate(alpha[None], size=tuple(mask.shape), mode="area")[0, 0]
+        mask = mask * (1.0 - covered)
     return crop, mask
 
 
@@ -179,7 +217,9 @@ class ObjectCropDataset(Dataset):
         epoch, index = (0, key) if isinstance(key, int) else (int(key[0]), int(key[1]))
         s, j, o = self.index[index]
         with_mask = self.model.mask_size > 0
-        record = self.scenes[s].load_scene(j, parts=("rgb", "instance", "meta") if with_mask else ("rgb", "meta"))
+        pastes = self.augmentation is not None and self.augmentation.occluder_probability > 0.0
+        parts = ("rgb", "instance", "meta") if with_mask or pastes else ("rgb", "meta")
+        record = self.scenes[s].load_scene(j, parts=parts)
         meta = record["meta"]
         obj = meta["objects"][o]
         rgb = record["rgb"]
@@ -194,7 +234,7 @@ class ObjectCropDataset(Dataset):
             if rng.random() < self.augmentation.mirror_probability and obj["model_id"] in self.mirror_symmetric_models:
                 mirrored = True
                 rgb = rgb[:, ::-1]
-                if with_mask:
+                if "instance" in record:
                     record["instance"] = record["instance"][:, ::-1]
                 box = mirror_boxes(box, width)[0]
                 k = mirror_intrinsics(k, width)
@@ -217,6 +257,10 @@ class ObjectCropDataset(Dataset):
                 crop, mask = erase_rectangle(crop, rng, self.augmentation.erase_area, grid, extra.get("mask"))
                 if mask is not None:
                     extra["mask"] = mask
+        if pastes and rng.random() < self.augmentation.occluder_probability:
+            crop, mask = self._paste_other_object(crop, record, o, mirrored, image, rng, extra.get("mask"))
+            if mask is not None:
+                extra["mask"] = mask
         return {
             "crop": crop, "label": int(obj["label"]), "ray": ray.float(),
             "bins": torch.from_numpy(target.bins), "offsets": torch.from_numpy(target.offsets),
@@ -224,6 +268,26 @@ class ObjectCropDataset(Dataset):
             "model_id": obj["model_id"], "category": obj["category"], "occluded": bool(obj["occluded"]),
             "truncated": bool(obj["truncated"]), "mirrored": mirrored, "scene": j, "object": o, **extra,
         }
+
+    def _paste_other_object(self, crop: Tensor, record: dict[str, Any], o: int, mirrored: bool, image: Tensor,
+                            rng: np.random.Generator, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Occluder pasting onto ``crop``, object ``o`` of a loaded scene ``record`` (``image`` its (3, H, W)
+        RGB, mirrored when ``mirrored``): another of the scene's objects with visible pixels, drawn
+        uniformly, cut around its box (no margin) into a square of area U(occluder_area) x the
+        crop's and pasted by :func:`paste_occluder`; the crop unchanged when there is none."""
+        objects = record["meta"]["objects"]
+        others = [p for p, obj in enumerate(objects) if p != o and np.any(record["instance"] == obj["instance_id"])]
+        side = int(round(self.model.crop_size * math.sqrt(rng.uniform(*self.augmentation.occluder_area))))
+        if not others or side < 1:
+            return crop, mask
+        other = objects[others[int(rng.integers(len(others)))]]
+        box = np.asarray(other["box"], dtype=np.float64)
+        if mirrored:
+            box = mirror_boxes(box, image.shape[-1])[0]
+        boxes = torch.as_tensor(box, dtype=torch.float32).view(1, 4)
+        visible = torch.from_numpy(np.ascontiguousarray(record["instance"] == other["instance_id"])).float()[None]
+        occluder = crop_boxes(image, boxes, side, 0.0)[0]
+        return paste_occluder(crop, occluder, crop_boxes(visible, boxes, side, 0.0)[0, 0], rng, mask)
 
 
 def collate_crops(items: list[dict[str, Any]]) -> dict[str, Any]:
