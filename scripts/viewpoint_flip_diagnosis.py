@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Where the crop viewpoint stage's front/back flips come from: per split, category and box size,
-with and without test-time mirror averaging, on ground-truth crops (no augmentation).
+"""Where the crop viewpoint stage's front/back flips come from: per split, category, box size and
+condition (clean, occluded, truncated), with and without test-time mirror averaging, on
+ground-truth crops (no augmentation).
 
 A flip is a top-1 rotation error above 150 deg (as in ``evaluate``). Running it on a training split
 as well as on held-out splits tells under-fitting (flips on the scenes it trained on too) from
@@ -39,10 +40,13 @@ SIZE_BANDS = ((0, 48), (48, 96), (96, 10_000))
 """Longer ground-truth box side, pixels."""
 VEHICLES = ("aeroplane", "bicycle", "boat", "bus", "car", "motorbike", "train")
 MODES = ("plain", "mirror_average")
+CONDITIONS = {"clean": (False, False), "occluded only": (True, False), "truncated only": (False, True),
+              "occluded and truncated": (True, True)}
+"""Condition name -> (occluded, truncated) as annotated by the world."""
 
 
 def crop_errors(model, split: Path, max_crops: int, k: int) -> list[dict]:
-    """Per GT crop of ``split``: category, box side (px), clean (neither occluded nor truncated) and
+    """Per GT crop of ``split``: category, box side (px), occluded, truncated, clean (neither) and
     the top-1 / best-of-``k`` errors (deg) of both modes."""
     scenes = SyntheticSceneDataset(split)
     crops = ObjectCropDataset([scenes], model.config)
@@ -60,7 +64,8 @@ def crop_errors(model, split: Path, max_crops: int, k: int) -> list[dict]:
                 box = metas[scene]["objects"][int(batch["object"][i])]["box"]
                 truth = batch["rotation"][i].numpy().astype(np.float64)[None]
                 row = {"category": batch["category"][i], "side_px": float(max(box[2] - box[0], box[3] - box[1])),
-                       "clean": not (bool(batch["occluded"][i]) or bool(batch["truncated"][i]))}
+                       "occluded": bool(batch["occluded"][i]), "truncated": bool(batch["truncated"][i])}
+                row["clean"] = not (row["occluded"] or row["truncated"])
                 for mode, (logits, offsets) in outputs.items():
                     hypotheses = top_k_hypotheses(logits[i], offsets[i], batch["symmetry"][i], model.config.bins, k)
                     errors = symmetric_rotation_error_deg(hypotheses.rotations, truth, batch["symmetry"][i])
@@ -90,7 +95,9 @@ def report(splits: dict[str, list[dict]]) -> dict:
         for lo, hi in SIZE_BANDS:
             chosen = [r for r in rows if lo <= r["side_px"] < hi and r["category"] in VEHICLES and r["clean"]]
             bands[f"{lo}-{hi}"] = {m: summarise(chosen, m) for m in MODES}
-        out[name] = {"by_category": per, "clean_vehicles_by_box_side_px": bands}
+        conditions = {c: {m: summarise([r for r in rows if (r["occluded"], r["truncated"]) == flags], m) for m in MODES}
+                      for c, flags in CONDITIONS.items()}
+        out[name] = {"by_category": per, "clean_vehicles_by_box_side_px": bands, "by_condition": conditions}
     return out
 
 
@@ -119,6 +126,15 @@ def markdown(summary: dict, args: argparse.Namespace, header: str) -> str:
             s = summary[name]["clean_vehicles_by_box_side_px"][band]["mirror_average"]
             cells.append(f"{s['objects']}, {s['flips']:.2f}, {s['acc_pi6']:.2f}" if s["objects"] else "")
         lines.append(f"| {band} | " + " | ".join(cells) + " |")
+    lines.append("\nBy condition (all categories), mirror-averaged: objects, flips, Acc_pi/6\n")
+    lines.append("| condition | " + " | ".join(names) + " |")
+    lines.append("|---|" + "---|" * len(names))
+    for condition in CONDITIONS:
+        cells = []
+        for name in names:
+            s = summary[name]["by_condition"][condition]["mirror_average"]
+            cells.append(f"{s['objects']}, {s['flips']:.3f}, {s['acc_pi6']:.2f}" if s["objects"] else "")
+        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
