@@ -17,6 +17,7 @@ import yaml
 from scene3d_ros.geometry import matrix_to_quaternion, viewpoint_rotation
 from scene3d_ros.model.rotations import allocentric_to_egocentric, canonicalize_quaternion
 from scene3d_ros.retrieval import FALLBACK_CUBOID, ObjectQuery, ResolutionPolicy, ShapeDatabase
+from scene3d_ros.retrieval.resolution import occlusion_weights, soft_iou
 
 ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(2)
@@ -145,6 +146,35 @@ def test_shape_probabilities_choose_among_models_the_descriptor_finds_about_equa
         _query(0.0, shape_probabilities={"car/sedan": 1.5})
     with pytest.raises(ValueError, match="shape_weight"):
         ResolutionPolicy(shape_weight=-1.0)
+
+
+def test_occlusion_aware_scoring_does_not_count_the_part_an_occluder_hides() -> None:
+    """Car A (box x 0-28) shows only its left half: car B (box x 14-42, mask full) hides the rest.
+    A's mask fits a half-car outline best, so the plain check picks that farther view; occlusion
+    aware, the cells B's mask claims do not count and the nearer full-car view fits as well, so it
+    wins. B is not occluded (nothing of A lies in its box) and resolves alike either way."""
+    half = _silhouette(slice(8, 20), slice(0, 14))
+    db = _db([np.full(4, 0.5), np.full(4, 1.0)], [_quat(0), _quat(5)], ["car_full", "car_half"], [WIDE, half])
+    mask_a = half.astype(np.float32) / 255.0
+    a = _query(mask=mask_a, box=np.array([0.0, 0.0, 28.0, 28.0]))
+    b = _query(mask=np.ones((28, 28), np.float32), box=np.array([14.0, 0.0, 42.0, 28.0]))
+    policy = ResolutionPolicy(silhouette_max_angle_deg=30.0, occlusion_aware=False)
+    assert [r.model_id for r in policy.resolve(db, [a, b])][0] == "car_half"
+    aware = policy.replace(occlusion_aware=True).resolve(db, [a, b])
+    assert aware[0].model_id == "car_full" and aware[0].silhouette_iou == pytest.approx(1.0)
+    assert aware[1] == policy.resolve(db, [a, b])[1]
+    assert aware[0] != policy.replace(occlusion_aware=True).resolve(db, [a])[0]  # alone: nothing hides A
+    weights = occlusion_weights([a, b, _query(box=None)], 28)
+    np.testing.assert_allclose(weights[0][:, :14], 1.0, atol=1e-5)
+    np.testing.assert_allclose(weights[0][:, 14:], 0.0, atol=1e-5)
+    np.testing.assert_allclose(weights[1], 1.0, atol=1e-5)
+    assert np.all(weights[2] == 1.0)
+    # the weighted IoU: cells of weight 0 count for neither the intersection nor the union
+    full, left = torch.from_numpy(WIDE / 255.0)[None, None], torch.from_numpy(mask_a)[None]
+    assert float(soft_iou(left, full)) == pytest.approx(0.5)
+    assert float(soft_iou(left, full, torch.from_numpy(weights[0])[None])) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="occlusion_aware"):
+        ResolutionPolicy(occlusion_aware=1)
 
 
 def test_cuboid_fallback_keeps_the_hypothesis_rotation() -> None:

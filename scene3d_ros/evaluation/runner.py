@@ -66,7 +66,7 @@ class RetrievalEvalConfig:
     ``silhouette_check`` (also evaluate the silhouette check: its variants and its rotation),
     ``silhouette_weight``, ``silhouette_angle_weight``, ``silhouette_candidates``,
     ``silhouette_max_angle_deg`` (degrees), ``azimuth_flips``, ``hypothesis_weight``,
-    ``final_rotation``, ``fit_translation``, ``camera_weight``, ``camera_models``, ``shape_weight``.
+    ``final_rotation``, ``fit_translation``, ``camera_weight``, ``camera_models``, ``shape_weight``, ``occlusion_aware``.
     """
 
     enabled: bool | str = "auto"
@@ -85,6 +85,7 @@ class RetrievalEvalConfig:
     camera_weight: float = ResolutionPolicy.camera_weight
     camera_models: int = ResolutionPolicy.camera_models
     shape_weight: float = ResolutionPolicy.shape_weight
+    occlusion_aware: bool = ResolutionPolicy.occlusion_aware
 
     def __post_init__(self) -> None:
         if self.enabled not in RETRIEVAL_ENABLED or not isinstance(self.enabled, (bool, str)):
@@ -104,7 +105,7 @@ class RetrievalEvalConfig:
                                 hypothesis_weight=self.hypothesis_weight, final_rotation=self.final_rotation,
                                 fit_translation=self.fit_translation,
                                 camera_weight=self.camera_weight, camera_models=self.camera_models,
-                                shape_weight=self.shape_weight)
+                                shape_weight=self.shape_weight, occlusion_aware=self.occlusion_aware)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,14 @@ the box for that model and rotation with ``fit_translation``), over the object's
 
     score of the model's best view - camera_weight * IoU(mask, rendered silhouette)
 
-(the lowest wins; the final rotation and translation follow as below). An object with one
+(the lowest wins; the final rotation and translation follow as below).
+
+**Occlusion** (``occlusion_aware``, default on). Masks are of the visible pixels, and visible
+masks do not overlap: where another object's mask (resampled from its box) claims a cell of this
+object's box, this object is hidden there or absent, so both IoUs above leave such cells out
+(weight ``1 - clip(o - m, 0, 1)``, :func:`occlusion_weights`). On the tuning split with stage
+version 6: flips 6.4 -> 6.2 %, Acc_pi/6 0.825 -> 0.828, the rest unchanged
+(``models/evaluation/policy_occlusion_aware.md``). An object with one
 rotation (network 1's alone) keeps the views' score: it publishes the chosen view's rotation,
 which a rendering of its hypothesis would not have scored. Without a camera, a box or meshes the
 views' score decides too.
@@ -145,7 +152,10 @@ class ResolutionPolicy:
     descriptor distance units, >= 0; 0 = no rendering; module doc), ``camera_models``: the models
     rendered per hypothesis (those with the best candidate views); ``shape_weight``: per nat of
     the log-probability of a candidate model's shape class, for queries with shape probabilities
-    (squared descriptor distance units, >= 0; 0 = the descriptor alone chooses the model).
+    (squared descriptor distance units, >= 0; 0 = the descriptor alone chooses the model);
+    ``occlusion_aware``: in both silhouette IoUs, cells of an object's box that another object's
+    mask claims do not count (:func:`occlusion_weights`: an occluded object is not penalised for
+    what its occluder hides; needs the objects' boxes, so it applies where they are known).
     """
 
     max_angle_deg: float = 30.0
@@ -162,6 +172,7 @@ class ResolutionPolicy:
     camera_weight: float = 20.0
     camera_models: int = 4
     shape_weight: float = 5.0
+    occlusion_aware: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_angle_deg", "silhouette_max_angle_deg"):
@@ -177,7 +188,7 @@ class ResolutionPolicy:
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or int(value) < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value}")
-        for name in ("silhouette_check", "azimuth_flips", "fit_translation"):
+        for name in ("silhouette_check", "azimuth_flips", "fit_translation", "occlusion_aware"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.final_rotation not in FINAL_ROTATIONS:
@@ -221,11 +232,14 @@ class ResolutionPolicy:
         width = candidates.index.shape[1]  # fewer than asked when the database holds fewer views
         distance = candidates.distance
         score = distance
-        ious = None
+        ious = weights = None
         if checked:
             masks = torch.from_numpy(np.stack([_mask(queries[r.query].mask, database.silhouette_grid)
                                                for r in rows]))
-            ious = soft_iou(masks, database.view_silhouettes(candidates.index))
+            if self.occlusion_aware:
+                per_query = occlusion_weights(queries, database.silhouette_grid)
+                weights = torch.from_numpy(np.stack([per_query[r.query] for r in rows]))
+            ious = soft_iou(masks, database.view_silhouettes(candidates.index), weights)
             score = (distance - float(self.silhouette_weight) * ious
                      + float(self.silhouette_angle_weight) * candidates.angle_deg / 180.0)
         log_p = torch.tensor([r.log_probability for r in rows], dtype=score.dtype)
@@ -246,7 +260,8 @@ class ResolutionPolicy:
             pick = None
             if checked and self._scores_in_camera(queries[i], end - start, shapes):
                 pick = self._camera_choice(database, queries[i], rows[start:end], candidates, score, start,
-                                           masks[start].numpy(), shapes)
+                                           masks[start].numpy(), shapes,
+                                           None if weights is None else weights[start].numpy())
             if pick is not None:
                 chosen.append(pick[:2])
                 camera_ious[i] = pick[2]
@@ -313,11 +328,12 @@ class ResolutionPolicy:
 
     def _camera_choice(self, database: ShapeDatabase, query: ObjectQuery, rows: Sequence[_HypothesisRow],
                        candidates: ViewCandidates, score: Tensor, first_row: int, mask: np.ndarray,
-                       shapes: ModelPoints) -> tuple[int, int, float] | None:
+                       shapes: ModelPoints, weights: np.ndarray | None = None) -> tuple[int, int, float] | None:
         """The camera term for one object (module doc): per hypothesis row, its ``camera_models``
         models with the best candidate views (lowest ``score``, the views' score), each rendered in
         the row's rotation at the query's translation (fitted to the box with ``fit_translation``);
-        the lowest ``score of the model's best view - camera_weight x IoU`` wins. Returns (row,
+        the lowest ``score of the model's best view - camera_weight x IoU`` wins (``weights``: the
+        cells' weights in the IoU, :func:`occlusion_weights`). Returns (row,
         column of that view, IoU), or None when no row has a candidate view."""
         best: tuple[float, int, int, float] | None = None
         for offset, row in enumerate(rows):
@@ -342,7 +358,8 @@ class ResolutionPolicy:
                 silhouette = camera_silhouette(shapes.mesh(model_id), rotation, translation, query.box,
                                                query.intrinsics, mask.shape[0])
                 iou = float(soft_iou(torch.from_numpy(np.asarray(mask, np.float32))[None],
-                                     torch.from_numpy(silhouette)[None, None]))
+                                     torch.from_numpy(silhouette)[None, None],
+                                     None if weights is None else torch.from_numpy(weights)[None]))
                 total = float(row_score[col]) - float(self.camera_weight) * iou
                 if best is None or total < best[0]:
                     best = (total, r, int(col), iou)
@@ -525,13 +542,47 @@ def _mask(mask: np.ndarray, grid: int | None) -> np.ndarray:
     return np.clip(m, 0.0, 1.0)
 
 
-def soft_iou(masks: Tensor, silhouettes: Tensor) -> Tensor:
-    """Soft IoU ``sum(min) / sum(max)`` of masks ``(N, G, G)`` with candidate silhouettes
-    ``(N, K, G, G)``, values in [0, 1]: ``(N, K)``; 0 where both are empty."""
+def soft_iou(masks: Tensor, silhouettes: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Soft IoU ``sum(w min) / sum(w max)`` of masks ``(N, G, G)`` with candidate silhouettes
+    ``(N, K, G, G)``, values in [0, 1]: ``(N, K)``; 0 where both are empty. ``weights`` ``(N, G, G)``
+    in [0, 1] per cell (None: 1 everywhere; :func:`occlusion_weights`)."""
     a = masks[:, None].float()
     b = silhouettes.float()
-    union = torch.maximum(a, b).sum(dim=(2, 3))
-    return torch.minimum(a, b).sum(dim=(2, 3)) / union.clamp_min(1e-6)
+    w = 1.0 if weights is None else weights[:, None].float()
+    union = (w * torch.maximum(a, b)).sum(dim=(2, 3))
+    return (w * torch.minimum(a, b)).sum(dim=(2, 3)) / union.clamp_min(1e-6)
+
+
+def occlusion_weights(queries: Sequence[ObjectQuery], grid: int) -> list[np.ndarray]:
+    """Per query, the weight ``(grid, grid)`` float32 of each cell of its box's mask grid in the
+    silhouette IoU: ``1 - clip(o - m, 0, 1)``, with ``m`` the query's own mask probability and ``o``
+    the highest probability that another query's mask (resampled bilinearly from that query's box;
+    0 outside it) has at the cell's centre. Visible masks do not overlap, so where another object's
+    mask claims a cell this object is hidden there or absent: its silhouette there is neither right
+    nor wrong (an occluded object is not penalised for the part its occluder hides). Queries
+    without a box or a mask get, and count as, nothing (weights 1)."""
+    grid = int(grid)
+    ones = np.ones((grid, grid), dtype=np.float32)
+    known = [i for i, q in enumerate(queries) if q.box is not None and q.mask is not None]
+    out = [ones.copy() for _ in queries]
+    if len(known) < 2:
+        return out
+    boxes = torch.tensor(np.stack([np.asarray(queries[i].box, dtype=np.float64).reshape(4) for i in known]))
+    masks = torch.from_numpy(np.stack([_mask(queries[i].mask, grid) for i in known]))
+    centres = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid
+    sizes = (boxes[:, 2:] - boxes[:, :2]).clamp_min(1e-6)
+    xs = boxes[:, 0, None] + centres[None] * sizes[:, 0, None]  # (K, G) cell centres, pixels
+    ys = boxes[:, 1, None] + centres[None] * sizes[:, 1, None]
+    for a, i in enumerate(known):
+        others = [b for b in range(len(known)) if b != a]
+        u = 2.0 * (xs[a][None, None, :] - boxes[others, 0, None, None]) / sizes[others, 0, None, None] - 1.0
+        v = 2.0 * (ys[a][None, :, None] - boxes[others, 1, None, None]) / sizes[others, 1, None, None] - 1.0
+        sample_at = torch.stack(torch.broadcast_tensors(u, v), dim=-1).float()  # (J, G, G, 2): x, y in [-1, 1]
+        sampled = torch.nn.functional.grid_sample(masks[others][:, None], sample_at, mode="bilinear",
+                                                  padding_mode="zeros", align_corners=False)[:, 0]
+        hidden = (sampled.max(dim=0).values - masks[a]).clamp(0.0, 1.0)
+        out[i] = (1.0 - hidden).numpy().astype(np.float32)
+    return out
 
 
 def camera_silhouette(mesh: trimesh.Trimesh, rotation: np.ndarray, translation: np.ndarray, box: np.ndarray,

@@ -106,7 +106,7 @@ from scene3d_ros.world.cad_library import CadLibrary, CadLibraryError
 
 POLICY_PARAMETERS = ("max_angle_deg", "silhouette_max_angle_deg", "silhouette_weight", "silhouette_angle_weight",
                      "silhouette_candidates", "hypothesis_weight", "azimuth_flips", "max_distance", "final_rotation",
-                     "fit_translation", "camera_weight", "camera_models", "shape_weight")
+                     "fit_translation", "camera_weight", "camera_models", "shape_weight", "occlusion_aware")
 """The node parameters that are :class:`ResolutionPolicy` fields, changeable at run time."""
 PUBLISHER_RECHECK_S = 0.5
 """How often frames held for an optional topic (hypotheses, detections_2d) are re-checked for a publisher
@@ -181,7 +181,11 @@ class RetrievalNode(Node):
             shape_weight=declare("shape_weight", default.shape_weight, "Weight per nat of the log-probability "
                                  "of a candidate model's shape class (category/subtype) given by the crop viewpoint "
                                  "stage's shape head on the shapes topic (squared descriptor distance units; 0: the "
-                                 "descriptor alone chooses the model).", floating_point_range=weight))
+                                 "descriptor alone chooses the model).", floating_point_range=weight),
+            occlusion_aware=declare("occlusion_aware", default.occlusion_aware, "Silhouette check: leave the "
+                                    "cells of an object's box that another object's mask claims out of its "
+                                    "silhouette IoUs (an occluded object is not penalised for what its occluder "
+                                    "hides; needs the detections_2d boxes)."))
         self._publish_tf = declare("publish_tf", True, "Publish one TF frame per object (the final pose) on /tf.")
         self._tf_prefix = declare("tf_prefix", "", "Prefix of the object TF frame names.")
         use_hypotheses = declare("use_hypotheses", True, "Join the hypotheses topic (the crop viewpoint stage's k "
