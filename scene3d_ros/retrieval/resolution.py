@@ -559,8 +559,9 @@ def occlusion_weights(queries: Sequence[ObjectQuery], grid: int) -> list[np.ndar
     the highest probability that another query's mask (resampled bilinearly from that query's box;
     0 outside it) has at the cell's centre. Visible masks do not overlap, so where another object's
     mask claims a cell this object is hidden there or absent: its silhouette there is neither right
-    nor wrong (an occluded object is not penalised for the part its occluder hides). Queries
-    without a box or a mask get, and count as, nothing (weights 1)."""
+    nor wrong (an occluded object is not penalised for the part its occluder hides). Only objects
+    whose boxes overlap the query's are resampled (work grows with the overlaps, not with the
+    square of the objects). Queries without a box or a mask get, and count as, nothing (weights 1)."""
     grid = int(grid)
     ones = np.ones((grid, grid), dtype=np.float32)
     known = [i for i, q in enumerate(queries) if q.box is not None and q.mask is not None]
@@ -573,8 +574,12 @@ def occlusion_weights(queries: Sequence[ObjectQuery], grid: int) -> list[np.ndar
     sizes = (boxes[:, 2:] - boxes[:, :2]).clamp_min(1e-6)
     xs = boxes[:, 0, None] + centres[None] * sizes[:, 0, None]  # (K, G) cell centres, pixels
     ys = boxes[:, 1, None] + centres[None] * sizes[:, 1, None]
+    lo, hi = boxes[:, :2], boxes[:, 2:]
+    overlaps = ((torch.minimum(hi[:, None], hi[None]) - torch.maximum(lo[:, None], lo[None])) > 0).all(dim=2)
     for a, i in enumerate(known):
-        others = [b for b in range(len(known)) if b != a]
+        others = [b for b in range(len(known)) if b != a and bool(overlaps[a, b])]  # only boxes that overlap it
+        if not others:
+            continue
         u = 2.0 * (xs[a][None, None, :] - boxes[others, 0, None, None]) / sizes[others, 0, None, None] - 1.0
         v = 2.0 * (ys[a][None, :, None] - boxes[others, 1, None, None]) / sizes[others, 1, None, None] - 1.0
         sample_at = torch.stack(torch.broadcast_tensors(u, v), dim=-1).float()  # (J, G, G, 2): x, y in [-1, 1]
