@@ -157,14 +157,14 @@ def paste_occluder(crop: Tensor, occluder: Tensor, visible: Tensor, rng: np.rand
         raise ValueError(f"paste_occluder: occluder {tuple(occluder.shape)} and visible {tuple(visible.shape)} "
                          f"must be the same square, at most the crop's side {size}")
     y0, x0 = int(rng.integers(0, size - side + 1)), int(rng.integers(0, size - side + 1))
-    alpha = torch.zeros((1, size, size), dtype=crop.dtype)
-    alpha[0, y0:y0 + side, x0:x0 + side] = visible.clamp(0.0, 1.0)
-    pasted = torch.zeros_like(crop)
-    pasted[:, y0:y0 + side, x0:x0 + side] = occluder
-    crop = crop * (1.0 - alpha) + pasted * alpha
+    alpha = visible.clamp(0.0, 1.0).to(crop.dtype)
+    crop = crop.clone()
+    window = crop[:, y0:y0 + side, x0:x0 + side]
+    window.copy_(window * (1.0 - alpha) + occluder * alpha)
     if mask is not None:
-        covered = torch.nn.functional.interpolate(alpha[None], size=tuple(mask.shape), mode="area")[0, 0]
-        mask = mask * (1.0 - covered)
+        covered = torch.zeros((1, 1, size, size), dtype=crop.dtype)
+        covered[0, 0, y0:y0 + side, x0:x0 + side] = alpha
+        mask = mask * (1.0 - torch.nn.functional.interpolate(covered, size=tuple(mask.shape), mode="area")[0, 0])
     return crop, mask
 
 
@@ -276,7 +276,7 @@ class ObjectCropDataset(Dataset):
         uniformly, cut around its box (no margin) into a square of area U(occluder_area) x the
         crop's and pasted by :func:`paste_occluder`; the crop unchanged when there is none."""
         objects = record["meta"]["objects"]
-        others = [p for p, obj in enumerate(objects) if p != o and np.any(record["instance"] == obj["instance_id"])]
+        others = [p for p, obj in enumerate(objects) if p != o and obj["visible_pixels"] > 0]
         side = int(round(self.model.crop_size * math.sqrt(rng.uniform(*self.augmentation.occluder_area))))
         if not others or side < 1:
             return crop, mask

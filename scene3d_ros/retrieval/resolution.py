@@ -563,9 +563,8 @@ def occlusion_weights(queries: Sequence[ObjectQuery], grid: int) -> list[np.ndar
     whose boxes overlap the query's are resampled (work grows with the overlaps, not with the
     square of the objects). Queries without a box or a mask get, and count as, nothing (weights 1)."""
     grid = int(grid)
-    ones = np.ones((grid, grid), dtype=np.float32)
     known = [i for i, q in enumerate(queries) if q.box is not None and q.mask is not None]
-    out = [ones.copy() for _ in queries]
+    out = [np.ones((grid, grid), dtype=np.float32) for _ in queries]
     if len(known) < 2:
         return out
     boxes = torch.tensor(np.stack([np.asarray(queries[i].box, dtype=np.float64).reshape(4) for i in known]))
@@ -586,7 +585,7 @@ def occlusion_weights(queries: Sequence[ObjectQuery], grid: int) -> list[np.ndar
         sampled = torch.nn.functional.grid_sample(masks[others][:, None], sample_at, mode="bilinear",
                                                   padding_mode="zeros", align_corners=False)[:, 0]
         hidden = (sampled.max(dim=0).values - masks[a]).clamp(0.0, 1.0)
-        out[i] = (1.0 - hidden).numpy().astype(np.float32)
+        out[i] = (1.0 - hidden).numpy()
     return out
 
 
