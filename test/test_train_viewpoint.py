@@ -142,6 +142,17 @@ def test_mask_head_added_to_a_trained_stage(config, tmp_path, capsys):
     assert build_viewpoint_model(masked / "last.pt", expected_classes=CATEGORIES).mask_head is not None
     assert main(["--config", str(config), "--output", str(tmp_path / "refused"), "--set", "optim.mask_weight=1.0"]) == 2
     assert "set model.mask_size" in capsys.readouterr().err
+    # mask pooling added to the stage with a mask head: its weights start at zero and training moves them
+    pooled = tmp_path / "pooled"
+    assert main(["--config", str(config), "--output", str(pooled), "--set", "optim.mask_weight=1.0",
+                 "model.mask_size=16", "model.mask_pooling=true", f"run.init_weights={masked / 'last.pt'}",
+                 "run.stop_at_step=1"]) == 0
+    weights = load_viewpoint_checkpoint(pooled / "last.pt")["model"]["mask_pool.weight"]
+    assert weights.shape[1] == 1280 and 0.0 < float(weights.abs().max()) < 0.01  # one small step from zero
+    assert build_viewpoint_model(pooled / "last.pt", expected_classes=CATEGORIES).config.mask_pooling
+    assert main(["--config", str(config), "--output", str(tmp_path / "refused_pooling"), "--set",
+                 "model.mask_pooling=true"]) == 2
+    assert "mask_pooling needs the mask head" in capsys.readouterr().err
 
 
 def test_crop_masks_cover_the_objects_visible_pixels_and_mirror_with_the_crop(dataset):

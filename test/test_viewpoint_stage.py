@@ -11,6 +11,7 @@ from scene3d_ros.geometry import symmetric_rotation_error_deg, viewpoint_rotatio
 from scene3d_ros.mirror import mirror_rotations
 from scene3d_ros.model.checkpoint import CheckpointError
 from scene3d_ros.model.viewpoint import (
+    MASK_POOLING_FLOOR,
     ViewpointBins,
     ViewpointModelConfig,
     ViewpointNet,
@@ -415,6 +416,37 @@ def test_mask_head_learns_a_fixed_batch_and_mirror_averages_exactly() -> None:
     torch.testing.assert_close(of_mirror, averaged.flip(-1), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="mask_size"):
         ViewpointModelConfig(crop_size=64, mask_size=4)
+
+
+def test_mask_pooling_starts_at_the_network_without_it_and_weighs_the_masked_cells() -> None:
+    torch.manual_seed(5)
+    plain = ViewpointNet(ViewpointModelConfig(crop_size=64, hidden=32, dropout=0.0, mask_size=16), len(CATEGORIES))
+    pooling = ViewpointNet(ViewpointModelConfig(crop_size=64, hidden=32, dropout=0.0, mask_size=16, mask_pooling=True),
+                           len(CATEGORIES))
+    missing = pooling.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing == ["mask_pool.weight"]
+    crops, labels = torch.rand(4, 3, 64, 64), torch.tensor([1, 2, 3, 4])
+    rays = torch.nn.functional.normalize(torch.randn(4, 3), dim=1)
+    plain.eval(), pooling.eval()
+    with torch.no_grad():
+        before, after = plain(crops, labels, rays), pooling(crops, labels, rays)
+    torch.testing.assert_close(after.logits, before.logits, rtol=0, atol=0)  # zero-initialised: the same network
+    # the pooled vector: the cells under the mask, the others at the floor weight
+    features = torch.zeros(1, 2, 2, 2)
+    features[0, 0, 0, 0], features[0, 1, 1, 1] = 10.0, 4.0  # channel 0 in the top-left cell, 1 bottom-right
+    logits = torch.full((1, 8, 8), -30.0)
+    logits[0, :4, :4] = 30.0  # the mask covers the top-left cell only
+    pooled = ViewpointNet.mask_pooled(features, logits)[0]
+    floor = MASK_POOLING_FLOOR
+    torch.testing.assert_close(pooled, torch.tensor([10.0 * (1 + floor), 4.0 * floor]) / (1 + 4 * floor))
+    # the rotation losses train mask_pool but leave the mask head to its own loss
+    pooling.train()
+    out = pooling(crops, labels, rays)
+    out.logits.square().sum().backward()
+    assert float(pooling.mask_pool.weight.grad.abs().sum()) > 0.0
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0.0 for p in pooling.mask_head.parameters())
+    with pytest.raises(ValueError, match="mask_pooling needs the mask head"):
+        ViewpointModelConfig(mask_pooling=True)
 
 
 def test_stage_with_a_mask_head_gives_box_masks() -> None:

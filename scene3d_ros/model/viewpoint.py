@@ -178,7 +178,10 @@ class ViewpointModelConfig:
     sub-types (``CadModel.shape_class``; empty: no shape head). ``train_viewpoint`` fills ``shapes``
     from the library when its ``optim.shape_weight`` is above 0. ``mask_size``: side (cells) of the
     optional mask head's output over the crop square (0: no mask head; ``train_viewpoint`` trains
-    it when ``optim.mask_weight`` is above 0 and refuses that weight without a ``mask_size``)."""
+    it when ``optim.mask_weight`` is above 0 and refuses that weight without a ``mask_size``).
+    ``mask_pooling``: also pool the backbone's last map weighted by the mask head's own visible-mask
+    probabilities (:meth:`ViewpointNet.mask_pooled`) and feed that vector to the trunk beside the
+    global pool, so an occluder's features weigh less in the rotation (needs a mask head)."""
 
     crop_size: int = 128
     crop_margin: float = 0.15
@@ -187,6 +190,7 @@ class ViewpointModelConfig:
     dropout: float = 0.2
     shapes: tuple[str, ...] = ()
     mask_size: int = 0
+    mask_pooling: bool = False
 
     def __post_init__(self) -> None:
         if not 32 <= int(self.crop_size) <= 512:
@@ -199,6 +203,10 @@ class ViewpointModelConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not (int(self.mask_size) == 0 or 8 <= int(self.mask_size) <= int(self.crop_size)):
             raise ValueError(f"mask_size must be 0 (no mask head) or in [8, crop_size], got {self.mask_size}")
+        if not isinstance(self.mask_pooling, bool):
+            raise ValueError(f"mask_pooling must be true or false, got {self.mask_pooling!r}")
+        if self.mask_pooling and not int(self.mask_size):
+            raise ValueError("mask_pooling needs the mask head (mask_size > 0)")
         shapes = tuple(str(s) for s in self.shapes)
         object.__setattr__(self, "shapes", shapes)
         if len(set(shapes)) != len(shapes) or any(s.count("/") != 1 for s in shapes):
@@ -222,6 +230,9 @@ class ViewpointOutputs(NamedTuple):
     masks: Tensor | None = None
 
 
+MASK_POOLING_FLOOR = 0.01
+"""Weight every cell of the last map keeps in :meth:`ViewpointNet.mask_pooled` (a crop whose mask
+head sees nothing pools like the global average)."""
 MASK_HEAD_WIDTH = 64
 """Channels of the mask head's top-down decoder."""
 MASK_LEVELS = (7, 14)
@@ -258,7 +269,10 @@ class ViewpointNet(nn.Module):
     and, with ``config.shapes``, the shape head: a linear layer on the pooled features (a shape does
     not depend on the viewing ray) giving logits over the shape classes, those of other categories
     than the crop's masked out (the category comes from network 1, ``classes``); with
-    ``config.mask_size``, the mask head (:class:`CropMaskHead`) on the backbone's maps."""
+    ``config.mask_size``, the mask head (:class:`CropMaskHead`) on the backbone's maps; with
+    ``config.mask_pooling``, the mask-pooled features (:meth:`mask_pooled`) enter the trunk's hidden
+    layer through ``mask_pool``, a linear map initialised to zero: a network widened this way computes
+    exactly what it did before until training moves it."""
 
     def __init__(self, config: ViewpointModelConfig, num_classes: int,
                  classes: Sequence[str] | None = None) -> None:
@@ -289,6 +303,10 @@ class ViewpointNet(nn.Module):
             allowed = torch.tensor([[c == name for c in categories] for name in classes], dtype=torch.bool)
             self.register_buffer("shape_allowed", allowed, persistent=False)  # (num_classes, S)
         self.mask_head = CropMaskHead(config.mask_size) if config.mask_size else None
+        self.mask_pool: nn.Linear | None = None
+        if config.mask_pooling:
+            self.mask_pool = nn.Linear(MOBILENET_V2_CHANNELS, config.hidden, bias=False)
+            nn.init.zeros_(self.mask_pool.weight)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         # channels-last convolutions: 4-5x faster for MobileNetV2's depthwise layers on CPU here
@@ -316,7 +334,11 @@ class ViewpointNet(nn.Module):
                 x = layer(x)
             levels.append(x)
         pooled = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        x = self.trunk(torch.cat([pooled, rays.to(pooled.dtype)], dim=1))
+        masks = None if self.mask_head is None else self.mask_head(levels)
+        hidden = self.trunk[0](torch.cat([pooled, rays.to(pooled.dtype)], dim=1))
+        if self.mask_pool is not None:
+            hidden = hidden + self.mask_pool(self.mask_pooled(x, masks))
+        x = self.trunk[1:](hidden)
         total = self.config.bins.total
         rows = (labels.long() - 1).clamp(0, self.num_classes - 1)
         logits = self.logits(x).view(-1, self.num_classes, total)
@@ -325,8 +347,18 @@ class ViewpointNet(nn.Module):
         shapes = None
         if self.shape_logits is not None:
             shapes = self.shape_logits(pooled).masked_fill(~self.shape_allowed[rows], float("-inf"))
-        masks = None if self.mask_head is None else self.mask_head(levels)
         return ViewpointOutputs(logits.gather(1, index).squeeze(1), offsets.gather(1, index).squeeze(1), shapes, masks)
+
+
+    @staticmethod
+    def mask_pooled(features: Tensor, mask_logits: Tensor) -> Tensor:
+        """Average ``(N, C)`` of the last map ``features`` ``(N, C, h, w)`` weighted by the mask
+        head's probabilities ``mask_logits`` ``(N, M, M)`` area-averaged onto its ``h x w`` cells,
+        plus :data:`MASK_POOLING_FLOOR` per cell. The weights are detached: the rotation losses
+        do not train the mask head (its own loss does)."""
+        weights = F.adaptive_avg_pool2d(mask_logits.detach().sigmoid()[:, None].to(features.dtype),
+                                        features.shape[-2:]) + MASK_POOLING_FLOOR
+        return (features * weights).sum((2, 3)) / weights.sum((2, 3))
 
 
 # =========================================================================== loss

@@ -507,18 +507,22 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
 
 def _load_init_weights(model: ViewpointNet, path: str | Path, config: ViewpointModelConfig) -> None:
     """Start a fresh run from the weights of ``path``: a checkpoint of the same network, or of the
-    same network without the shape head and/or the mask head that ``config`` adds (a new head starts
-    fresh)."""
+    same network without the shape head, the mask head and/or the mask pooling that ``config`` adds
+    (a new head starts fresh; new mask pooling starts at zero, so the run starts at the old network)."""
     checkpoint = load_viewpoint_checkpoint(path, CATEGORIES)
     stored = viewpoint_config_from_dict(checkpoint["model_config"])
     adds_shapes = not stored.shapes and bool(config.shapes)
     adds_mask = not stored.mask_size and bool(config.mask_size)
+    adds_pooling = not stored.mask_pooling and config.mask_pooling
     expected = dataclasses.replace(config, shapes=() if adds_shapes else config.shapes,
-                                   mask_size=0 if adds_mask else config.mask_size)
+                                   mask_size=0 if adds_mask else config.mask_size,
+                                   mask_pooling=False if adds_pooling else config.mask_pooling)
     if stored != expected:
         raise CheckpointError(f"{path} was trained with model config {dataclass_to_dict(stored)}, expected "
-                              f"{dataclass_to_dict(config)} (or the same without the shape or mask head)")
-    new_prefixes = ("shape_logits.",) * adds_shapes + ("mask_head.",) * adds_mask
+                              f"{dataclass_to_dict(config)} (or the same without the shape or mask head or "
+                              "mask pooling)")
+    new_prefixes = (("shape_logits.",) * adds_shapes + ("mask_head.",) * adds_mask
+                    + ("mask_pool.",) * adds_pooling)
     try:
         load_weights(model, checkpoint["model"], new_prefixes=new_prefixes)
     except RuntimeError as exc:
