@@ -54,12 +54,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, command_line, load_average, machine, wait_until_quiet
+from common import RESULTS, command_line, load_average, machine, render_scenes, wait_until_quiet
 from torch import nn
 
 from scene3d_ros.config import load_yaml
 from scene3d_ros.evaluation.metrics import rotation_errors_deg
-from scene3d_ros.geometry import CameraIntrinsics
 from scene3d_ros.model import fast_path
 from scene3d_ros.model.fast_path import fold_batch_norms, network_to_channels_last
 from scene3d_ros.paths import (
@@ -97,21 +96,6 @@ RPN's proposals)."""
 
 
 # =========================================================================== inputs
-def render_frames(count: int, width: int, height: int, objects: int, seed: int = 7
-                  ) -> list[tuple[np.ndarray, CameraIntrinsics]]:
-    """``count`` rendered scenes of ``objects`` objects each (fewer where they do not fit): RGB
-    uint8 (H, W, 3) and their intrinsics."""
-    from scene3d_ros.world.annotations import generate_annotated_scene
-    from scene3d_ros.world.cad_library import ensure_cad_library
-    from scene3d_ros.world.renderer import Renderer
-    from scene3d_ros.world.scene_sampler import SceneConfig
-
-    library, renderer, rng = ensure_cad_library(progress=False), Renderer(), np.random.default_rng(seed)
-    config = SceneConfig(image_sizes=((width, height),), num_objects_range=(objects, objects))
-    scenes = [generate_annotated_scene(rng, library, config, renderer) for _ in range(count)]
-    return [(s.rendered.rgb, s.scene.intrinsics) for s in scenes]
-
-
 # =========================================================================== FLOPs and peak
 def count_flops(pipeline: Pipeline, frames: list) -> list[dict]:
     """Per frame: detections, total GFLOP of one pipeline call and GFLOP per family (``FAMILIES``)."""
@@ -557,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
                         viewpoint_checkpoint=args.viewpoint_checkpoint, fast_path=False)
 
     print(f"rendering {frames_n} frames at {size} ...", flush=True)
-    frames = render_frames(frames_n, width, height, args.objects)
+    frames = render_scenes(frames_n, width, height, args.objects)
     baseline = build()
     record: dict = {"command": command_line("bench_cpu_path.py", argv), "machine": machine(), "torch": torch.__version__,
                     "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),

@@ -72,6 +72,7 @@ from common import (
     load_average,
     machine,
     parse_threading,
+    render_scenes,
     threading_env,
     wait_until_quiet,
 )
@@ -100,18 +101,9 @@ class Frame:
     intrinsics: CameraIntrinsics
 
 
-def render_frames(count: int, width: int, height: int, seed: int = 7) -> list[Frame]:
+def render_frames(count: int, width: int, height: int) -> list[Frame]:
     """``count`` synthetic scenes (RGB + intrinsics) at ``width`` x ``height`` pixels."""
-    from scene3d_ros.world.annotations import generate_annotated_scene
-    from scene3d_ros.world.cad_library import ensure_cad_library
-    from scene3d_ros.world.renderer import Renderer
-    from scene3d_ros.world.scene_sampler import SceneConfig
-
-    library = ensure_cad_library(progress=False)
-    renderer, rng = Renderer(), np.random.default_rng(seed)
-    config = SceneConfig(image_sizes=((width, height),))
-    scenes = [generate_annotated_scene(rng, library, config, renderer) for _ in range(count)]
-    return [Frame(s.rendered.rgb, s.scene.intrinsics) for s in scenes]
+    return [Frame(rgb, intrinsics) for rgb, intrinsics in render_scenes(count, width, height)]
 
 
 def load_frames(path: Path, count: int, width: int, height: int) -> list[Frame]:

@@ -50,6 +50,7 @@ from common import (
     load_average,
     machine,
     parse_threading,
+    render_scenes,
     threading_env,
     wait_until_quiet,
 )
@@ -65,18 +66,11 @@ def percentile(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 1)
 
 
-def render_frames(path: Path, count: int, width: int, height: int, seed: int = 7) -> None:
-    """``count`` rendered scenes saved to ``path`` (.npz: rgb uint8 (N, H, W, 3), K (N, 3, 3) pixels)."""
-    from scene3d_ros.world.annotations import generate_annotated_scene
-    from scene3d_ros.world.cad_library import ensure_cad_library
-    from scene3d_ros.world.renderer import Renderer
-    from scene3d_ros.world.scene_sampler import SceneConfig
-
-    library, renderer, rng = ensure_cad_library(progress=False), Renderer(), np.random.default_rng(seed)
-    config = SceneConfig(image_sizes=((width, height),))
-    scenes = [generate_annotated_scene(rng, library, config, renderer) for _ in range(count)]
-    np.savez(path, rgb=np.stack([s.rendered.rgb for s in scenes]),
-             K=np.stack([s.scene.intrinsics.matrix for s in scenes]))
+def save_frames(path: Path, count: int, width: int, height: int) -> None:
+    """``count`` rendered scenes (:func:`common.render_scenes`) saved to ``path`` (.npz: rgb uint8
+    (N, H, W, 3), K (N, 3, 3) pixels)."""
+    frames = render_scenes(count, width, height)
+    np.savez(path, rgb=np.stack([rgb for rgb, _ in frames]), K=np.stack([k.matrix for _, k in frames]))
 
 
 def run_config(name: str, frames_path: Path, reps: int, checkpoint: Path, viewpoint_checkpoint: str | None,
@@ -229,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
         frames_path = Path(tmp) / "frames.npz"
         print(f"rendering {args.frames} frames at {width}x{height} ...", flush=True)
-        render_frames(frames_path, args.frames, width, height)
+        save_frames(frames_path, args.frames, width, height)
         record["cores_busy_before"] = round(wait_until_quiet(0.15, args.max_wait), 2)
         record["load_before"] = load_average()
         record["date"] = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -1,5 +1,6 @@
 """Shared helpers of the benchmarks: machine description, the command line of a record, waiting
-for idle cores, and the shared-core mode (threading configurations, a busy neighbour process)."""
+for idle cores, rendered input scenes, and the shared-core mode (threading configurations, a busy
+neighbour process)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,23 @@ def machine() -> dict[str, str | int]:
         open3d_version = "not installed"
     return {"nproc": len(os.sched_getaffinity(0)), "cpu": cpu, "python": platform.python_version(),
             "numpy": np.__version__, "open3d": open3d_version, "platform": platform.platform()}
+
+
+def render_scenes(count: int, width: int, height: int, objects: int | None = None, seed: int = 7):
+    """``count`` rendered synthetic scenes at ``width`` x ``height`` pixels (``objects`` per scene
+    where they fit; None: the scene sampler's default range): a list of (RGB uint8 (H, W, 3),
+    :class:`~scene3d_ros.geometry.CameraIntrinsics`)."""
+    from scene3d_ros.world.annotations import generate_annotated_scene
+    from scene3d_ros.world.cad_library import ensure_cad_library
+    from scene3d_ros.world.renderer import Renderer
+    from scene3d_ros.world.scene_sampler import SceneConfig
+
+    library, renderer, rng = ensure_cad_library(progress=False), Renderer(), np.random.default_rng(seed)
+    config = SceneConfig(image_sizes=((width, height),))
+    if objects is not None:
+        config = SceneConfig(image_sizes=((width, height),), num_objects_range=(objects, objects))
+    scenes = [generate_annotated_scene(rng, library, config, renderer) for _ in range(count)]
+    return [(s.rendered.rgb, s.scene.intrinsics) for s in scenes]
 
 
 def cpu_busy_fraction(seconds: float = 1.0) -> float:

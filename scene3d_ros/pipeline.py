@@ -228,10 +228,10 @@ class Pipeline:
                 if h.box_mask is not None:
                     objects[-1].box_mask = h.box_mask
         if self.shape_db is not None:
-            self._retrieve(objects, intrinsics)
+            self.retrieve(objects, intrinsics)
         return objects
 
-    def _retrieve(self, objects: list[DetectedObject], intrinsics: CameraIntrinsics) -> None:
+    def retrieve(self, objects: list[DetectedObject], intrinsics: CameraIntrinsics) -> None:
         """Fill each object's ``model_id``, ``fallback``, ``retrieval_distance``, ``size``,
         ``model_quaternion``, ``model_translation`` and ``confidence`` from the resolution policy."""
         usable = [o for o in objects if o.descriptor is not None and o.allocentric_quaternion is not None]

@@ -1,6 +1,7 @@
 """The benchmarks still run end to end (quick settings, nothing written): the graph (camera, node,
 listener), the inference-thread layouts and the network timing (CPU only, one repetition), and the
-shared-core mode of the graph and pipeline benchmarks (tiny network, 160x120, one frame).
+shared-core mode of the graph and pipeline benchmarks (tiny network, 160x120, one frame), and the
+resolution policy's cost per variant (shipped networks and shape database, two frames).
 
 About 30 s + 25 s on the 2-core machine with another job running (node start-up with the shipped model
 dominates), plus ~15 s + ~25 s for the shared-core runs; the numbers themselves are not checked, only
@@ -15,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tiny_model import save_tiny_checkpoint
 
@@ -152,3 +154,19 @@ def test_bench_model_refuses_unknown_devices_before_any_work():
     run = subprocess.run([sys.executable, "benchmarks/bench_model.py", "--devices", "cpu,tpu", "--no-write"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "--devices: cpu and/or cuda" in run.stderr
+
+
+def test_bench_policy_quick_times_every_variant_and_counts_overlaps(tmp_path):
+    env = {**os.environ, "SCENE3D_BENCH_RESULTS": str(tmp_path)}
+    run = subprocess.run([sys.executable, "benchmarks/bench_policy.py", "--quick", "--max-wait", "1"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=400, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    record = json.loads((tmp_path / "policy_quick.json").read_text())
+    assert set(record["variants"]) == {"shipped", "occlusion_aware=false", "camera_weight=0", "silhouette_check=false"}
+    assert sum(record["detections_per_frame"]) >= 1
+    assert all(row["median_ms_per_object"] > 0 and row["samples"] >= 1 for row in record["variants"].values())
+    assert "| shipped |" in (tmp_path / "policy_quick.md").read_text()
+    from bench_policy import overlapping_pairs
+
+    boxes = [[0, 0, 10, 10], [5, 5, 15, 15], [20, 20, 30, 30], [10, 0, 20, 10]]  # touching edges do not overlap
+    assert overlapping_pairs([np.array(b, float) for b in boxes]) == 2
