@@ -11,10 +11,11 @@ TINY_MODEL = {
 }
 
 
-def save_tiny_checkpoint(path, score_threshold: float | None = 0.0):
+def save_tiny_checkpoint(path, score_threshold: float | None = 0.0, detections: int | None = None):
     """A randomly initialised tiny network saved as a checkpoint at ``path`` (returned).
 
-    ``score_threshold`` 0 keeps every detection, so an untrained network still produces output.
+    ``score_threshold`` 0 keeps every detection, so an untrained network still produces output;
+    ``detections``: its detections per image (None: ``TINY_MODEL``'s 5).
     """
     import torch
 
@@ -24,6 +25,8 @@ def save_tiny_checkpoint(path, score_threshold: float | None = 0.0):
     detector = dict(TINY_MODEL["detector"])
     if score_threshold is not None:
         detector["box_score_thresh"] = score_threshold
+    if detections is not None:
+        detector["box_detections_per_img"] = int(detections)
     config = model_config_from_dict({**TINY_MODEL, "detector": detector})
     torch.manual_seed(0)
     save_checkpoint(path, build_model(config, load_backbone_weights=False), config, CATEGORIES, rng_state=False)
