@@ -150,6 +150,18 @@ def test_mask_head_added_to_a_trained_stage(config, tmp_path, capsys):
     weights = load_viewpoint_checkpoint(pooled / "last.pt")["model"]["mask_pool.weight"]
     assert weights.shape[1] == 1280 and 0.0 < float(weights.abs().max()) < 0.01  # one small step from zero
     assert build_viewpoint_model(pooled / "last.pt", expected_classes=CATEGORIES).config.mask_pooling
+    # ... or takes a share of the trunk's weights on the whole-crop pool (one small step later)
+    shared = tmp_path / "shared"
+    assert main(["--config", str(config), "--output", str(shared), "--set", "optim.mask_weight=1.0",
+                 "model.mask_size=16", "model.mask_pooling=true", "optim.mask_pooling_share=0.25",
+                 f"run.init_weights={masked / 'last.pt'}", "run.stop_at_step=1"]) == 0
+    before = load_viewpoint_checkpoint(masked / "last.pt")["model"]["trunk.0.weight"][:, :1280]
+    after = load_viewpoint_checkpoint(shared / "last.pt")["model"]
+    torch.testing.assert_close(after["mask_pool.weight"], 0.25 * before, atol=2e-4, rtol=0)
+    torch.testing.assert_close(after["trunk.0.weight"][:, :1280], 0.75 * before, atol=2e-4, rtol=0)
+    assert float((after["mask_pool.weight"] - 0.25 * before).abs().max()) > 0.0  # and it trained
+    assert main(["--config", str(config), "--output", str(tmp_path / "refused_share"), "--set",
+                 "optim.mask_pooling_share=1.5"]) == 2
     assert main(["--config", str(config), "--output", str(tmp_path / "refused_pooling"), "--set",
                  "model.mask_pooling=true"]) == 2
     assert "mask_pooling needs the mask head" in capsys.readouterr().err

@@ -47,6 +47,7 @@ from scene3d_ros.geometry import symmetric_rotation_error_deg
 from scene3d_ros.model.checkpoint import CheckpointError
 from scene3d_ros.model.viewpoint import (
     HYPOTHESIS_SEPARATION_DEG,
+    MOBILENET_V2_CHANNELS,
     ViewpointModelConfig,
     ViewpointNet,
     library_shapes,
@@ -155,16 +156,23 @@ class ViewpointOptimConfig(OptimConfig):
     :func:`~scene3d_ros.model.viewpoint.shape_loss`; above 0 the network gets a shape head with the
     CAD library's shape classes; 0: no shape head) and ``mask_weight`` (weight of the mask head's
     binary cross-entropy, :func:`~scene3d_ros.model.viewpoint.mask_loss`; needs ``model.mask_size``
-    > 0; 0: the mask head, if any, is not trained)."""
+    > 0; 0: the mask head, if any, is not trained) and ``mask_pooling_share``: when ``run.init_weights``
+    is a stage without the mask pooling that ``model.mask_pooling`` adds, the share of the trunk's
+    weights on the whole-crop pool moved onto the new mask-pooled input (0: the new map starts at
+    zero, the run at the old network exactly; 0.5: at first the trunk sees the mean of the two pools,
+    so the new input is used from the first step rather than grown from zero)."""
 
     backbone_lr_factor: float = 0.2
     offset_weight: float = 1.0
     direction_weight: float = 0.0
     shape_weight: float = 0.0
     mask_weight: float = 0.0
+    mask_pooling_share: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not 0.0 <= self.mask_pooling_share <= 1.0:
+            raise ValueError(f"optim.mask_pooling_share must be in [0, 1], got {self.mask_pooling_share}")
         if not 0.0 <= self.backbone_lr_factor <= 10.0:
             raise ValueError(f"optim.backbone_lr_factor must be in [0, 10], got {self.backbone_lr_factor}")
         if self.offset_weight < 0.0:
@@ -341,7 +349,7 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
     model = ViewpointNet(config.model, len(CATEGORIES), CATEGORIES)
     if resume_path is None:
         if run.init_weights:
-            _load_init_weights(model, run.init_weights, config.model)
+            _load_init_weights(model, run.init_weights, config.model, config.optim.mask_pooling_share)
         else:
             model.load_imagenet()
     model.to(device).train()
@@ -505,10 +513,12 @@ def _train(config: ViewpointTrainConfig, start: RunStart, library: CadLibrary, t
                                 last_validation=last_val, stopped_by=stopped_by)
 
 
-def _load_init_weights(model: ViewpointNet, path: str | Path, config: ViewpointModelConfig) -> None:
+def _load_init_weights(model: ViewpointNet, path: str | Path, config: ViewpointModelConfig,
+                       mask_pooling_share: float = 0.0) -> None:
     """Start a fresh run from the weights of ``path``: a checkpoint of the same network, or of the
     same network without the shape head, the mask head and/or the mask pooling that ``config`` adds
-    (a new head starts fresh; new mask pooling starts at zero, so the run starts at the old network)."""
+    (a new head starts fresh; new mask pooling takes ``mask_pooling_share`` of the trunk's weights on
+    the whole-crop pool, :class:`ViewpointOptimConfig`; 0: it starts at zero, the old network exactly)."""
     checkpoint = load_viewpoint_checkpoint(path, CATEGORIES)
     stored = viewpoint_config_from_dict(checkpoint["model_config"])
     adds_shapes = not stored.shapes and bool(config.shapes)
@@ -527,6 +537,11 @@ def _load_init_weights(model: ViewpointNet, path: str | Path, config: ViewpointM
         load_weights(model, checkpoint["model"], new_prefixes=new_prefixes)
     except RuntimeError as exc:
         raise CheckpointError(f"the weights in {path} do not fit the model: {exc}") from exc
+    if adds_pooling and mask_pooling_share > 0.0:
+        with torch.no_grad():
+            pooled_columns = model.trunk[0].weight[:, :MOBILENET_V2_CHANNELS]
+            model.mask_pool.weight.copy_(mask_pooling_share * pooled_columns)
+            pooled_columns.mul_(1.0 - mask_pooling_share)
 
 
 class FirstScenes:
