@@ -28,6 +28,7 @@ bench: setup
 	bash scripts/in_netns.sh $(PY) benchmarks/bench_generate_data.py
 	bash scripts/in_netns.sh $(PY) benchmarks/bench_model.py
 	bash scripts/in_netns.sh $(PY) benchmarks/bench_retrieval.py
+	$(PY) benchmarks/bench_policy.py
 	bash scripts/in_netns.sh $(PY) benchmarks/bench_graph.py
 	$(PY) benchmarks/bench_inference_thread.py
 
