@@ -349,7 +349,6 @@ class ViewpointNet(nn.Module):
             shapes = self.shape_logits(pooled).masked_fill(~self.shape_allowed[rows], float("-inf"))
         return ViewpointOutputs(logits.gather(1, index).squeeze(1), offsets.gather(1, index).squeeze(1), shapes, masks)
 
-
     @staticmethod
     def mask_pooled(features: Tensor, mask_logits: Tensor) -> Tensor:
         """Average ``(N, C)`` of the last map ``features`` ``(N, C, h, w)`` weighted by the mask
