@@ -95,7 +95,6 @@ PER_OBJECT_FAMILIES = ("mask_head", "pose_descriptor_heads", "viewpoint_stage")
 RPN's proposals)."""
 
 
-# =========================================================================== inputs
 # =========================================================================== FLOPs and peak
 def count_flops(pipeline: Pipeline, frames: list) -> list[dict]:
     """Per frame: detections, total GFLOP of one pipeline call and GFLOP per family (``FAMILIES``)."""

@@ -37,6 +37,7 @@ from scene3d_ros.config import load_yaml
 from scene3d_ros.paths import atomic_write_text, config_dir, default_model_path, report_path
 from scene3d_ros.pipeline import Pipeline
 from scene3d_ros.retrieval import ResolutionPolicy, ShapeDatabase, default_shape_db_path
+from scene3d_ros.retrieval.resolution import box_overlaps
 from scene3d_ros.world.cad_library import ensure_cad_library
 
 VARIANTS = {
@@ -49,26 +50,22 @@ VARIANTS = {
 
 def overlapping_pairs(boxes: list[np.ndarray]) -> int:
     """Pairs of boxes (x0 y0 x1 y1) that overlap: the objects the occlusion-aware IoU resamples."""
-    count = 0
-    for i in range(len(boxes)):
-        for j in range(i + 1, len(boxes)):
-            a, b = boxes[i], boxes[j]
-            count += bool(min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1]))
-    return count
+    if len(boxes) < 2:
+        return 0
+    return int(box_overlaps(torch.tensor(np.stack(boxes), dtype=torch.float64)).triu(diagonal=1).sum())
 
 
-def run(frames: list, pipeline: Pipeline, reps: int) -> tuple[dict[str, list[float]], dict[str, list[float]], list]:
-    """Per variant, milliseconds per frame and per object over frames x reps; each frame's detections."""
+def run(frames: list, pipeline: Pipeline, shape_db: ShapeDatabase, reps: int
+        ) -> tuple[dict[str, list[float]], dict[str, list[float]], list]:
+    """Per variant, milliseconds per frame and per object over frames x reps; each frame's detections.
+    ``pipeline`` comes without a shape database (its calls run the networks only, untimed) and
+    retrieves from ``shape_db``."""
     base = pipeline.policy
     policies = {name: base.replace(**changes) for name, changes in VARIANTS.items()}
-    detections = []
+    detections = [pipeline(rgb, intrinsics) for rgb, intrinsics in frames]
+    pipeline.shape_db = shape_db
     per_frame: dict[str, list[float]] = {name: [] for name in VARIANTS}
     per_object: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for rgb, intrinsics in frames:
-        shape_db, pipeline.shape_db = pipeline.shape_db, None
-        objects = pipeline(rgb, intrinsics)  # networks only, untimed
-        pipeline.shape_db = shape_db
-        detections.append(objects)
     for rep in range(reps + 1):  # pass 0: warm-up (renderer, lazy set-up), not recorded
         for (_rgb, intrinsics), objects in zip(frames, detections, strict=True):
             if not objects:
@@ -126,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     db_path = default_shape_db_path()
     shape_db = ShapeDatabase.load(db_path, expected_library_checksum=library.checksum)
     pipeline = Pipeline(default_model_path(), "cpu", float(params["score_threshold"]), library=library,
-                        max_detections=int(params["max_detections"]), num_threads=args.threads, shape_db=shape_db,
+                        max_detections=int(params["max_detections"]), num_threads=args.threads,
                         policy=ResolutionPolicy())
     print(f"rendering {frames_n} frames at {args.size} ...", flush=True)
     frames = render_scenes(frames_n, width, height, args.objects)
@@ -137,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                     "size": args.size, "frames": frames_n, "objects": args.objects, "reps": reps}
     record["cores_busy_before"] = round(wait_until_quiet(0.15, args.max_wait), 2)
     record["load_before"] = load_average()
-    per_frame, per_object, detections = run(frames, pipeline, reps)
+    per_frame, per_object, detections = run(frames, pipeline, shape_db, reps)
     record["load_after"] = load_average()
     record["overlapping_pairs_per_frame"] = [overlapping_pairs([o.box for o in objects]) for objects in detections]
     record["detections_per_frame"] = [len(objects) for objects in detections]

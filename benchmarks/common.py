@@ -55,9 +55,8 @@ def render_scenes(count: int, width: int, height: int, objects: int | None = Non
     from scene3d_ros.world.scene_sampler import SceneConfig
 
     library, renderer, rng = ensure_cad_library(progress=False), Renderer(), np.random.default_rng(seed)
-    config = SceneConfig(image_sizes=((width, height),))
-    if objects is not None:
-        config = SceneConfig(image_sizes=((width, height),), num_objects_range=(objects, objects))
+    counts = {} if objects is None else {"num_objects_range": (objects, objects)}
+    config = SceneConfig(image_sizes=((width, height),), **counts)
     scenes = [generate_annotated_scene(rng, library, config, renderer) for _ in range(count)]
     return [(s.rendered.rgb, s.scene.intrinsics) for s in scenes]
 

@@ -553,6 +553,13 @@ def soft_iou(masks: Tensor, silhouettes: Tensor, weights: Tensor | None = None) 
     return (w * torch.minimum(a, b)).sum(dim=(2, 3)) / union.clamp_min(1e-6)
 
 
+def box_overlaps(boxes: Tensor) -> Tensor:
+    """``(K, K)`` bool: whether boxes ``(K, 4)`` (x0 y0 x1 y1, pixel edges) overlap with a positive
+    area (touching edges do not; each box overlaps itself)."""
+    lo, hi = boxes[:, :2], boxes[:, 2:]
+    return ((torch.minimum(hi[:, None], hi[None]) - torch.maximum(lo[:, None], lo[None])) > 0).all(dim=2)
+
+
 def occlusion_weights(queries: Sequence[ObjectQuery], grid: int) -> list[np.ndarray]:
     """Per query, the weight ``(grid, grid)`` float32 of each cell of its box's mask grid in the
     silhouette IoU: ``1 - clip(o - m, 0, 1)``, with ``m`` the query's own mask probability and ``o``
@@ -573,8 +580,7 @@ def occlusion_weights(queries: Sequence[ObjectQuery], grid: int) -> list[np.ndar
     sizes = (boxes[:, 2:] - boxes[:, :2]).clamp_min(1e-6)
     xs = boxes[:, 0, None] + centres[None] * sizes[:, 0, None]  # (K, G) cell centres, pixels
     ys = boxes[:, 1, None] + centres[None] * sizes[:, 1, None]
-    lo, hi = boxes[:, :2], boxes[:, 2:]
-    overlaps = ((torch.minimum(hi[:, None], hi[None]) - torch.maximum(lo[:, None], lo[None])) > 0).all(dim=2)
+    overlaps = box_overlaps(boxes)
     for a, i in enumerate(known):
         others = [b for b in range(len(known)) if b != a and bool(overlaps[a, b])]  # only boxes that overlap it
         if not others:
