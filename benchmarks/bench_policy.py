@@ -18,7 +18,9 @@ Variants: ``shipped`` (the policy's defaults: silhouette check, camera term, tra
 term, occlusion-aware); ``occlusion_aware=false``; ``camera_weight=0`` (no rendering in the camera);
 ``silhouette_check=false`` (descriptor, hypotheses and shape term only). Writes
 benchmarks/results/policy.md and .json (``--quick``: policy_quick.*, 2 frames, 1 rep) with the load
-average before and after.
+average before and after. ``--busy-neighbour``: the timed passes run beside a pure-Python spin loop
+pinned to one core (:func:`common.busy_core`, as a robot's other processes share its cores);
+writes policy_shared_core.* instead.
 """
 
 from __future__ import annotations
@@ -31,7 +33,16 @@ import time
 
 import numpy as np
 import torch
-from common import RESULTS, command_line, load_average, machine, render_scenes, wait_until_quiet
+from common import (
+    RESULTS,
+    busy_core,
+    busy_core_index,
+    command_line,
+    load_average,
+    machine,
+    render_scenes,
+    wait_until_quiet,
+)
 
 from scene3d_ros.config import load_yaml
 from scene3d_ros.paths import atomic_write_text, config_dir, default_model_path, report_path
@@ -92,7 +103,9 @@ def to_markdown(record: dict) -> str:
              f"per frame {record['overlapping_pairs_per_frame']}; reps {record['reps']}; shape database "
              f"{record['shape_db']} ({record['shape_db_views']} views); load average before "
              f"{record['load_before'][0]:.2f}, after {record['load_after'][0]:.2f} (1 min); busy share of the cores "
-             f"before {record['cores_busy_before']}.", "",
+             f"before {record['cores_busy_before']}"
+             + (f"; timed beside a spin loop pinned to core {record['busy_core']}" if "busy_core" in record else "")
+             + ".", "",
              "| policy variant | median ms per object | median ms per frame | vs shipped |", "|---|---:|---:|---:|"]
     for name, row in record["variants"].items():
         lines.append(f"| {name} | {row['median_ms_per_object']:.1f} | {row['median_ms_per_frame']:.1f} | "
@@ -111,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-wait", type=float, default=120.0, help="seconds to wait for quiet cores")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 frames, 1 rep, policy_quick.*")
+    parser.add_argument("--busy-neighbour", action="store_true",
+                        help="time beside a spin loop pinned to one core; writes policy_shared_core.*")
     args = parser.parse_args(argv)
     frames_n = args.frames or (2 if args.quick else 8)
     reps = args.reps or (1 if args.quick else 5)
@@ -134,7 +149,12 @@ def main(argv: list[str] | None = None) -> int:
                     "size": args.size, "frames": frames_n, "objects": args.objects, "reps": reps}
     record["cores_busy_before"] = round(wait_until_quiet(0.15, args.max_wait), 2)
     record["load_before"] = load_average()
-    per_frame, per_object, detections = run(frames, pipeline, shape_db, reps)
+    if args.busy_neighbour:
+        record["busy_core"] = busy_core_index()
+        with busy_core(record["busy_core"], max_seconds=1800.0):
+            per_frame, per_object, detections = run(frames, pipeline, shape_db, reps)
+    else:
+        per_frame, per_object, detections = run(frames, pipeline, shape_db, reps)
     record["load_after"] = load_average()
     record["overlapping_pairs_per_frame"] = [overlapping_pairs([o.box for o in objects]) for objects in detections]
     record["detections_per_frame"] = [len(objects) for objects in detections]
@@ -145,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if not record["variants"]:
         print("no detections in any frame: nothing to time", flush=True)
         return 1
-    name = "policy_quick" if args.quick else "policy"
+    name = "policy_quick" if args.quick else "policy_shared_core" if args.busy_neighbour else "policy"
     atomic_write_text(RESULTS / f"{name}.json", json.dumps(record, indent=1) + "\n")
     atomic_write_text(RESULTS / f"{name}.md", to_markdown(record))
     print(to_markdown(record))

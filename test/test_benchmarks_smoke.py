@@ -170,3 +170,10 @@ def test_bench_policy_quick_times_every_variant_and_counts_overlaps(tmp_path):
 
     boxes = [[0, 0, 10, 10], [5, 5, 15, 15], [20, 20, 30, 30], [10, 0, 20, 10]]  # touching edges do not overlap
     assert overlapping_pairs([np.array(b, float) for b in boxes]) == 2
+    # beside a busy neighbour: recorded, and the neighbour is gone afterwards
+    run = subprocess.run([sys.executable, "benchmarks/bench_policy.py", "--quick", "--busy-neighbour", "--max-wait", "1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=400, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    record = json.loads((tmp_path / "policy_quick.json").read_text())
+    assert record["busy_core"] == common.busy_core_index() and "spin loop pinned" in run.stdout
+    assert not _busy_loops()
